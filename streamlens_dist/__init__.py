@@ -1,0 +1,9 @@
+"""streamlens-dist: exact, chunked inter-arrival analysis of flight-test captures on Dask."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .api import Summary, analyze  # noqa: E402
+
+__all__ = ["Summary", "__version__", "analyze"]

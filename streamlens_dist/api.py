@@ -1,0 +1,112 @@
+"""The Python API: `analyze(paths, store, ...)`, which the CLI wraps (STYLE §11)."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+from . import __version__
+from .capture.split import plan_capture
+from .engine import Progress, _noop, cluster_client, run_dask, run_serial
+from .results import Tables, build_tables
+from .settings import DEFAULT_CHUNK_SIZE, Settings
+from .store import check_writable, write_store
+
+
+@dataclass
+class Summary:
+    """What a run produced: the store's attributes plus run facts (not stored)."""
+
+    store: str
+    attrs: dict[str, Any]
+    tables: Tables
+    chunks: int
+    wall_s: float
+    phases: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def frames(self) -> int:
+        return int(self.attrs["frames"])
+
+    @property
+    def packets_per_s(self) -> float:
+        return self.frames / self.wall_s if self.wall_s > 0 else float("nan")
+
+    def top_flows(self, n: int = 5) -> list[dict[str, Any]]:
+        f = self.tables.flows
+        order = sorted(range(len(f["src"])), key=lambda i: (-int(f["outliers"][i]), i))[:n]
+        return [{"src": str(f["src"][i]), "dst": str(f["dst"][i]), "kind": str(f["kind"][i]),
+                 "frames": int(f["frames"][i]), "outliers": int(f["outliers"][i]),
+                 "iat_mean_ns": float(f["iat_mean_ns"][i])} for i in order]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"store": self.store, "attrs": self.attrs, "chunks": self.chunks,
+                "wall_s": self.wall_s, "packets_per_s": self.packets_per_s,
+                "flows": len(self.tables.flows["src"]),
+                "outliers": len(self.tables.flow_outliers["frame"]),
+                "top_flows": self.top_flows(), "phases": self.phases}
+
+
+def analyze(
+    paths: str | os.PathLike | Sequence[str | os.PathLike],
+    store: str | os.PathLike,
+    *,
+    sigma: str | int | float = "3",
+    chunk_size: int | str = DEFAULT_CHUNK_SIZE,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    client: Any = None,
+    serial: bool = False,
+    overwrite: bool = False,
+    progress: Progress = _noop,
+) -> Summary:
+    """Analyse one capture (a file, or the files of a rotated set, or globs) into `store`.
+
+    Runs on `client` if given, else on the Dask scheduler at `scheduler` (or
+    DASK_SCHEDULER_ADDRESS), else on a local cluster of `workers` processes; `serial=True`
+    runs everything in this process without Dask.
+    """
+    t0 = time.perf_counter()
+    settings = Settings(sigma=str(sigma), chunk_size=chunk_size)
+    store = os.fspath(store)
+    check_writable(store, overwrite)
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    phases: dict[str, float] = {}
+    plan = plan_capture(list(paths), settings.chunk_size)
+    phases["split"] = time.perf_counter() - t0
+    progress("split", 1, 1)
+    t1 = time.perf_counter()
+    if serial:
+        merged, outliers = run_serial(plan, settings, progress)
+    elif client is not None:
+        merged, outliers = run_dask(plan, settings, client, progress)
+    else:
+        with cluster_client(scheduler, workers) as c:
+            t1 = time.perf_counter()
+            phases["cluster_start"] = t1 - t0 - phases["split"]
+            merged, outliers = run_dask(plan, settings, c, progress)
+    phases["analyse"] = time.perf_counter() - t1
+    t2 = time.perf_counter()
+    tables = build_tables(merged, Fraction(settings.sigma), outliers)
+    attrs = {
+        "sigma": settings.sigma,
+        "files": list(plan.files),
+        "frames": plan.frames,
+        "first_ns": merged.first_ns,
+        "last_ns": merged.last_ns,
+        "undecodable_frames": merged.undecodable,
+        "undecodable_first_frames": merged.undecodable_first,
+        "untimed_frames": merged.untimed,
+        "malformed_payloads": dict(sorted(merged.malformed.items())),
+        "problems": [p.to_dict() for p in plan.problems],
+        "software_version": __version__,
+    }
+    write_store(store, tables, attrs, overwrite)
+    phases["write"] = time.perf_counter() - t2
+    return Summary(store, {"schema": "streamlens-dist/1", **attrs, "complete": True}, tables,
+                   len(plan.chunks), time.perf_counter() - t0, phases)

@@ -1,0 +1,1 @@
+"""Stage 1: capture containers (pcap, pcapng) and the splitter that cuts them into chunks."""

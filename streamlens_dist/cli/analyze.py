@@ -1,0 +1,105 @@
+"""`streamlens-dist analyze`: run the analysis and print a summary."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ..api import Summary, analyze
+from ..settings import DEFAULT_CHUNK_SIZE, parse_sigma, parse_size
+from . import EXIT_DATA_PROBLEMS, EXIT_OK, cli
+
+_PHASES = {"split": "split", "dissect": "dissect chunks", "merge": "merge partials",
+           "outliers": "outlier pass"}
+
+
+def _size(_ctx: click.Context, _param: click.Parameter, value: str) -> int:
+    try:
+        return parse_size(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
+def _sigma(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    try:
+        return parse_sigma(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
+@cli.command("analyze")
+@click.argument("paths", nargs=-1, required=True)
+@click.option("-o", "--output", "store", required=True, help="Zarr store to write.")
+@click.option("--sigma", default="3", show_default=True, callback=_sigma,
+              help="Outlier threshold k in mean + k*std (a decimal, taken exactly).")
+@click.option("--chunk-size", default=str(DEFAULT_CHUNK_SIZE // 1024**2) + "MiB",
+              show_default=True, callback=_size, help="Target chunk size: bytes or KiB/MiB/GiB.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Worker processes of the local cluster [default: CPU count, at most 8].")
+@click.option("--scheduler", default=None, metavar="ADDRESS", envvar="DASK_SCHEDULER_ADDRESS",
+              help="Submit to this Dask scheduler (tcp://host:port) instead of a local cluster.")
+@click.option("--serial", is_flag=True, help="Run in this process without Dask.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing store.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def analyze_cmd(paths: tuple[str, ...], store: str, sigma: str, chunk_size: int,
+                workers: int | None, scheduler: str | None, serial: bool, overwrite: bool,
+                as_json: bool, quiet: bool) -> int:
+    """Analyse one capture (files of a rotated set or a glob count as one capture) into STORE.
+
+    Example: streamlens-dist analyze flight-042/*.pcapng -o flight-042.zarr
+    """
+    console = Console(stderr=True)
+    with Progress(TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console, disable=quiet or as_json,
+                  transient=False) as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = bar.add_task(_PHASES.get(phase, phase), total=total)
+            bar.update(tasks[phase], completed=done, total=total)
+
+        summary = analyze(list(paths), store, sigma=sigma, chunk_size=chunk_size,
+                          workers=workers, scheduler=scheduler, serial=serial,
+                          overwrite=overwrite, progress=progress)
+    if as_json:
+        click.echo(json.dumps(summary.to_dict(), indent=2, default=str))
+    else:
+        print_summary(summary, Console())
+    return EXIT_DATA_PROBLEMS if summary.attrs["problems"] else EXIT_OK
+
+
+def _ms(ns: float) -> str:
+    return "-" if math.isnan(ns) else f"{ns / 1e6:.3f}"
+
+
+def print_summary(s: Summary, console: Console) -> None:
+    a, t = s.attrs, s.tables
+    console.print(
+        f"[bold]{s.store}[/bold]: {a['frames']} frames in {len(a['files'])} file(s), "
+        f"{len(t.flows['src'])} flows, {len(t.frame_types['flow'])} flow/frame-type rows, "
+        f"{len(t.flow_outliers['frame'])} flow outliers (sigma {a['sigma']}), "
+        f"{s.chunks} chunks, {s.wall_s:.2f} s wall, {s.packets_per_s:,.0f} packets/s")
+    if a["undecodable_frames"] or a["untimed_frames"]:
+        console.print(f"undecodable frames: {a['undecodable_frames']} (first: "
+                      f"{a['undecodable_first_frames'][:5]}), untimed frames: {a['untimed_frames']}")
+    top = [f for f in s.top_flows(5) if f["outliers"]]
+    if top:
+        table = Table(title="Top flows by outliers")
+        for col in ("src", "dst", "kind", "frames", "outliers", "mean IAT ms"):
+            table.add_column(col, justify="right" if col[0] in "fom" else "left")
+        for f in top:
+            table.add_row(f["src"], f["dst"], f["kind"], str(f["frames"]), str(f["outliers"]),
+                          _ms(f["iat_mean_ns"]))
+        console.print(table)
+    for p in a["problems"]:
+        console.print(f"[yellow]problem[/yellow] {p['kind']}: {p['file']} at byte {p['offset']}"
+                      f" (frame {p['frame']}): {p['message']}")
+    if a["malformed_payloads"]:
+        console.print(f"malformed payloads (still classified): {a['malformed_payloads']}")

@@ -1,0 +1,78 @@
+"""Link layers: find the network layer (or the L2 addresses) of a frame.
+
+Returns ("ip", offset) when an IP version nibble is expected at `offset`, ("l2", src_mac,
+dst_mac, ethertype, payload offset) for Ethernet frames without IP, or None when the frame
+cannot be decoded (unknown link type, too short, non-IP on a link without MAC pairs).
+"""
+
+from __future__ import annotations
+
+ETH_IP4, ETH_IP6, ETH_ARP, ETH_PTP = 0x0800, 0x86DD, 0x0806, 0x88F7
+VLAN_TPIDS = frozenset((0x8100, 0x88A8, 0x9100, 0x9200))
+MAX_VLAN_TAGS = 8  # bound the tag walk: hostile frames can stack tags forever
+
+ETHERNET, NULL, LOOP, SLL, SLL2 = 1, 0, 108, 113, 276
+RAW_IP = frozenset((101, 12, 14))  # LINKTYPE_RAW and the raw DLT values old files carry
+IPV4_ONLY, IPV6_ONLY = 228, 229
+_NULL_IP4 = 2
+_NULL_IP6 = frozenset((24, 28, 30))
+
+_mac_cache: dict[bytes, str] = {}
+
+
+def mac_text(b: bytes) -> str:
+    s = _mac_cache.get(b)
+    if s is None:
+        s = _mac_cache[b] = b.hex(":")
+    return s
+
+
+def skip_vlans(data: bytes, type_off: int, payload_off: int) -> tuple[int, int] | None:
+    """(ethertype, payload offset) after any VLAN tags; the type field is at type_off and the
+    payload (where a first tag would sit) at payload_off. None if the tags are cut short."""
+    if len(data) < type_off + 2:
+        return None
+    etype = int.from_bytes(data[type_off:type_off + 2], "big")
+    off = payload_off
+    tags = 0
+    while etype in VLAN_TPIDS:
+        if tags == MAX_VLAN_TAGS or len(data) < off + 4:
+            return None
+        etype = int.from_bytes(data[off + 2:off + 4], "big")
+        off += 4
+        tags += 1
+    return etype, off
+
+
+def decode(linktype: int, data: bytes) -> tuple | None:
+    if linktype == ETHERNET:
+        if len(data) < 14:
+            return None
+        r = skip_vlans(data, 12, 14)
+        if r is None:
+            # A truncated tag stack is still an Ethernet frame between two MACs.
+            return ("l2", mac_text(data[6:12]), mac_text(data[0:6]), -1, len(data))
+        etype, off = r
+        if etype in (ETH_IP4, ETH_IP6):
+            return ("ip", off, data[6:12], data[0:6])
+        return ("l2", mac_text(data[6:12]), mac_text(data[0:6]), etype, off)
+    if linktype in RAW_IP or linktype in (IPV4_ONLY, IPV6_ONLY):
+        return ("ip", 0, None, None)
+    if linktype in (SLL, SLL2):
+        hlen = 16 if linktype == SLL else 20
+        if len(data) < hlen:
+            return None
+        r = skip_vlans(data, 14 if linktype == SLL else 0, hlen)
+        if r is None:
+            return None
+        etype, off = r
+        return ("ip", off, None, None) if etype in (ETH_IP4, ETH_IP6) else None
+    if linktype in (NULL, LOOP):
+        if len(data) < 4:
+            return None
+        fams = (int.from_bytes(data[:4], "big"),) if linktype == LOOP else (
+            int.from_bytes(data[:4], "little"), int.from_bytes(data[:4], "big"))
+        if any(f == _NULL_IP4 or f in _NULL_IP6 for f in fams):
+            return ("ip", 4, None, None)
+        return None
+    return None

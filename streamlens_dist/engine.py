@@ -1,0 +1,121 @@
+"""The only module that knows Dask: builds and runs the graph (STYLE §2).
+
+pass 1 (chunk -> partial) | ordered tree reduction of partials | thresholds on the client |
+pass 2 (chunk outliers, skipped where no IAT can pass) . `run_serial` is the same pipeline in
+one process, used as the oracle and for tiny inputs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+from fractions import Fraction
+
+from .capture.split import CapturePlan, ChunkSpec
+from .chunktask import analyze_chunk, chunk_outliers, thresholds_to_bytes
+from .errors import ClusterError
+from .partial import Partial, combine, combine_all
+from .results import thresholds
+from .settings import Settings
+from .wire import partial_from_bytes, partial_to_bytes
+
+Progress = Callable[[str, int, int], None]  # (phase, done, total)
+
+
+def _noop(phase: str, done: int, total: int) -> None:
+    pass
+
+
+# --- task wrappers: plain data in, bytes out (what crosses the network) ---------------------
+
+def pass1_task(spec: dict, settings: dict) -> bytes:
+    return analyze_chunk(ChunkSpec.from_dict(spec), Settings.from_dict(settings))
+
+
+def combine_task(a: bytes, b: bytes) -> bytes:
+    return partial_to_bytes(combine(partial_from_bytes(a), partial_from_bytes(b)))
+
+
+def pass2_task(spec: dict, settings: dict, partial: bytes, thr: bytes) -> bytes:
+    return chunk_outliers(ChunkSpec.from_dict(spec), Settings.from_dict(settings), partial, thr)
+
+
+def run_serial(plan: CapturePlan, settings: Settings, progress: Progress = _noop
+               ) -> tuple[Partial, list[bytes]]:
+    parts: list[bytes] = []
+    for i, spec in enumerate(plan.chunks):
+        parts.append(analyze_chunk(spec, settings))
+        progress("dissect", i + 1, len(plan.chunks))
+    merged = combine_all([partial_from_bytes(p) for p in parts])
+    thr = thresholds_to_bytes(*thresholds(merged, Fraction(settings.sigma)))
+    out = []
+    for i, (spec, p) in enumerate(zip(plan.chunks, parts, strict=True)):
+        out.append(chunk_outliers(spec, settings, p, thr))
+        progress("outliers", i + 1, len(plan.chunks))
+    return merged, out
+
+
+def run_dask(plan: CapturePlan, settings: Settings, client, progress: Progress = _noop
+             ) -> tuple[Partial, list[bytes]]:
+    from distributed import as_completed
+
+    sdict = settings.to_dict()
+    specs = [c.to_dict() for c in plan.chunks]
+    n = len(specs)
+    if n == 0:
+        return Partial.empty(), []
+    token = f"{os.getpid()}-{id(plan):x}"
+    p1 = client.map(pass1_task, specs, settings=sdict, key=[f"sl-pass1-{token}-{i}"
+                                                            for i in range(n)])
+    # Ordered pairwise tree: submitted now, runs as pass-1 results arrive.
+    level, depth = list(p1), 0
+    while len(level) > 1:
+        nxt = []
+        for i in range(0, len(level) - 1, 2):
+            nxt.append(client.submit(combine_task, level[i], level[i + 1],
+                                     key=f"sl-merge-{token}-{depth}-{i}"))
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level, depth = nxt, depth + 1
+    for done, _ in enumerate(as_completed(p1), 1):
+        progress("dissect", done, n)
+    merged = partial_from_bytes(level[0].result())
+    progress("merge", 1, 1)
+    thr = client.scatter(thresholds_to_bytes(*thresholds(merged, Fraction(settings.sigma))),
+                         broadcast=True)
+    p2 = [client.submit(pass2_task, s, sdict, f, thr, key=f"sl-pass2-{token}-{i}")
+          for i, (s, f) in enumerate(zip(specs, p1, strict=True))]
+    for done, _ in enumerate(as_completed(p2), 1):
+        progress("outliers", done, n)
+    out = client.gather(p2)
+    del p1, p2, level
+    return merged, out
+
+
+@contextlib.contextmanager
+def cluster_client(scheduler: str | None, workers: int | None) -> Iterator:
+    """A Dask client: to `scheduler` (or dask's `scheduler-address` config, which the
+    DASK_SCHEDULER_ADDRESS variable sets), else to a new loopback-only local cluster."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    address = scheduler or dask.config.get("scheduler-address", None)
+    if address:
+        try:
+            client = Client(address, timeout="10s")
+        except (OSError, TimeoutError) as exc:
+            raise ClusterError(
+                f"cannot reach the Dask scheduler at {address} ({exc}); start one with "
+                "`dask scheduler` and `dask worker ADDRESS`, or omit --scheduler (and unset "
+                "DASK_SCHEDULER_ADDRESS) to run on a local cluster") from exc
+        with client:
+            yield client
+        return
+    n = workers or max(1, min(os.cpu_count() or 1, 8))
+    with (
+        LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
+                     dashboard_address=None, silence_logs=40) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client

@@ -1,0 +1,35 @@
+"""One error hierarchy for broken program inputs.
+
+Each class also inherits the matching builtin so callers can catch either. Malformed traffic
+inside a valid capture is *data* (counted, reported), never one of these exceptions.
+"""
+
+from __future__ import annotations
+
+
+class StreamlensError(Exception):
+    """Base class of every error streamlens-dist raises on purpose."""
+
+
+class CaptureNotFoundError(StreamlensError, FileNotFoundError):
+    """A capture path or glob matched no file."""
+
+
+class CaptureFormatError(StreamlensError, ValueError):
+    """A file is not a pcap/pcapng capture, or its header is unusable."""
+
+
+class SettingsError(StreamlensError, ValueError):
+    """An option value is invalid (sigma, chunk size, worker count...)."""
+
+
+class StoreExistsError(StreamlensError, FileExistsError):
+    """The result store already exists and --overwrite was not given."""
+
+
+class WireFormatError(StreamlensError, ValueError):
+    """A serialised partial is not one this version understands."""
+
+
+class ClusterError(StreamlensError, RuntimeError):
+    """The Dask scheduler could not be reached or was lost."""

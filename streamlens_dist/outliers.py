@@ -1,0 +1,50 @@
+"""The exact outlier rule of CONTRACT.md §6, as one integer threshold per scope.
+
+x is an outlier iff n*x - S > 0 and (n*x - S)^2 (n-1) > k^2 n (nQ - S^2), k = p/q. The left
+side grows with x, so the smallest passing integer x_min is found once per scope with integer
+square roots, and every IAT is then compared as `iat >= x_min`, in int64.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+
+def threshold(n: int, s: int, q: int, k: Fraction) -> int | None:
+    """Smallest integer IAT that is an outlier in a scope with (n, S, Q), or None (n < 2)."""
+    if n < 2:
+        return None
+    p, d = k.numerator, k.denominator
+    rhs = p * p * n * (n * q - s * s)  # with y = n*x - S: need y^2 * (n-1) * d^2 > rhs
+    m = (n - 1) * d * d
+    y = math.isqrt(rhs // m) if rhs > 0 else 0
+    while y * y * m <= rhs:
+        y += 1
+    while y > 1 and (y - 1) * (y - 1) * m > rhs:
+        y -= 1
+    y = max(y, 1)  # n*x - S > 0
+    return -((-(s + y)) // n)  # ceil((S + y) / n)
+
+
+def is_outlier(x: int, n: int, s: int, q: int, k: Fraction) -> bool:
+    """The rule written literally; the tests hold `threshold` to it."""
+    if n < 2:
+        return False
+    y = n * x - s
+    return y > 0 and y * y * (n - 1) * k.denominator ** 2 > k.numerator ** 2 * n * (n * q - s * s)
+
+
+def mean_std(n: int, s: int, q: int) -> tuple[float, float]:
+    """float64 mean and sample std: the exact integer ratio divided once, then the root."""
+    mean = s / n if n else math.nan  # int/int true division is correctly rounded
+    std = math.sqrt((n * q - s * s) / (n * (n - 1))) if n >= 2 else math.nan
+    return mean, std
+
+
+def deviation(x: int, mean: float, std: float) -> float:
+    """(x - mean) / std in float64; +inf when std is 0 (cannot happen for an outlier unless
+    the scope's variance is exactly zero, where no IAT exceeds the mean)."""
+    if std == 0:
+        return math.inf
+    return (float(x) - mean) / std

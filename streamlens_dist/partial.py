@@ -1,0 +1,133 @@
+"""Partial statistics: the monoid that makes results independent of chunking (STYLE §7).
+
+A `Partial` covers a contiguous run of chunks. Per flow and per (flow, frame type) it holds
+`Stats`: frames, bytes, first/last frame and timestamp, and over the IATs *inside* the run:
+count n, sum S, sum of squares Q (a Python int, unbounded), min and max. `combine(a, b)` with
+`a` before `b` adds the one IAT that spans the seam (b.first_ns - a.last_ns) per scope and
+remembers it as a *boundary IAT* (scope, frame, ts, iat) so that the outlier pass can test it
+later. Combining is associative but not commutative: reductions keep chunk order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+FlowKey = tuple[str, str, str]  # (src, dst, kind)
+TypeKey = tuple[FlowKey, str]  # (flow, frame type)
+MAX_UNDECODABLE_LISTED = 20
+
+# Stats are plain lists for speed on the per-frame hot path; index names:
+FRAMES, BYTES, FIRST_FRAME, FIRST_NS, LAST_FRAME, LAST_NS, N, S, Q, MIN, MAX = range(11)
+
+
+def new_stats(frame: int, ts: int, size: int) -> list:
+    return [1, size, frame, ts, frame, ts, 0, 0, 0, None, None]
+
+
+def add_iat(st: list, frame: int, ts: int, size: int) -> int:
+    """Append a frame to a scope's stats; return its IAT."""
+    iat = ts - st[LAST_NS]
+    st[FRAMES] += 1
+    st[BYTES] += size
+    st[LAST_FRAME] = frame
+    st[LAST_NS] = ts
+    st[N] += 1
+    st[S] += iat
+    st[Q] += iat * iat
+    if st[MIN] is None or iat < st[MIN]:
+        st[MIN] = iat
+    if st[MAX] is None or iat > st[MAX]:
+        st[MAX] = iat
+    return iat
+
+
+def merge_stats(a: list, b: list) -> tuple[list, int]:
+    """Stats of a followed by b, and the boundary IAT that joins them."""
+    iat = b[FIRST_NS] - a[LAST_NS]
+    mins = [v for v in (a[MIN], b[MIN], iat) if v is not None]
+    maxs = [v for v in (a[MAX], b[MAX], iat) if v is not None]
+    return [a[FRAMES] + b[FRAMES], a[BYTES] + b[BYTES], a[FIRST_FRAME], a[FIRST_NS],
+            b[LAST_FRAME], b[LAST_NS], a[N] + b[N] + 1, a[S] + b[S] + iat,
+            a[Q] + b[Q] + iat * iat, min(mins), max(maxs)], iat
+
+
+@dataclass
+class Partial:
+    """Statistics of chunks lo..hi (inclusive) of one capture."""
+
+    lo: int = -1
+    hi: int = -1
+    frames: int = 0
+    untimed: int = 0
+    undecodable: int = 0
+    undecodable_first: list[int] = field(default_factory=list)
+    first_ns: int | None = None
+    last_ns: int | None = None
+    flows: dict[FlowKey, list] = field(default_factory=dict)
+    hints: dict[FlowKey, set[str]] = field(default_factory=dict)
+    types: dict[TypeKey, list] = field(default_factory=dict)
+    # boundary IATs created by combine: (scope key, frame, ts, iat)
+    flow_boundaries: list[tuple[FlowKey, int, int, int]] = field(default_factory=list)
+    type_boundaries: list[tuple[TypeKey, int, int, int]] = field(default_factory=list)
+    malformed: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def empty(cls) -> Partial:
+        return cls()
+
+    def is_empty(self) -> bool:
+        return self.lo < 0
+
+
+def _merge_scopes(a: dict, b: dict, boundaries: list) -> dict:
+    out = {k: list(v) for k, v in a.items()}
+    for k, sb in b.items():
+        sa = out.get(k)
+        if sa is None:
+            out[k] = list(sb)
+        else:
+            out[k], iat = merge_stats(sa, sb)
+            boundaries.append((k, sb[FIRST_FRAME], sb[FIRST_NS], iat))
+    return out
+
+
+def combine(a: Partial, b: Partial) -> Partial:
+    """The partial of `a` followed by `b` (neither is modified)."""
+    if a.is_empty():
+        return b
+    if b.is_empty():
+        return a
+    if b.lo != a.hi + 1:
+        raise ValueError(f"partials must be combined in chunk order: {a.lo}..{a.hi} then "
+                         f"{b.lo}..{b.hi}")
+    fb = list(a.flow_boundaries)
+    tb = list(a.type_boundaries)
+    flows = _merge_scopes(a.flows, b.flows, fb)
+    types = _merge_scopes(a.types, b.types, tb)
+    fb.extend(b.flow_boundaries)
+    tb.extend(b.type_boundaries)
+    hints = {k: set(v) for k, v in a.hints.items()}
+    for k, v in b.hints.items():
+        hints.setdefault(k, set()).update(v)
+    malformed = dict(a.malformed)
+    for k, v in b.malformed.items():
+        malformed[k] = malformed.get(k, 0) + v
+    return Partial(
+        lo=a.lo, hi=b.hi, frames=a.frames + b.frames, untimed=a.untimed + b.untimed,
+        undecodable=a.undecodable + b.undecodable,
+        undecodable_first=(a.undecodable_first + b.undecodable_first)[:MAX_UNDECODABLE_LISTED],
+        first_ns=a.first_ns if a.first_ns is not None else b.first_ns,
+        last_ns=b.last_ns if b.last_ns is not None else a.last_ns,
+        flows=flows, hints=hints, types=types, flow_boundaries=fb, type_boundaries=tb,
+        malformed=malformed,
+    )
+
+
+def combine_all(parts: list[Partial]) -> Partial:
+    """Pairwise (tree-shaped) combination in order: the serial oracle of the Dask reduction."""
+    if not parts:
+        return Partial.empty()
+    while len(parts) > 1:
+        parts = [combine(parts[i], parts[i + 1]) if i + 1 < len(parts) else parts[i]
+                 for i in range(0, len(parts), 2)]
+    return parts[0]

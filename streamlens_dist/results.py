@@ -1,0 +1,128 @@
+"""Merged partial + outlier rows -> the four result tables of CONTRACT.md §7 (as columns).
+
+Rows are ordered as the contract says: flows by first frame, frame types by (flow row, first
+frame), outliers by frame number. Floats (mean, std, deviation) are made here, once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+
+from .outliers import deviation, mean_std, threshold
+from .partial import (
+    BYTES,
+    FIRST_FRAME,
+    FIRST_NS,
+    FRAMES,
+    LAST_FRAME,
+    LAST_NS,
+    MAX,
+    MIN,
+    FlowKey,
+    N,
+    Partial,
+    Q,
+    S,
+    TypeKey,
+)
+from .wire import unpack
+
+STAT_COLUMNS = ("frames", "bytes", "first_ns", "last_ns", "first_frame", "last_frame",
+                "iat_count", "iat_sum_ns", "iat_min_ns", "iat_max_ns", "iat_mean_ns",
+                "iat_std_ns", "outliers")
+
+
+def thresholds(part: Partial, k: Fraction) -> tuple[dict[FlowKey, int], dict[TypeKey, int]]:
+    """Per-scope integer thresholds (only scopes with n >= 2)."""
+    def make(scopes: dict) -> dict:
+        out = {}
+        for key, st in scopes.items():
+            x = threshold(st[N], st[S], st[Q], k)
+            if x is not None:
+                out[key] = x
+        return out
+    return make(part.flows), make(part.types)
+
+
+@dataclass
+class Tables:
+    flows: dict[str, np.ndarray]
+    frame_types: dict[str, np.ndarray]
+    flow_outliers: dict[str, np.ndarray]
+    frame_type_outliers: dict[str, np.ndarray]
+
+
+def _stat_columns(stats: list[list], outlier_counts: list[int]) -> dict[str, np.ndarray]:
+    cols: dict[str, list] = {c: [] for c in STAT_COLUMNS}
+    for st, n_out in zip(stats, outlier_counts, strict=True):
+        mean, std = mean_std(st[N], st[S], st[Q])
+        for name, v in (("frames", st[FRAMES]), ("bytes", st[BYTES]),
+                        ("first_ns", st[FIRST_NS]), ("last_ns", st[LAST_NS]),
+                        ("first_frame", st[FIRST_FRAME]), ("last_frame", st[LAST_FRAME]),
+                        ("iat_count", st[N]), ("iat_sum_ns", st[S]),
+                        ("iat_min_ns", st[MIN] if st[N] else 0),
+                        ("iat_max_ns", st[MAX] if st[N] else 0),
+                        ("iat_mean_ns", mean), ("iat_std_ns", std), ("outliers", n_out)):
+            cols[name].append(v)
+    return {c: np.array(v, dtype=np.float64 if c in ("iat_mean_ns", "iat_std_ns") else np.int64)
+            for c, v in cols.items()}
+
+
+def _strings(values: list[str]) -> np.ndarray:
+    return np.array(values, dtype=np.dtypes.StringDType())
+
+
+def build_tables(part: Partial, k: Fraction, outlier_messages: list[bytes]) -> Tables:
+    flow_thr, type_thr = thresholds(part, k)
+    flow_keys = sorted(part.flows, key=lambda key: part.flows[key][FIRST_FRAME])
+    flow_row = {key: i for i, key in enumerate(flow_keys)}
+    type_keys = sorted(part.types, key=lambda t: (flow_row[t[0]], part.types[t][FIRST_FRAME]))
+    type_row = {key: i for i, key in enumerate(type_keys)}
+
+    # (row, frame, ts, iat): rows found inside chunks, then IATs spanning chunk seams.
+    f_out: list[tuple[int, int, int, int]] = []
+    t_out: list[tuple[int, int, int, int]] = []
+    for msg in outlier_messages:
+        m = unpack(msg, "outliers")
+        f_out.extend((flow_row[tuple(r[:3])], r[3], r[4], r[5]) for r in m["flows"])
+        t_out.extend((type_row[(tuple(r[:3]), r[3])], r[4], r[5], r[6]) for r in m["types"])
+    f_out.extend((flow_row[key], f, t, iat) for key, f, t, iat in part.flow_boundaries
+                 if key in flow_thr and iat >= flow_thr[key])
+    t_out.extend((type_row[key], f, t, iat) for key, f, t, iat in part.type_boundaries
+                 if key in type_thr and iat >= type_thr[key])
+    f_out.sort(key=lambda r: r[1])
+    t_out.sort(key=lambda r: r[1])
+
+    def outlier_table(rows: list, stats: list[list], row_col: str) -> dict[str, np.ndarray]:
+        devs = []
+        for row, _f, _t, iat in rows:
+            st = stats[row]
+            mean, std = mean_std(st[N], st[S], st[Q])
+            devs.append(deviation(iat, mean, std))
+        return {row_col: np.array([r[0] for r in rows], dtype=np.int64),
+                "frame": np.array([r[1] for r in rows], dtype=np.int64),
+                "ts_ns": np.array([r[2] for r in rows], dtype=np.int64),
+                "iat_ns": np.array([r[3] for r in rows], dtype=np.int64),
+                "deviation": np.array(devs, dtype=np.float64)}
+
+    fstats = [part.flows[key] for key in flow_keys]
+    tstats = [part.types[key] for key in type_keys]
+    fcount = [0] * len(flow_keys)
+    for r in f_out:
+        fcount[r[0]] += 1
+    tcount = [0] * len(type_keys)
+    for r in t_out:
+        tcount[r[0]] += 1
+    flows = {"src": _strings([key[0] for key in flow_keys]),
+             "dst": _strings([key[1] for key in flow_keys]),
+             "kind": _strings([key[2] for key in flow_keys]),
+             "protocols": _strings([",".join(sorted(part.hints.get(key, ()))) for key in flow_keys]),
+             **_stat_columns(fstats, fcount)}
+    frame_types = {"flow": np.array([flow_row[t[0]] for t in type_keys], dtype=np.int64),
+                   "frame_type": _strings([t[1] for t in type_keys]),
+                   **_stat_columns(tstats, tcount)}
+    return Tables(flows, frame_types, outlier_table(f_out, fstats, "flow"),
+                  outlier_table(t_out, tstats, "frame_type_row"))

@@ -1,0 +1,93 @@
+"""The wire format of partials and outlier rows: versioned msgpack, never pickle (STYLE §9).
+
+Integers outside msgpack's 64-bit range (sums of squared IATs) travel as extension type 1:
+two's-complement big-endian bytes. Unpacking is bounded and every message is checked for its
+schema name and version before use.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+
+from .errors import WireFormatError
+from .partial import Partial
+
+SCHEMA = "streamlens-dist/partial"
+VERSION = 1
+BIGINT_EXT = 1
+MAX_MESSAGE = 1 << 31  # bytes; a partial is per-flow, not per-packet, so this is generous
+_I64_MIN, _U64_MAX = -(1 << 63), (1 << 64) - 1
+
+
+def _int(v: int | None) -> Any:
+    if v is None or _I64_MIN <= v <= _U64_MAX:
+        return v
+    return msgpack.ExtType(BIGINT_EXT, v.to_bytes((v.bit_length() + 8) // 8, "big", signed=True))
+
+
+def _ext_hook(code: int, data: bytes) -> Any:
+    if code == BIGINT_EXT:
+        return int.from_bytes(data, "big", signed=True)
+    raise WireFormatError(f"unknown msgpack extension type {code}")
+
+
+def pack(kind: str, body: dict) -> bytes:
+    return msgpack.packb({"schema": SCHEMA, "v": VERSION, "kind": kind, **body},
+                         use_bin_type=True)
+
+
+def unpack(data: bytes, kind: str) -> dict:
+    if len(data) > MAX_MESSAGE:
+        raise WireFormatError(f"{kind} message of {len(data)} bytes exceeds {MAX_MESSAGE}")
+    try:
+        msg = msgpack.unpackb(data, raw=False, ext_hook=_ext_hook, strict_map_key=False)
+    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
+        raise WireFormatError(f"undecodable {kind} message: {exc}") from exc
+    if not isinstance(msg, dict) or msg.get("schema") != SCHEMA or msg.get("kind") != kind:
+        raise WireFormatError(f"not a streamlens-dist {kind} message")
+    if msg.get("v") != VERSION:
+        raise WireFormatError(f"{kind} message version {msg.get('v')} is not {VERSION}: "
+                              "client and workers run different streamlens-dist versions")
+    return msg
+
+
+def _stats(st: list) -> list:
+    return [*st[:8], _int(st[8]), st[9], st[10]]
+
+
+def partial_to_bytes(p: Partial) -> bytes:
+    flow_index = {k: i for i, k in enumerate(p.flows)}
+    type_index = {k: i for i, k in enumerate(p.types)}
+    return pack("partial", {
+        "lo": p.lo, "hi": p.hi, "frames": p.frames, "untimed": p.untimed,
+        "undecodable": p.undecodable, "undecodable_first": p.undecodable_first,
+        "first_ns": p.first_ns, "last_ns": p.last_ns,
+        "flows": [[*k, sorted(p.hints.get(k, ())), *_stats(st)] for k, st in p.flows.items()],
+        "types": [[flow_index[k[0]], k[1], *_stats(st)] for k, st in p.types.items()],
+        "fb": [[flow_index[k], f, t, i] for k, f, t, i in p.flow_boundaries],
+        "tb": [[type_index[k], f, t, i] for k, f, t, i in p.type_boundaries],
+        "malformed": p.malformed,
+    })
+
+
+def partial_from_bytes(data: bytes) -> Partial:
+    m = unpack(data, "partial")
+    try:
+        flow_keys = [tuple(r[:3]) for r in m["flows"]]
+        flows = {k: list(r[4:15]) for k, r in zip(flow_keys, m["flows"], strict=True)}
+        hints = {k: set(r[3]) for k, r in zip(flow_keys, m["flows"], strict=True)}
+        type_keys = [(flow_keys[r[0]], r[1]) for r in m["types"]]
+        types = {k: list(r[2:13]) for k, r in zip(type_keys, m["types"], strict=True)}
+        return Partial(
+            lo=m["lo"], hi=m["hi"], frames=m["frames"], untimed=m["untimed"],
+            undecodable=m["undecodable"], undecodable_first=list(m["undecodable_first"]),
+            first_ns=m["first_ns"], last_ns=m["last_ns"], flows=flows, hints=hints,
+            types=types,
+            flow_boundaries=[(flow_keys[i], f, t, d) for i, f, t, d in m["fb"]],
+            type_boundaries=[(type_keys[i], f, t, d) for i, f, t, d in m["tb"]],
+            malformed=dict(m["malformed"]),
+        )
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        raise WireFormatError(f"malformed partial message: {exc!r}") from exc
