@@ -35,9 +35,14 @@ def _candidates(p: bytes) -> list[int]:
     """Offsets where the first packet header would start, Format 2 first (its first byte is a
     sequence byte whose low nibble can look like Format 1 or 3)."""
     cands = []
-    if (p[3] & 0x0F) == 2 and int.from_bytes(p[5:8], "big") * 4 == len(p) - 12 \
-            and p[4] == 0 and p[8:10] == b"\0\0":
-        cands.append(12)
+    if (p[3] & 0x0F) == 2 and p[4] == 0 and p[8:10] == b"\0\0":
+        # Format 2, segment offset 0. The size field is the Chapter 10 packet's size in words:
+        # a full-packet datagram holds exactly it, a first segment holds only its start
+        # (real recorders, e.g. ch10udp_f2_segmented_pcm.pcap, send 88016-byte packets in
+        # 1424-byte segments). docs/DECISIONS.md explains this departure from PROTOCOLS §1.8.
+        words = int.from_bytes(p[5:8], "big") * 4
+        if words == len(p) - 12 or (p[3] >> 4 == 1 and words > len(p) - 12):
+            cands.append(12)
     fmt, typ = p[0] & 0x0F, p[0] >> 4
     if fmt == 1 and typ == 0:
         cands.append(4)

@@ -89,5 +89,7 @@ def _decode6(data: bytes, off: int) -> tuple | None:
                 return ("ip6", src, dst, data[pos], None, True, multicast)
             nxt, pos = data[pos], pos + 8
         else:
-            return ("ip6", src, dst, nxt, data[pos:end], False, multicast)
-    return ("ip6", src, dst, -1, None, False, multicast)
+            break
+    # Past the bound, whatever comes next is taken as the upper protocol (OTHER if it is yet
+    # another extension header).
+    return ("ip6", src, dst, nxt, data[pos:end], False, multicast)

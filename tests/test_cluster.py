@@ -1,0 +1,66 @@
+"""Real processes: a `dask scheduler` and two `dask worker`s on loopback, driven by the CLI.
+
+The store made on that cluster must equal the local-cluster run and the serial run.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cluster import dask_processes, free_port
+from conftest import CAPTURES, assert_tables_equal
+from storeio import load_store
+
+CLI = str(Path(sys.executable).parent / "streamlens-dist")
+CAPTURE = CAPTURES / "mixed_many_protocols_vlan_ipv6.pcap"
+
+
+def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([CLI, *args], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **(env or {})})
+
+
+@pytest.fixture(scope="module")
+def scheduler() -> str:
+    with dask_processes(2) as address:
+        yield address
+
+
+def test_scheduler_run_equals_local_and_serial(scheduler: str, tmp_path: Path) -> None:
+    remote, local, serial = (tmp_path / n for n in ("remote.zarr", "local.zarr", "serial.zarr"))
+    r = run_cli("analyze", str(CAPTURE), "-o", str(remote), "--chunk-size", "8KiB",
+                "--scheduler", scheduler, "-q")
+    assert r.returncode == 0, r.stderr
+    r = run_cli("analyze", str(CAPTURE), "-o", str(local), "--chunk-size", "100KiB",
+                "--workers", "2", "-q")
+    assert r.returncode == 0, r.stderr
+    r = run_cli("analyze", str(CAPTURE), "-o", str(serial), "--serial", "-q")
+    assert r.returncode == 0, r.stderr
+    t_remote, a_remote = load_store(remote)
+    for other in (local, serial):
+        t, a = load_store(other)
+        assert_tables_equal(t_remote, t, where=other.name)
+        assert a == a_remote
+    assert len(t_remote["flow_outliers"]["frame"]) > 0
+
+
+def test_scheduler_from_environment(scheduler: str, tmp_path: Path) -> None:
+    store = tmp_path / "env.zarr"
+    r = run_cli("analyze", str(CAPTURES / "ptpv2_l2_ethertype88f7.pcap"), "-o", str(store),
+                "--chunk-size", "2KiB", "--json", env={"DASK_SCHEDULER_ADDRESS": scheduler})
+    assert r.returncode == 0, r.stderr
+    assert '"frames": 205' in r.stdout
+    assert store.exists()
+
+
+def test_unreachable_scheduler_is_a_clear_error(tmp_path: Path) -> None:
+    address = f"tcp://127.0.0.1:{free_port()}"
+    r = run_cli("analyze", str(CAPTURE), "-o", str(tmp_path / "x.zarr"), "--scheduler", address)
+    assert r.returncode == 1
+    assert f"cannot reach the Dask scheduler at {address}" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert not (tmp_path / "x.zarr").exists()

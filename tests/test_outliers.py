@@ -1,0 +1,65 @@
+"""The integer threshold must agree with the contract's inequality everywhere."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streamlens_dist.outliers import deviation, is_outlier, mean_std, threshold
+
+sigmas = st.sampled_from(["3", "2.5", "1", "0.1", "4.75", "10"]).map(Fraction)
+
+
+@given(st.lists(st.integers(-10**12, 10**12), min_size=2, max_size=40), sigmas,
+       st.lists(st.integers(-10**12, 10**13), min_size=1, max_size=10))
+@settings(max_examples=300)
+def test_threshold_matches_rule(iats: list[int], k: Fraction, probes: list[int]) -> None:
+    n, s, q = len(iats), sum(iats), sum(x * x for x in iats)
+    x_min = threshold(n, s, q, k)
+    assert x_min is not None
+    assert is_outlier(x_min, n, s, q, k)
+    assert not is_outlier(x_min - 1, n, s, q, k)
+    for x in [*iats, *probes]:
+        assert is_outlier(x, n, s, q, k) == (x >= x_min)
+
+
+def test_threshold_needs_two_iats() -> None:
+    assert threshold(1, 5, 25, Fraction(3)) is None
+    assert threshold(0, 0, 0, Fraction(3)) is None
+
+
+def test_constant_scope_has_no_outliers_but_any_larger_value_is_one() -> None:
+    # variance 0: the rule degenerates to x > mean
+    assert threshold(4, 40, 400, Fraction(3)) == 11
+
+
+def test_exact_boundary_not_outlier() -> None:
+    # IATs [2, 2, 2, 6]: mean 3, var = (4*48 - 144)/12 = 4, std 2, so x = 6 lies exactly on
+    # mean + 1.5*std: equality is not an outlier (the rule is strict)
+    iats = [2, 2, 2, 6]
+    n, s, q = 4, 12, 48
+    assert q == sum(x * x for x in iats)
+    assert not is_outlier(6, n, s, q, Fraction("1.5"))
+    assert is_outlier(6, n, s, q, Fraction("1.49"))
+    assert threshold(n, s, q, Fraction("1.5")) == 7
+
+
+def test_mean_std_and_deviation_floats() -> None:
+    mean, std = mean_std(4, 12, 48)
+    assert (mean, std) == (3.0, 2.0)
+    assert deviation(7, mean, std) == 2.0
+    assert math.isnan(mean_std(1, 5, 25)[1])
+    assert math.isnan(mean_std(0, 0, 0)[0])
+    assert deviation(5, 3.0, 0.0) == math.inf
+
+
+def test_huge_sums_stay_exact() -> None:
+    big = 2**62
+    iats = [big, big, big, big - 1, 2 * 10**18]
+    n, s, q = len(iats), sum(iats), sum(x * x for x in iats)
+    x_min = threshold(n, s, q, Fraction(1))
+    assert is_outlier(x_min, n, s, q, Fraction(1))
+    assert not is_outlier(x_min - 1, n, s, q, Fraction(1))
