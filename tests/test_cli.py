@@ -1,0 +1,107 @@
+"""The CLI as a user meets it: help, summary, JSON equal to the API, errors without
+tracebacks, exit statuses, and stores that are never overwritten by accident."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import CAPTURES
+from storeio import load_store
+
+import streamlens_dist
+
+CLI = str(Path(sys.executable).parent / "streamlens-dist")
+PTP = CAPTURES / "ptpv2_l2_ethertype88f7.pcap"
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([CLI, *args], capture_output=True, text=True, timeout=120)
+
+
+def test_help_lists_options() -> None:
+    r = run("analyze", "--help")
+    assert r.returncode == 0
+    for opt in ("--sigma", "--chunk-size", "--workers", "--scheduler", "--overwrite", "--json"):
+        assert opt in r.stdout
+
+
+def test_summary_and_json_equal_api(tmp_path: Path) -> None:
+    r = run("analyze", str(PTP), "-o", str(tmp_path / "a.zarr"), "--serial",
+            "--chunk-size", "4KiB")
+    assert r.returncode == 0, r.stderr
+    assert "205 frames" in r.stdout and "2 flows" in r.stdout
+    r = run("analyze", str(PTP), "-o", str(tmp_path / "b.zarr"), "--serial", "--json")
+    assert r.returncode == 0, r.stderr
+    cli = json.loads(r.stdout)
+    api = streamlens_dist.analyze(PTP, tmp_path / "c.zarr", serial=True).to_dict()
+    for key in ("flows", "outliers", "top_flows"):
+        assert cli[key] == api[key]
+    assert {k: v for k, v in cli["attrs"].items() if k != "files"} == \
+        {k: v for k, v in api["attrs"].items() if k != "files"}
+
+
+def test_existing_store_needs_overwrite(tmp_path: Path) -> None:
+    store = tmp_path / "s.zarr"
+    assert run("analyze", str(PTP), "-o", str(store), "--serial").returncode == 0
+    before = sorted(str(p.relative_to(store)) for p in store.rglob("zarr.json"))
+    r = run("analyze", str(PTP), "-o", str(store), "--serial", "--sigma", "1")
+    assert r.returncode == 1
+    assert "already exists" in r.stderr and "--overwrite" in r.stderr
+    assert load_store(store)[1]["sigma"] == "3"
+    r = run("analyze", str(PTP), "-o", str(store), "--serial", "--sigma", "1", "--overwrite")
+    assert r.returncode == 0, r.stderr
+    assert load_store(store)[1]["sigma"] == "1"
+    assert sorted(str(p.relative_to(store)) for p in store.rglob("zarr.json")) == before
+    assert not list(tmp_path.glob(".*incomplete*"))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["missing.pcap"], "capture file not found"),
+    (["nomatch-*.pcap"], "no capture file matches"),
+    ([str(CAPTURES / "PROVENANCE.md")], "not a pcap or pcapng capture"),
+    ([str(CAPTURES / "corrupt_pcap_unsupported_version_1_4.pcap")], "version 1.4"),
+    ([str(CAPTURES)], "is a directory"),
+])
+def test_bad_inputs_are_one_line_errors(tmp_path: Path, args: list[str], message: str) -> None:
+    r = run("analyze", *args, "-o", str(tmp_path / "x.zarr"), "--serial")
+    assert r.returncode == 1
+    assert message in r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "x.zarr").exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--chunk-size", "12XB"], "invalid size"),
+    (["--chunk-size", "10"], "below the minimum"),
+    (["--sigma", "-1"], "invalid sigma"),
+    (["--sigma", "abc"], "invalid sigma"),
+    (["--workers", "0"], "--workers"),
+])
+def test_bad_options_are_usage_errors(tmp_path: Path, args: list[str], message: str) -> None:
+    r = run("analyze", str(PTP), "-o", str(tmp_path / "x.zarr"), "--serial", *args)
+    assert r.returncode == 2
+    assert message in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_chunk_size_units(tmp_path: Path) -> None:
+    for size in ("2048", "2KiB", "1MiB"):
+        r = run("analyze", str(PTP), "-o", str(tmp_path / f"{size}.zarr"), "--serial", "--json",
+                "--chunk-size", size)
+        assert r.returncode == 0, r.stderr
+    chunks = [json.loads(run("analyze", str(PTP), "-o", str(tmp_path / f"j{s}.zarr"), "--serial",
+                             "--json", "--chunk-size", s).stdout)["chunks"] for s in ("2KiB", "1MiB")]
+    assert chunks[0] > 1 and chunks[1] == 1
+
+
+def test_damaged_capture_completes_with_data_problem_status(tmp_path: Path) -> None:
+    r = run("analyze", str(CAPTURES / "corrupt_truncated_nsec_fuzz.pcap"), "-o",
+            str(tmp_path / "d.zarr"), "--serial")
+    assert r.returncode == 3, r.stderr
+    assert "problem" in r.stdout and "corrupt_truncated_nsec_fuzz.pcap" in r.stdout
+    attrs = load_store(tmp_path / "d.zarr")[1]
+    assert attrs["complete"] is True and attrs["problems"][0]["offset"] == 24

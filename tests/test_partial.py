@@ -1,0 +1,114 @@
+"""Partials form a monoid (identity, associativity) whose merge equals the unsplit
+computation, and survive the wire format exactly (including sums of squares > 2^64)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streamlens_dist.errors import WireFormatError
+from streamlens_dist.partial import Partial, add_iat, combine, combine_all, new_stats
+from streamlens_dist.wire import pack, partial_from_bytes, partial_to_bytes
+
+KEYS = [("10.0.0.1", "10.0.0.2", "ip4"), ("fe80::1", "ff02::1", "ip6"),
+        ("aa:bb:cc:dd:ee:ff", "01:1b:19:00:00:00", "l2")]
+TYPES = ["UDP", "PTP-Sync", "CH10-Data"]
+
+# a frame: (flow index, type index, ts, size); ts may go backwards and be huge
+frames_st = st.lists(st.tuples(st.integers(0, 2), st.integers(0, 2),
+                               st.integers(-2**62, 2**62), st.integers(1, 9000)),
+                     min_size=0, max_size=60)
+
+
+def build(frames: list, lo: int, first_frame: int) -> Partial:
+    """A one-chunk partial built directly (no capture) for the frames given."""
+    p = Partial(lo=lo, hi=lo, frames=len(frames))
+    for i, (f, t, ts, size) in enumerate(frames):
+        frame = first_frame + i
+        key, tkey = KEYS[f], (KEYS[f], TYPES[t])
+        if p.first_ns is None:
+            p.first_ns = ts
+        p.last_ns = ts
+        for scopes, k in ((p.flows, key), (p.types, tkey)):
+            if k in scopes:
+                add_iat(scopes[k], frame, ts, size)
+            else:
+                scopes[k] = new_stats(frame, ts, size)
+        p.hints.setdefault(key, set()).add(TYPES[t])
+    return p
+
+
+def split(frames: list, cuts: list[int]) -> list[Partial]:
+    bounds = sorted({c % (len(frames) + 1) for c in cuts} | {0, len(frames)})
+    parts = []
+    for i, (a, b) in enumerate(zip(bounds, bounds[1:], strict=False)):
+        parts.append(build(frames[a:b], i, a + 1))
+    return parts
+
+
+def comparable(p: Partial) -> tuple:
+    return (p.frames, p.first_ns, p.last_ns, p.flows, p.types, p.hints)
+
+
+@given(frames_st, st.lists(st.integers(0, 100), max_size=8))
+@settings(max_examples=200)
+def test_split_invariance(frames: list, cuts: list[int]) -> None:
+    whole = build(frames, 0, 1)
+    parts = split(frames, cuts)
+    merged = combine_all(parts)
+    assert comparable(merged) == comparable(whole)
+    # every boundary IAT is a real IAT of its scope, attributed to the scope's first frame
+    # in a later chunk, and there is exactly one per (scope, chunk it reappears in)
+    n_boundaries = sum(len(p.flows) for p in parts) - len(whole.flows)
+    assert len(merged.flow_boundaries) == n_boundaries
+
+
+@given(frames_st, st.integers(0, 100), st.integers(0, 100))
+@settings(max_examples=100)
+def test_associativity_and_identity(frames: list, x: int, y: int) -> None:
+    i, j = sorted((x % (len(frames) + 1), y % (len(frames) + 1)))
+    a, b, c = (build(frames[:i], 0, 1), build(frames[i:j], 1, i + 1),
+               build(frames[j:], 2, j + 1))
+    left, right = combine(combine(a, b), c), combine(a, combine(b, c))
+    assert comparable(left) == comparable(right) == comparable(build(frames, 0, 1))
+    # the boundary IATs form the same set whatever the tree shape (their order may differ)
+    assert sorted(left.flow_boundaries) == sorted(right.flow_boundaries)
+    assert sorted(left.type_boundaries) == sorted(right.type_boundaries)
+    e = Partial.empty()
+    assert combine(e, a) is a and combine(a, e) is a
+
+
+def test_out_of_order_combine_is_refused() -> None:
+    a, b = build([(0, 0, 1, 1)], 0, 1), build([(0, 0, 2, 1)], 1, 2)
+    with pytest.raises(ValueError, match="chunk order"):
+        combine(b, a)
+
+
+@given(frames_st, st.lists(st.integers(0, 100), max_size=5))
+@settings(max_examples=100)
+def test_wire_round_trip(frames: list, cuts: list[int]) -> None:
+    merged = combine_all(split(frames, cuts))
+    back = partial_from_bytes(partial_to_bytes(merged))
+    assert comparable(back) == comparable(merged)
+    assert back.flow_boundaries == merged.flow_boundaries
+    assert (back.lo, back.hi) == (merged.lo, merged.hi)
+
+
+def test_big_sum_of_squares_travels_exactly() -> None:
+    p = build([(0, 0, -2**62, 1), (0, 0, 2**62, 1), (0, 0, -2**62, 1)], 0, 1)
+    q = p.flows[KEYS[0]][8]
+    assert q > 2**126
+    assert partial_from_bytes(partial_to_bytes(p)).flows[KEYS[0]][8] == q
+
+
+def test_wire_rejects_foreign_and_future_messages() -> None:
+    with pytest.raises(WireFormatError):
+        partial_from_bytes(b"\x93\x01\x02\x03")
+    with pytest.raises(WireFormatError):
+        partial_from_bytes(b"not msgpack at all \xc1")
+    future = pack("partial", {}).replace(b"\xa1v\x01", b"\xa1v\x63")
+    with pytest.raises(WireFormatError, match="version"):
+        partial_from_bytes(future)
+    with pytest.raises(WireFormatError, match="malformed"):
+        partial_from_bytes(pack("partial", {"lo": 0}))
