@@ -14,7 +14,7 @@ from .capture import pcap, pcapng
 from .capture.split import ChunkSpec
 from .dissect.classify import Classified, classify
 from .errors import CaptureFormatError
-from .partial import MAX, MAX_UNDECODABLE_LISTED, Partial, add_iat, new_stats
+from .partial import MAX, MAX_UNDECODABLE_LISTED, Partial, add_iat, keep_top, new_stats
 from .settings import Settings
 from .wire import pack, partial_from_bytes, partial_to_bytes, unpack
 
@@ -55,6 +55,7 @@ def analyze_chunk(spec: ChunkSpec, settings: Settings) -> bytes:
     """Pass 1: the chunk's Partial, as wire bytes."""
     p = Partial(lo=spec.index, hi=spec.index, frames=spec.frames)
     flows, types, hints, malformed = p.flows, p.types, p.hints, p.malformed
+    ftops, ttops = p.flow_tops, p.type_tops
     for frame, ts, cap, c in iter_classified(spec):
         if ts is None:
             p.untimed += 1
@@ -73,14 +74,14 @@ def analyze_chunk(spec: ChunkSpec, settings: Settings) -> bytes:
             flows[key] = new_stats(frame, ts, cap)
             hints[key] = set(frame_hints)
         else:
-            add_iat(st, frame, ts, cap)
+            keep_top(ftops, key, add_iat(st, frame, ts, cap), frame, ts)
             hints[key].update(frame_hints)
         tkey = (key, ftype)
         st = types.get(tkey)
         if st is None:
             types[tkey] = new_stats(frame, ts, cap)
         else:
-            add_iat(st, frame, ts, cap)
+            keep_top(ttops, tkey, add_iat(st, frame, ts, cap), frame, ts)
         if bad is not None:
             malformed[bad] = malformed.get(bad, 0) + 1
     return partial_to_bytes(p)
@@ -99,17 +100,35 @@ def thresholds_from_bytes(data: bytes) -> tuple[dict, dict]:
             {(tuple(r[:3]), r[3]): r[4] for r in m["types"]})
 
 
+def _from_tops(scopes: dict, tops: dict, thr: dict) -> tuple[list, dict]:
+    """Outlier rows answerable from the kept top IATs, and the scopes that need a re-read."""
+    rows, reread = [], {}
+    for key, st in scopes.items():
+        x = thr.get(key)
+        if x is None or st[MAX] is None or st[MAX] < x:
+            continue
+        heap, dropped, _count = tops[key]
+        if dropped is None or dropped < x:
+            rows.extend((key, frame, ts, iat) for iat, frame, ts in heap if iat >= x)
+        else:
+            reread[key] = x
+    return rows, reread
+
+
 def chunk_outliers(spec: ChunkSpec, settings: Settings, partial: bytes,
                    thresholds: bytes) -> bytes:
-    """Pass 2: outlier rows [flow key, frame, ts, iat] (and per frame type) inside the chunk."""
+    """Pass 2: outlier rows [flow key, frame, ts, iat] (and per frame type) inside the chunk.
+
+    Scopes whose in-chunk maximum is below the threshold have none; scopes whose kept top IATs
+    include every IAT at or above the threshold are answered from the partial; the chunk is
+    re-read only for the rest.
+    """
     part = partial_from_bytes(partial)
     flow_thr, type_thr = thresholds_from_bytes(thresholds)
-    fcand = {k: flow_thr[k] for k, st in part.flows.items()
-             if st[MAX] is not None and flow_thr.get(k) is not None and st[MAX] >= flow_thr[k]}
-    tcand = {k: type_thr[k] for k, st in part.types.items()
-             if st[MAX] is not None and type_thr.get(k) is not None and st[MAX] >= type_thr[k]}
-    frows: list[list] = []
-    trows: list[list] = []
+    f_found, fcand = _from_tops(part.flows, part.flow_tops, flow_thr)
+    t_found, tcand = _from_tops(part.types, part.type_tops, type_thr)
+    frows = [[*k, f, t, i] for k, f, t, i in f_found]
+    trows = [[*k[0], k[1], f, t, i] for k, f, t, i in t_found]
     if fcand or tcand:
         flast: dict = {}
         tlast: dict = {}
@@ -130,4 +149,5 @@ def chunk_outliers(spec: ChunkSpec, settings: Settings, partial: bytes,
                 if prev is not None and ts - prev >= thr:
                     trows.append([*key, ftype, frame, ts, ts - prev])
                 tlast[tkey] = ts
-    return pack("outliers", {"index": spec.index, "flows": frows, "types": trows})
+    return pack("outliers", {"index": spec.index, "flows": frows, "types": trows,
+                             "reread": bool(fcand or tcand)})

@@ -10,11 +10,16 @@ later. Combining is associative but not commutative: reductions keep chunk order
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
 
 FlowKey = tuple[str, str, str]  # (src, dst, kind)
 TypeKey = tuple[FlowKey, str]  # (flow, frame type)
 MAX_UNDECODABLE_LISTED = 20
+# Per scope, a chunk's partial keeps its largest in-chunk IATs (at least TOP_BASE, growing
+# by one per TOP_PER in-chunk IATs, so that the usual rate of 3-sigma tails fits) and the
+# largest IAT it dropped, so the outlier pass can usually answer without re-reading the chunk.
+TOP_BASE, TOP_PER = 8, 64
 
 # Stats are plain lists for speed on the per-frame hot path; index names:
 FRAMES, BYTES, FIRST_FRAME, FIRST_NS, LAST_FRAME, LAST_NS, N, S, Q, MIN, MAX = range(11)
@@ -39,6 +44,25 @@ def add_iat(st: list, frame: int, ts: int, size: int) -> int:
     if st[MAX] is None or iat > st[MAX]:
         st[MAX] = iat
     return iat
+
+
+def keep_top(tops: dict, key: object, iat: int, frame: int, ts: int) -> None:
+    """Track a scope's largest in-chunk IATs as [min-heap of (iat, frame, ts), largest IAT
+    dropped or None, IAT count]. Every IAT of the scope that is >= x is in the heap whenever
+    the largest dropped IAT is below x."""
+    top = tops.get(key)
+    if top is None:
+        tops[key] = [[(iat, frame, ts)], None, 1]
+        return
+    heap = top[0]
+    top[2] += 1
+    if len(heap) < TOP_BASE + top[2] // TOP_PER:
+        heapq.heappush(heap, (iat, frame, ts))
+        return
+    if iat > heap[0][0]:
+        iat = heapq.heapreplace(heap, (iat, frame, ts))[0]
+    if top[1] is None or iat > top[1]:
+        top[1] = iat
 
 
 def merge_stats(a: list, b: list) -> tuple[list, int]:
@@ -70,6 +94,9 @@ class Partial:
     flow_boundaries: list[tuple[FlowKey, int, int, int]] = field(default_factory=list)
     type_boundaries: list[tuple[TypeKey, int, int, int]] = field(default_factory=list)
     malformed: dict[str, int] = field(default_factory=dict)
+    # Only in one-chunk partials (combine drops them): the largest in-chunk IATs per scope.
+    flow_tops: dict[FlowKey, list] = field(default_factory=dict)
+    type_tops: dict[TypeKey, list] = field(default_factory=dict)
 
     @classmethod
     def empty(cls) -> Partial:

@@ -69,6 +69,8 @@ def partial_to_bytes(p: Partial) -> bytes:
         "fb": [[flow_index[k], f, t, i] for k, f, t, i in p.flow_boundaries],
         "tb": [[type_index[k], f, t, i] for k, f, t, i in p.type_boundaries],
         "malformed": p.malformed,
+        "ftop": [[flow_index[k], [list(t) for t in h], d, c] for k, (h, d, c) in p.flow_tops.items()],
+        "ttop": [[type_index[k], [list(t) for t in h], d, c] for k, (h, d, c) in p.type_tops.items()],
     })
 
 
@@ -88,6 +90,8 @@ def partial_from_bytes(data: bytes) -> Partial:
             flow_boundaries=[(flow_keys[i], f, t, d) for i, f, t, d in m["fb"]],
             type_boundaries=[(type_keys[i], f, t, d) for i, f, t, d in m["tb"]],
             malformed=dict(m["malformed"]),
+            flow_tops={flow_keys[i]: [[tuple(t) for t in h], d, c] for i, h, d, c in m["ftop"]},
+            type_tops={type_keys[i]: [[tuple(t) for t in h], d, c] for i, h, d, c in m["ttop"]},
         )
     except (KeyError, IndexError, TypeError, ValueError) as exc:
         raise WireFormatError(f"malformed partial message: {exc!r}") from exc
