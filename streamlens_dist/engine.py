@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import uuid
 from collections.abc import Callable, Iterator
 from fractions import Fraction
 
@@ -65,7 +66,9 @@ def run_dask(plan: CapturePlan, settings: Settings, client, progress: Progress =
     n = len(specs)
     if n == 0:
         return Partial.empty(), []
-    token = f"{os.getpid()}-{id(plan):x}"
+    # Keys must never collide with another run's on a shared scheduler, or Dask would hand
+    # back that run's results.
+    token = uuid.uuid4().hex
     p1 = client.map(pass1_task, specs, settings=sdict, key=[f"sl-pass1-{token}-{i}"
                                                             for i in range(n)])
     # Ordered pairwise tree: submitted now, runs as pass-1 results arrive.

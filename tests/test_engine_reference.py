@@ -50,3 +50,21 @@ def test_rotated_set_is_one_capture(tmp_path) -> None:
     assert attrs["frames"] == ref["attrs"]["frames"] == 13
     assert attrs["files"] == summary.attrs["files"]
     assert_tables_equal(tables, {t: ref[t] for t in tables})
+
+
+@pytest.mark.parametrize("variant", [{}, {"nanosecond": True, "big_endian": True}])
+def test_generated_flight_test_capture(tmp_path, variant) -> None:
+    from streamlens_dist.synth import flight_test_capture
+
+    cap = tmp_path / "ft.pcap"
+    truth = flight_test_capture(cap, 6000, seed=7, **variant)
+    ref = reference_analyze([cap])
+    for chunk_size in ("4KiB", "150KiB"):
+        store = tmp_path / f"{chunk_size}.zarr"
+        streamlens_dist.analyze(cap, store, chunk_size=chunk_size, serial=True)
+        tables, attrs = load_store(store)
+        assert attrs["frames"] == 6000
+        assert_tables_equal(tables, {t: ref[t] for t in tables}, where=chunk_size)
+    # every injected gap is found as an outlier of its (flow, frame type)
+    late = set(tables["frame_type_outliers"]["frame"].tolist())
+    assert truth.gaps and all(g.frame in late for g in truth.gaps)
