@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from reference import decode_frame, reference_frames
 
-from streamlens_dist.chunktask import iter_frames
 from streamlens_dist.capture.split import plan_capture
+from streamlens_dist.chunktask import iter_frames
 from streamlens_dist.dissect.classify import classify
 
 LINKTYPES = [0, 1, 12, 14, 101, 108, 113, 228, 229, 276, 147]
