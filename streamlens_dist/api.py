@@ -15,6 +15,7 @@ from .engine import Progress, _noop, cluster_client, run_dask, run_serial
 from .results import Tables, build_tables
 from .settings import DEFAULT_CHUNK_SIZE, Settings
 from .store import check_writable, write_store
+from .wire import unpack
 
 
 @dataclass
@@ -26,7 +27,8 @@ class Summary:
     tables: Tables
     chunks: int
     wall_s: float
-    phases: dict[str, float] = field(default_factory=dict)
+    # wall seconds per phase on the client, and "worker_seconds": worker time per sub-phase
+    phases: dict[str, Any] = field(default_factory=dict)
 
     @property
     def frames(self) -> int:
@@ -76,23 +78,23 @@ def analyze(
     check_writable(store, overwrite)
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
-    phases: dict[str, float] = {}
+    phases: dict[str, Any] = {}
     plan = plan_capture(list(paths), settings.chunk_size)
     phases["split"] = time.perf_counter() - t0
     progress("split", 1, 1)
     t1 = time.perf_counter()
     if serial:
-        merged, outliers = run_serial(plan, settings, progress)
+        merged, outliers = run_serial(plan, settings, progress, phases)
     elif client is not None:
-        merged, outliers = run_dask(plan, settings, client, progress)
+        merged, outliers = run_dask(plan, settings, client, progress, phases)
     else:
         with cluster_client(scheduler, workers) as c:
-            t1 = time.perf_counter()
-            phases["cluster_start"] = t1 - t0 - phases["split"]
-            merged, outliers = run_dask(plan, settings, c, progress)
-    phases["analyse"] = time.perf_counter() - t1
+            phases["cluster_start"] = time.perf_counter() - t1
+            merged, outliers = run_dask(plan, settings, c, progress, phases)
     t2 = time.perf_counter()
     tables = build_tables(merged, Fraction(settings.sigma), outliers)
+    phases["tables"] = time.perf_counter() - t2
+    t2 = time.perf_counter()
     attrs = {
         "sigma": settings.sigma,
         "files": list(plan.files),
@@ -108,5 +110,10 @@ def analyze(
     }
     write_store(store, tables, attrs, overwrite)
     phases["write"] = time.perf_counter() - t2
+    worker = dict(merged.profile)
+    msgs = [unpack(o, "outliers") for o in outliers]
+    worker["outlier_pass"] = sum(m["seconds"] for m in msgs)
+    worker["chunks_reread"] = float(sum(m["reread"] for m in msgs))
+    phases["worker_seconds"] = worker
     return Summary(store, {"schema": "streamlens-dist/1", **attrs, "complete": True}, tables,
                    len(plan.chunks), time.perf_counter() - t0, phases)

@@ -1,22 +1,33 @@
 """The two chunk tasks, plain functions `(chunk, settings, ...) -> bytes` (STYLE §2).
 
-Pass 1 (`analyze_chunk`) dissects a chunk into a Partial. Pass 2 (`chunk_outliers`) re-reads
-a chunk only if some scope in it has an in-chunk IAT at or above that scope's global
-threshold, and returns the outlier rows found inside the chunk; IATs spanning chunk seams are
-tested by the reducer from the boundary IATs.
+Pass 1 (`analyze_chunk`) reads a chunk into columns, classifies it (columnar fast path, per
+frame where needed) and reduces it to a Partial with vectorised per-scope statistics. Pass 2
+(`chunk_outliers`) answers from the partial's kept top IATs and re-reads the chunk only for
+scopes that may hold more outliers than were kept; IATs spanning chunk seams are tested by the
+reducer from the boundary IATs.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
 
 from .capture import pcap, pcapng
+from .capture.columns import record_columns
 from .capture.split import ChunkSpec
 from .dissect.classify import Classified, classify
+from .dissect.columnar import FrameClasses, classify_columns
+from .dissect.names import MALFORMED_NAMES, TYPE_NAMES, hint_names
 from .errors import CaptureFormatError
 from .partial import MAX, MAX_UNDECODABLE_LISTED, Partial, add_iat, keep_top, new_stats
+from .scopestats import TS_LIMIT, scope_stats
 from .settings import Settings
 from .wire import pack, partial_from_bytes, partial_to_bytes, unpack
+
+NTYPES = len(TYPE_NAMES)
 
 
 def read_range(path: str, start: int, end: int) -> bytes:
@@ -51,40 +62,89 @@ def iter_classified(spec: ChunkSpec) -> Iterator[tuple[int, int | None, int, Cla
         yield frame, ts, cap, (classify(lt, data) if ts is not None else None)
 
 
+@dataclass
+class ChunkFrames:
+    """A dissected chunk as columns: frame numbers, timestamps, sizes and classes."""
+
+    frame: np.ndarray
+    ts: np.ndarray
+    untimed: np.ndarray
+    size: np.ndarray
+    cls: FrameClasses
+
+
+def chunk_frames(spec: ChunkSpec, profile: dict[str, float] | None = None) -> ChunkFrames:
+    t0 = time.perf_counter()
+    buf = read_range(spec.path, spec.start, spec.end)
+    t1 = time.perf_counter()
+    cols = record_columns(spec, buf)
+    t2 = time.perf_counter()
+    cls = classify_columns(buf, cols)
+    t3 = time.perf_counter()
+    if profile is not None:
+        profile.update(read=t1 - t0, walk=t2 - t1, classify=t3 - t2,
+                       slow_path_frames=float(cls.slow_frames))
+    frame = spec.first_frame + np.arange(len(cols), dtype=np.int64)
+    return ChunkFrames(frame, cols.ts, cols.untimed, cols.caplen, cls)
+
+
 def analyze_chunk(spec: ChunkSpec, settings: Settings) -> bytes:
     """Pass 1: the chunk's Partial, as wire bytes."""
     p = Partial(lo=spec.index, hi=spec.index, frames=spec.frames)
-    flows, types, hints, malformed = p.flows, p.types, p.hints, p.malformed
-    ftops, ttops = p.flow_tops, p.type_tops
-    for frame, ts, cap, c in iter_classified(spec):
-        if ts is None:
-            p.untimed += 1
-            continue
-        if p.first_ns is None:
-            p.first_ns = ts
-        p.last_ns = ts
-        if c is None:
-            p.undecodable += 1
-            if len(p.undecodable_first) < MAX_UNDECODABLE_LISTED:
-                p.undecodable_first.append(frame)
-            continue
-        key, ftype, frame_hints, bad = c
-        st = flows.get(key)
-        if st is None:
-            flows[key] = new_stats(frame, ts, cap)
-            hints[key] = set(frame_hints)
-        else:
-            keep_top(ftops, key, add_iat(st, frame, ts, cap), frame, ts)
-            hints[key].update(frame_hints)
-        tkey = (key, ftype)
-        st = types.get(tkey)
-        if st is None:
-            types[tkey] = new_stats(frame, ts, cap)
-        else:
-            keep_top(ttops, tkey, add_iat(st, frame, ts, cap), frame, ts)
-        if bad is not None:
-            malformed[bad] = malformed.get(bad, 0) + 1
+    cf = chunk_frames(spec, p.profile)
+    t0 = time.perf_counter()
+    cls = cf.cls
+    timed = ~cf.untimed
+    p.untimed = int(cf.untimed.sum())
+    timed_ts = cf.ts[timed]
+    if len(timed_ts):
+        p.first_ns, p.last_ns = int(timed_ts[0]), int(timed_ts[-1])
+    decoded = cls.flow >= 0
+    undecodable = np.flatnonzero(timed & ~decoded)
+    p.undecodable = len(undecodable)
+    p.undecodable_first = cf.frame[undecodable[:MAX_UNDECODABLE_LISTED]].tolist()
+    bad = cls.malformed[decoded & (cls.malformed >= 0)]
+    for code, count in enumerate(np.bincount(bad, minlength=len(MALFORMED_NAMES)).tolist()):
+        if count:
+            p.malformed[MALFORMED_NAMES[code]] = count
+    idx = np.flatnonzero(decoded)
+    if len(idx) and int(np.abs(cf.ts[idx]).max()) > TS_LIMIT:
+        _accumulate_per_frame(p, cf, idx)  # int64 IATs could overflow: exact Python ints
+    elif len(idx):
+        _accumulate_columnar(p, cf, idx)
+    p.profile["stats"] = time.perf_counter() - t0
     return partial_to_bytes(p)
+
+
+def _accumulate_columnar(p: Partial, cf: ChunkFrames, idx: np.ndarray) -> None:
+    cls, keys = cf.cls, cf.cls.keys
+    frame, ts, size, flow = cf.frame[idx], cf.ts[idx], cf.size[idx], cls.flow[idx]
+    fs = scope_stats(flow, frame, ts, size)
+    hint_or = np.bitwise_or.reduceat(cls.hints[idx][fs.order], fs.starts)
+    for sid, st, top, bits in zip(fs.ids.tolist(), fs.stats, fs.tops, hint_or.tolist(),
+                                  strict=True):
+        key = keys[sid]
+        p.flows[key], p.flow_tops[key], p.hints[key] = st, top, hint_names(bits)
+    ts_ = scope_stats(flow.astype(np.int64) * NTYPES + cls.ftype[idx], frame, ts, size)
+    for sid, st, top in zip(ts_.ids.tolist(), ts_.stats, ts_.tops, strict=True):
+        key = (keys[sid // NTYPES], TYPE_NAMES[sid % NTYPES])
+        p.types[key], p.type_tops[key] = st, top
+
+
+def _accumulate_per_frame(p: Partial, cf: ChunkFrames, idx: np.ndarray) -> None:
+    """The exact per-frame path, for chunks whose timestamps are too far apart for int64."""
+    cls = cf.cls
+    for i in idx.tolist():
+        frame, ts, size = int(cf.frame[i]), int(cf.ts[i]), int(cf.size[i])
+        key = cls.keys[cls.flow[i]]
+        for scopes, tops, k in ((p.flows, p.flow_tops, key),
+                                (p.types, p.type_tops, (key, TYPE_NAMES[cls.ftype[i]]))):
+            st = scopes.get(k)
+            if st is None:
+                scopes[k] = new_stats(frame, ts, size)
+            else:
+                keep_top(tops, k, add_iat(st, frame, ts, size), frame, ts)
+        p.hints.setdefault(key, set()).update(hint_names(int(cls.hints[i])))
 
 
 def thresholds_to_bytes(flows: dict, types: dict) -> bytes:
@@ -115,6 +175,32 @@ def _from_tops(scopes: dict, tops: dict, thr: dict) -> tuple[list, dict]:
     return rows, reread
 
 
+_I64_MAX = (1 << 63) - 1
+
+
+def _iat_hits(group: np.ndarray, frame: np.ndarray, ts: np.ndarray, thr: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(group, frame, ts, iat) of every in-chunk IAT >= its group's threshold `thr[group]`."""
+    order = np.argsort(group, kind="stable")
+    g, f, t = group[order], frame[order], ts[order]
+    same = g[1:] == g[:-1]
+    iat = t[1:] - t[:-1]
+    hit = same & (iat >= thr[g[1:]])
+    return g[1:][hit], f[1:][hit], t[1:][hit], iat[hit]
+
+
+def _rescan(cf: ChunkFrames, scope: np.ndarray, keys: list, cand: dict) -> list[list]:
+    """Outlier rows [*key, frame, ts, iat] for the candidate scopes, from the chunk's frames."""
+    thr = np.full(len(keys), _I64_MAX, dtype=np.int64)
+    for i, k in enumerate(keys):
+        x = cand.get(k)
+        if x is not None and x <= _I64_MAX:
+            thr[i] = x
+    g, f, t, iat = _iat_hits(scope, cf.frame[cf.cls.flow >= 0], cf.ts[cf.cls.flow >= 0], thr)
+    return [[keys[gi], fi, ti, xi] for gi, fi, ti, xi in
+            zip(g.tolist(), f.tolist(), t.tolist(), iat.tolist(), strict=True)]
+
+
 def chunk_outliers(spec: ChunkSpec, settings: Settings, partial: bytes,
                    thresholds: bytes) -> bytes:
     """Pass 2: outlier rows [flow key, frame, ts, iat] (and per frame type) inside the chunk.
@@ -123,6 +209,7 @@ def chunk_outliers(spec: ChunkSpec, settings: Settings, partial: bytes,
     include every IAT at or above the threshold are answered from the partial; the chunk is
     re-read only for the rest.
     """
+    t0 = time.perf_counter()
     part = partial_from_bytes(partial)
     flow_thr, type_thr = thresholds_from_bytes(thresholds)
     f_found, fcand = _from_tops(part.flows, part.flow_tops, flow_thr)
@@ -130,24 +217,18 @@ def chunk_outliers(spec: ChunkSpec, settings: Settings, partial: bytes,
     frows = [[*k, f, t, i] for k, f, t, i in f_found]
     trows = [[*k[0], k[1], f, t, i] for k, f, t, i in t_found]
     if fcand or tcand:
-        flast: dict = {}
-        tlast: dict = {}
-        for frame, ts, _cap, c in iter_classified(spec):
-            if c is None:
-                continue
-            key, ftype = c[0], c[1]
-            thr = fcand.get(key)
-            if thr is not None:
-                prev = flast.get(key)
-                if prev is not None and ts - prev >= thr:
-                    frows.append([*key, frame, ts, ts - prev])
-                flast[key] = ts
-            tkey = (key, ftype)
-            thr = tcand.get(tkey)
-            if thr is not None:
-                prev = tlast.get(tkey)
-                if prev is not None and ts - prev >= thr:
-                    trows.append([*key, ftype, frame, ts, ts - prev])
-                tlast[tkey] = ts
+        cf = chunk_frames(spec)
+        cls = cf.cls
+        decoded = cls.flow >= 0
+        flow = cls.flow[decoded].astype(np.int64)
+        if fcand:
+            frows += [[*k, f, t, i] for k, f, t, i in _rescan(cf, flow, cls.keys, fcand)]
+        if tcand:
+            type_keys = [(cls.keys[s // NTYPES], TYPE_NAMES[s % NTYPES])
+                         for s in range(len(cls.keys) * NTYPES)]
+            scope = flow * NTYPES + cls.ftype[decoded]
+            trows += [[*k[0], k[1], f, t, i] for k, f, t, i in
+                      _rescan(cf, scope, type_keys, tcand)]
     return pack("outliers", {"index": spec.index, "flows": frows, "types": trows,
-                             "reread": bool(fcand or tcand)})
+                             "reread": bool(fcand or tcand),
+                             "seconds": time.perf_counter() - t0})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from fractions import Fraction
@@ -42,25 +43,32 @@ def pass2_task(spec: dict, settings: dict, partial: bytes, thr: bytes) -> bytes:
     return chunk_outliers(ChunkSpec.from_dict(spec), Settings.from_dict(settings), partial, thr)
 
 
-def run_serial(plan: CapturePlan, settings: Settings, progress: Progress = _noop
-               ) -> tuple[Partial, list[bytes]]:
+def run_serial(plan: CapturePlan, settings: Settings, progress: Progress = _noop,
+               phases: dict | None = None) -> tuple[Partial, list[bytes]]:
+    phases = {} if phases is None else phases
+    t0 = time.perf_counter()
     parts: list[bytes] = []
     for i, spec in enumerate(plan.chunks):
         parts.append(analyze_chunk(spec, settings))
         progress("dissect", i + 1, len(plan.chunks))
+    t1 = time.perf_counter()
     merged = combine_all([partial_from_bytes(p) for p in parts])
     thr = thresholds_to_bytes(*thresholds(merged, Fraction(settings.sigma)))
+    t2 = time.perf_counter()
     out = []
     for i, (spec, p) in enumerate(zip(plan.chunks, parts, strict=True)):
         out.append(chunk_outliers(spec, settings, p, thr))
         progress("outliers", i + 1, len(plan.chunks))
+    phases.update(dissect=t1 - t0, merge=t2 - t1, outliers=time.perf_counter() - t2)
     return merged, out
 
 
-def run_dask(plan: CapturePlan, settings: Settings, client, progress: Progress = _noop
-             ) -> tuple[Partial, list[bytes]]:
+def run_dask(plan: CapturePlan, settings: Settings, client, progress: Progress = _noop,
+             phases: dict | None = None) -> tuple[Partial, list[bytes]]:
     from distributed import as_completed
 
+    phases = {} if phases is None else phases
+    t0 = time.perf_counter()
     sdict = settings.to_dict()
     specs = [c.to_dict() for c in plan.chunks]
     n = len(specs)
@@ -83,8 +91,10 @@ def run_dask(plan: CapturePlan, settings: Settings, client, progress: Progress =
         level, depth = nxt, depth + 1
     for done, _ in enumerate(as_completed(p1), 1):
         progress("dissect", done, n)
+    t1 = time.perf_counter()
     merged = partial_from_bytes(level[0].result())
     progress("merge", 1, 1)
+    t2 = time.perf_counter()
     thr = client.scatter(thresholds_to_bytes(*thresholds(merged, Fraction(settings.sigma))),
                          broadcast=True)
     p2 = [client.submit(pass2_task, s, sdict, f, thr, key=f"sl-pass2-{token}-{i}")
@@ -93,6 +103,7 @@ def run_dask(plan: CapturePlan, settings: Settings, client, progress: Progress =
         progress("outliers", done, n)
     out = client.gather(p2)
     del p1, p2, level
+    phases.update(dissect=t1 - t0, merge=t2 - t1, outliers=time.perf_counter() - t2)
     return merged, out
 
 
@@ -118,7 +129,7 @@ def cluster_client(scheduler: str | None, workers: int | None) -> Iterator:
     n = workers or max(1, min(os.cpu_count() or 1, 8))
     with (
         LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-                     dashboard_address=None, silence_logs=40) as cluster,
+                     dashboard_address="127.0.0.1:0", silence_logs=40) as cluster,
         Client(cluster) as client,
     ):
         yield client

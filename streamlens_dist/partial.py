@@ -97,6 +97,8 @@ class Partial:
     # Only in one-chunk partials (combine drops them): the largest in-chunk IATs per scope.
     flow_tops: dict[FlowKey, list] = field(default_factory=dict)
     type_tops: dict[TypeKey, list] = field(default_factory=dict)
+    # Diagnostics only (worker seconds per sub-phase); never part of any result.
+    profile: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def empty(cls) -> Partial:
@@ -139,6 +141,9 @@ def combine(a: Partial, b: Partial) -> Partial:
     malformed = dict(a.malformed)
     for k, v in b.malformed.items():
         malformed[k] = malformed.get(k, 0) + v
+    profile = dict(a.profile)
+    for k, v in b.profile.items():
+        profile[k] = profile.get(k, 0.0) + v
     return Partial(
         lo=a.lo, hi=b.hi, frames=a.frames + b.frames, untimed=a.untimed + b.untimed,
         undecodable=a.undecodable + b.undecodable,
@@ -146,7 +151,7 @@ def combine(a: Partial, b: Partial) -> Partial:
         first_ns=a.first_ns if a.first_ns is not None else b.first_ns,
         last_ns=b.last_ns if b.last_ns is not None else a.last_ns,
         flows=flows, hints=hints, types=types, flow_boundaries=fb, type_boundaries=tb,
-        malformed=malformed,
+        malformed=malformed, profile=profile,
     )
 
 

@@ -70,6 +70,7 @@ def partial_to_bytes(p: Partial) -> bytes:
         "tb": [[type_index[k], f, t, i] for k, f, t, i in p.type_boundaries],
         "malformed": p.malformed,
         "ftop": [[flow_index[k], [list(t) for t in h], d, c] for k, (h, d, c) in p.flow_tops.items()],
+        "profile": p.profile,
         "ttop": [[type_index[k], [list(t) for t in h], d, c] for k, (h, d, c) in p.type_tops.items()],
     })
 
@@ -89,7 +90,7 @@ def partial_from_bytes(data: bytes) -> Partial:
             types=types,
             flow_boundaries=[(flow_keys[i], f, t, d) for i, f, t, d in m["fb"]],
             type_boundaries=[(type_keys[i], f, t, d) for i, f, t, d in m["tb"]],
-            malformed=dict(m["malformed"]),
+            malformed=dict(m["malformed"]), profile=dict(m.get("profile", {})),
             flow_tops={flow_keys[i]: [[tuple(t) for t in h], d, c] for i, h, d, c in m["ftop"]},
             type_tops={type_keys[i]: [[tuple(t) for t in h], d, c] for i, h, d, c in m["ttop"]},
         )

@@ -47,9 +47,11 @@ def _sigma(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
 @click.option("--overwrite", is_flag=True, help="Replace an existing store.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.option("--profile", is_flag=True,
+              help="Print where the time went: wall time per phase, worker time per step.")
 def analyze_cmd(paths: tuple[str, ...], store: str, sigma: str, chunk_size: int,
                 workers: int | None, scheduler: str | None, serial: bool, overwrite: bool,
-                as_json: bool, quiet: bool) -> int:
+                as_json: bool, quiet: bool, profile: bool) -> int:
     """Analyse one capture (files of a rotated set or a glob count as one capture) into STORE.
 
     Example: streamlens-dist analyze flight-042/*.pcapng -o flight-042.zarr
@@ -72,6 +74,8 @@ def analyze_cmd(paths: tuple[str, ...], store: str, sigma: str, chunk_size: int,
         click.echo(json.dumps(summary.to_dict(), indent=2, default=str))
     else:
         print_summary(summary, Console())
+        if profile:
+            print_profile(summary, Console())
     return EXIT_DATA_PROBLEMS if summary.attrs["problems"] else EXIT_OK
 
 
@@ -103,3 +107,27 @@ def print_summary(s: Summary, console: Console) -> None:
                       f" (frame {p['frame']}): {p['message']}")
     if a["malformed_payloads"]:
         console.print(f"malformed payloads (still classified): {a['malformed_payloads']}")
+
+
+_WALL = ("split", "cluster_start", "dissect", "merge", "outliers", "tables", "write")
+_WORKER = ("read", "walk", "classify", "stats", "outlier_pass")
+
+
+def print_profile(s: Summary, console: Console) -> None:
+    """Wall time per phase (client view) and summed worker time per step of a chunk task."""
+    table = Table(title=f"Profile: {s.frames:,} frames, {s.wall_s:.3f} s wall")
+    for col in ("phase", "seconds", "share"):
+        table.add_column(col, justify="left" if col == "phase" else "right")
+    for name in _WALL:
+        if name in s.phases:
+            sec = s.phases[name]
+            table.add_row(name, f"{sec:.3f}", f"{100 * sec / s.wall_s:.0f}%")
+    worker = s.phases.get("worker_seconds", {})
+    busy = sum(worker.get(k, 0.0) for k in _WORKER)
+    for name in _WORKER:
+        if name in worker:
+            table.add_row(f"  worker {name}", f"{worker[name]:.3f}",
+                          f"{100 * worker[name] / busy:.0f}% of worker" if busy else "-")
+    console.print(table)
+    console.print(f"frames through the per-frame path: {int(worker.get('slow_path_frames', 0)):,}; "
+                  f"chunks re-read by the outlier pass: {int(worker.get('chunks_reread', 0))}")

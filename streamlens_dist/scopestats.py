@@ -1,0 +1,105 @@
+"""Vectorised per-scope statistics of one chunk (the columnar counterpart of `add_iat`).
+
+Input: for the chunk's classified frames in frame order, a scope id, frame number, timestamp
+and size. Output per scope: the `partial` stats list (exact Python ints) and the kept largest
+in-chunk IATs. Timestamps must satisfy |ts| <= 2^61 so that every IAT and the int64 work below
+cannot overflow; callers fall back to the per-frame path otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import partial
+
+TS_LIMIT = 1 << 61
+_SAFE_SQ = 1 << 63
+_LIMB = 21  # |iat| <= 2^62 splits into three 21-bit limbs
+_LIMB_MASK = (1 << _LIMB) - 1
+MAX_LIMB_TERMS = 1 << 21  # per scope: keeps every limb-product sum below 2^63
+
+
+def _sum_squares(iat: np.ndarray, starts: np.ndarray) -> list[int]:
+    """Exact per-segment sums of squares (segments start at `starts`) with int64 work only:
+    |x| = a*2^42 + b*2^21 + c, so x^2 = a^2*2^84 + ab*2^64 + (2ac + b^2)*2^42 + bc*2^22 + c^2,
+    and each limb product is < 2^42."""
+    ax = np.abs(iat)
+    c = ax & _LIMB_MASK
+    b = (ax >> _LIMB) & _LIMB_MASK
+    a = ax >> (2 * _LIMB)
+    sums = [np.add.reduceat(x * y, starts).tolist() for x, y in
+            ((a, a), (a, b), (a, c), (b, b), (b, c), (c, c))]
+    return [(aa << 84) + (ab << 64) + ((2 * ac + bb) << 42) + (bc << 22) + cc
+            for aa, ab, ac, bb, bc, cc in zip(*sums, strict=True)]
+
+
+@dataclass
+class ScopeStats:
+    ids: np.ndarray  # scope id per output row
+    stats: list[list]  # partial stats lists, in row order
+    tops: list[list]  # [[(iat, frame, ts), ...], dropped or None, iat count] per row
+    starts: np.ndarray  # first position of each scope in `order`
+    order: np.ndarray  # frames sorted by scope (stable: frame order within a scope)
+
+
+def scope_stats(scope: np.ndarray, frame: np.ndarray, ts: np.ndarray, size: np.ndarray
+                ) -> ScopeStats:
+    n = len(scope)
+    if n == 0:
+        return ScopeStats(scope[:0], [], [], np.zeros(0, np.int64), np.zeros(0, np.int64))
+    # small integer keys take numpy's radix sort
+    key = scope.astype(np.uint16) if int(scope.max()) < 1 << 16 else scope
+    order = np.argsort(key, kind="stable")
+    g, fr, t = scope[order], frame[order], ts[order]
+    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
+    ends = np.r_[starts[1:], n]
+    counts = ends - starts
+    nbytes = np.add.reduceat(size[order], starts)
+
+    same = g[1:] == g[:-1]  # position p+1 continues the scope of position p
+    iat = (t[1:] - t[:-1])[same]
+    iat_frame, iat_ts = fr[1:][same], t[1:][same]
+    n_iat = counts - 1
+    istarts = np.r_[0, np.cumsum(n_iat)[:-1]]
+    has = n_iat > 0
+    mins = np.zeros(len(starts), np.int64)
+    maxs = np.zeros(len(starts), np.int64)
+    sq: list[int] = [0] * len(starts)
+    if has.any():
+        mins[has] = np.minimum.reduceat(iat, istarts[has])
+        maxs[has] = np.maximum.reduceat(iat, istarts[has])
+        big = max(int(-mins.min()), int(maxs.max()))
+        if big * big * int(n_iat.max()) < _SAFE_SQ:  # plain int64 sums cannot overflow
+            exact = np.add.reduceat(iat * iat, istarts[has]).tolist()
+        else:
+            exact = _sum_squares(iat, istarts[has])
+        for k, q in zip(np.flatnonzero(has).tolist(), exact, strict=True):
+            sq[k] = q
+
+    # Largest IATs per scope: sort by (scope, iat descending) and keep the first K of each.
+    keep_n = partial.TOP_BASE + n_iat // partial.TOP_PER
+    tops_order = np.lexsort((-iat, np.repeat(np.arange(len(starts)), n_iat)))
+    rank = np.arange(len(iat)) - np.repeat(istarts, n_iat)
+    kept = tops_order[rank < np.repeat(keep_n, n_iat)]
+    kept_counts = np.minimum(n_iat, keep_n)
+    kept_split = np.cumsum(kept_counts)[:-1]
+    dropped_pos = istarts + keep_n
+
+    rows = zip(counts.tolist(), nbytes.tolist(), fr[starts].tolist(), t[starts].tolist(),
+               fr[ends - 1].tolist(), t[ends - 1].tolist(), n_iat.tolist(), mins.tolist(),
+               maxs.tolist(), sq, istarts.tolist(), strict=True)
+    stats, tops = [], []
+    kept_iat = np.split(iat[kept], kept_split)
+    kept_fr = np.split(iat_frame[kept], kept_split)
+    kept_ts = np.split(iat_ts[kept], kept_split)
+    for k, (frames, b, ff, fns, lf, lns, m, lo, hi, q, i0) in enumerate(rows):
+        if m >= MAX_LIMB_TERMS:  # too many terms for the limb sums: plain Python ints
+            q = sum(x * x for x in iat[i0:i0 + m].tolist())
+        stats.append([frames, b, ff, fns, lf, lns, m, lns - fns, q,
+                      lo if m else None, hi if m else None])
+        dropped = int(iat[tops_order[dropped_pos[k]]]) if m > keep_n[k] else None
+        tops.append([list(zip(kept_iat[k].tolist(), kept_fr[k].tolist(), kept_ts[k].tolist(),
+                              strict=True)), dropped, m])
+    return ScopeStats(g[starts], stats, tops, starts, order)
