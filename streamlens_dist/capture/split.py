@@ -10,10 +10,10 @@ from __future__ import annotations
 import glob
 import mmap
 import os
-
-import numpy as np
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from ..errors import CaptureFormatError, CaptureNotFoundError
 from . import pcap, pcapng
