@@ -3,8 +3,8 @@
 Pass 1 (`analyze_chunk`) reads a chunk into columns, classifies it (columnar fast path, per
 frame where needed) and reduces it to a Partial with vectorised per-scope statistics. Pass 2
 (`chunk_outliers`) answers from the partial's kept top IATs and re-reads the chunk only for
-scopes that may hold more outliers than were kept; IATs spanning chunk seams are tested by the
-reducer from the boundary IATs.
+scopes that may hold more outliers than were kept; it also tests the IATs that end at the
+chunk's seam, from the prefix (last timestamps of earlier chunks) it is given.
 """
 
 from __future__ import annotations
@@ -22,10 +22,18 @@ from .dissect.classify import Classified, classify
 from .dissect.columnar import FrameClasses, classify_columns
 from .dissect.names import MALFORMED_NAMES, TYPE_NAMES, hint_names
 from .errors import CaptureFormatError
-from .partial import MAX, MAX_UNDECODABLE_LISTED, Partial, add_iat, keep_top, new_stats
+from .partial import (
+    MAX,
+    MAX_UNDECODABLE_LISTED,
+    Partial,
+    add_iat,
+    keep_top,
+    new_stats,
+    seam_iats,
+)
 from .scopestats import TS_LIMIT, scope_stats
 from .settings import Settings
-from .wire import pack, partial_from_bytes, partial_to_bytes, unpack
+from .wire import pack, partial_from_bytes, partial_to_bytes, prefix_from_bytes, unpack
 
 NTYPES = len(TYPE_NAMES)
 
@@ -202,18 +210,22 @@ def _rescan(cf: ChunkFrames, scope: np.ndarray, keys: list, cand: dict) -> list[
 
 
 def chunk_outliers(spec: ChunkSpec, settings: Settings, partial: bytes,
-                   thresholds: bytes) -> bytes:
-    """Pass 2: outlier rows [flow key, frame, ts, iat] (and per frame type) inside the chunk.
+                   thresholds: bytes, prefix: bytes) -> bytes:
+    """Pass 2: outlier rows [flow key, frame, ts, iat] (and per frame type) of the IATs that
+    end in this chunk: at its seam (from `prefix`) and inside it.
 
-    Scopes whose in-chunk maximum is below the threshold have none; scopes whose kept top IATs
-    include every IAT at or above the threshold are answered from the partial; the chunk is
-    re-read only for the rest.
+    Scopes whose in-chunk maximum is below the threshold have none inside; scopes whose kept
+    top IATs include every IAT at or above the threshold are answered from the partial; the
+    chunk is re-read only for the rest.
     """
     t0 = time.perf_counter()
     part = partial_from_bytes(partial)
     flow_thr, type_thr = thresholds_from_bytes(thresholds)
     f_found, fcand = _from_tops(part.flows, part.flow_tops, flow_thr)
     t_found, tcand = _from_tops(part.types, part.type_tops, type_thr)
+    f_seams, t_seams = seam_iats(prefix_from_bytes(prefix), part)
+    f_found += [r for r in f_seams if r[0] in flow_thr and r[3] >= flow_thr[r[0]]]
+    t_found += [r for r in t_seams if r[0] in type_thr and r[3] >= type_thr[r[0]]]
     frows = [[*k, f, t, i] for k, f, t, i in f_found]
     trows = [[*k[0], k[1], f, t, i] for k, f, t, i in t_found]
     if fcand or tcand:

@@ -1,8 +1,10 @@
 """The only module that knows Dask: builds and runs the graph (STYLE §2).
 
-pass 1 (chunk -> partial) | ordered tree reduction of partials | thresholds on the client |
-pass 2 (chunk outliers, skipped where no IAT can pass) . `run_serial` is the same pipeline in
-one process, used as the oracle and for tiny inputs.
+pass 1 (chunk -> partial) | ordered tree reduction of partials (up-sweep) | thresholds on
+the client | prefixes down the same tree (down-sweep: the last timestamp per scope before each
+chunk) | pass 2 (chunk outliers at its seam and inside it). Every task holds at most one chunk
+or one entry per scope, never flows x chunks. `run_serial` is the same pipeline in one
+process, used as the oracle and for tiny inputs.
 """
 
 from __future__ import annotations
@@ -17,10 +19,10 @@ from fractions import Fraction
 from .capture.split import CapturePlan, ChunkSpec
 from .chunktask import analyze_chunk, chunk_outliers, thresholds_to_bytes
 from .errors import ClusterError
-from .partial import Partial, combine, combine_all
+from .partial import Partial, Prefix, advance, combine, combine_all
 from .results import thresholds
 from .settings import Settings
-from .wire import partial_from_bytes, partial_to_bytes
+from .wire import partial_from_bytes, partial_to_bytes, prefix_from_bytes, prefix_to_bytes
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
 
@@ -39,8 +41,13 @@ def combine_task(a: bytes, b: bytes) -> bytes:
     return partial_to_bytes(combine(partial_from_bytes(a), partial_from_bytes(b)))
 
 
-def pass2_task(spec: dict, settings: dict, partial: bytes, thr: bytes) -> bytes:
-    return chunk_outliers(ChunkSpec.from_dict(spec), Settings.from_dict(settings), partial, thr)
+def prefix_task(prefix: bytes, left: bytes) -> bytes:
+    return prefix_to_bytes(advance(prefix_from_bytes(prefix), partial_from_bytes(left)))
+
+
+def pass2_task(spec: dict, settings: dict, partial: bytes, thr: bytes, prefix: bytes) -> bytes:
+    return chunk_outliers(ChunkSpec.from_dict(spec), Settings.from_dict(settings), partial, thr,
+                          prefix)
 
 
 def run_serial(plan: CapturePlan, settings: Settings, progress: Progress = _noop,
@@ -56,8 +63,10 @@ def run_serial(plan: CapturePlan, settings: Settings, progress: Progress = _noop
     thr = thresholds_to_bytes(*thresholds(merged, Fraction(settings.sigma)))
     t2 = time.perf_counter()
     out = []
+    prefix = Prefix()
     for i, (spec, p) in enumerate(zip(plan.chunks, parts, strict=True)):
-        out.append(chunk_outliers(spec, settings, p, thr))
+        out.append(chunk_outliers(spec, settings, p, thr, prefix_to_bytes(prefix)))
+        prefix = advance(prefix, partial_from_bytes(p))
         progress("outliers", i + 1, len(plan.chunks))
     phases.update(dissect=t1 - t0, merge=t2 - t1, outliers=time.perf_counter() - t2)
     return merged, out
@@ -79,13 +88,17 @@ def run_dask(plan: CapturePlan, settings: Settings, client, progress: Progress =
     token = uuid.uuid4().hex
     p1 = client.map(pass1_task, specs, settings=sdict, key=[f"sl-pass1-{token}-{i}"
                                                             for i in range(n)])
-    # Ordered pairwise tree: submitted now, runs as pass-1 results arrive.
+    # Up-sweep: an ordered pairwise tree, submitted now, running as pass-1 results arrive.
+    # children[node key] = (left, right) remembers the shape for the down-sweep.
     level, depth = list(p1), 0
+    children: dict[str, tuple] = {}
     while len(level) > 1:
         nxt = []
         for i in range(0, len(level) - 1, 2):
-            nxt.append(client.submit(combine_task, level[i], level[i + 1],
-                                     key=f"sl-merge-{token}-{depth}-{i}"))
+            node = client.submit(combine_task, level[i], level[i + 1],
+                                 key=f"sl-merge-{token}-{depth}-{i}")
+            children[node.key] = (level[i], level[i + 1])
+            nxt.append(node)
         if len(level) % 2:
             nxt.append(level[-1])
         level, depth = nxt, depth + 1
@@ -97,8 +110,23 @@ def run_dask(plan: CapturePlan, settings: Settings, client, progress: Progress =
     t2 = time.perf_counter()
     thr = client.scatter(thresholds_to_bytes(*thresholds(merged, Fraction(settings.sigma))),
                          broadcast=True)
-    p2 = [client.submit(pass2_task, s, sdict, f, thr, key=f"sl-pass2-{token}-{i}")
+    # Down-sweep: a node's prefix goes to its left child; its right child gets it advanced
+    # past the left child. Leaves end with the prefix of their chunk.
+    prefix_of = {level[0].key: client.scatter(prefix_to_bytes(Prefix()))}
+    stack = [level[0]]
+    while stack:
+        node = stack.pop()
+        if node.key not in children:
+            continue
+        left, right = children[node.key]
+        prefix_of[left.key] = prefix_of[node.key]
+        prefix_of[right.key] = client.submit(prefix_task, prefix_of[node.key], left,
+                                             key=f"sl-prefix-{token}-{right.key}")
+        stack += [left, right]
+    p2 = [client.submit(pass2_task, s, sdict, f, thr, prefix_of[f.key],
+                        key=f"sl-pass2-{token}-{i}")
           for i, (s, f) in enumerate(zip(specs, p1, strict=True))]
+    del children, prefix_of, stack
     for done, _ in enumerate(as_completed(p2), 1):
         progress("outliers", done, n)
     out = client.gather(p2)

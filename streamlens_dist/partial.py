@@ -3,9 +3,12 @@
 A `Partial` covers a contiguous run of chunks. Per flow and per (flow, frame type) it holds
 `Stats`: frames, bytes, first/last frame and timestamp, and over the IATs *inside* the run:
 count n, sum S, sum of squares Q (a Python int, unbounded), min and max. `combine(a, b)` with
-`a` before `b` adds the one IAT that spans the seam (b.first_ns - a.last_ns) per scope and
-remembers it as a *boundary IAT* (scope, frame, ts, iat) so that the outlier pass can test it
-later. Combining is associative but not commutative: reductions keep chunk order.
+`a` before `b` adds the one IAT that spans the seam (b.first_ns - a.last_ns) per scope.
+Combining is associative but not commutative: reductions keep chunk order.
+
+The outlier pass needs each seam IAT again, at the chunk where it ends: a `Prefix` (last
+timestamp per scope of everything before a chunk) is carried down the same tree, so no node
+ever holds more than one entry per scope.
 """
 
 from __future__ import annotations
@@ -66,7 +69,7 @@ def keep_top(tops: dict, key: object, iat: int, frame: int, ts: int) -> None:
 
 
 def merge_stats(a: list, b: list) -> tuple[list, int]:
-    """Stats of a followed by b, and the boundary IAT that joins them."""
+    """Stats of a followed by b, and the seam IAT that joins them."""
     iat = b[FIRST_NS] - a[LAST_NS]
     mins = [v for v in (a[MIN], b[MIN], iat) if v is not None]
     maxs = [v for v in (a[MAX], b[MAX], iat) if v is not None]
@@ -90,9 +93,6 @@ class Partial:
     flows: dict[FlowKey, list] = field(default_factory=dict)
     hints: dict[FlowKey, set[str]] = field(default_factory=dict)
     types: dict[TypeKey, list] = field(default_factory=dict)
-    # boundary IATs created by combine: (scope key, frame, ts, iat)
-    flow_boundaries: list[tuple[FlowKey, int, int, int]] = field(default_factory=list)
-    type_boundaries: list[tuple[TypeKey, int, int, int]] = field(default_factory=list)
     malformed: dict[str, int] = field(default_factory=dict)
     # Only in one-chunk partials (combine drops them): the largest in-chunk IATs per scope.
     flow_tops: dict[FlowKey, list] = field(default_factory=dict)
@@ -108,15 +108,11 @@ class Partial:
         return self.lo < 0
 
 
-def _merge_scopes(a: dict, b: dict, boundaries: list) -> dict:
+def _merge_scopes(a: dict, b: dict) -> dict:
     out = {k: list(v) for k, v in a.items()}
     for k, sb in b.items():
         sa = out.get(k)
-        if sa is None:
-            out[k] = list(sb)
-        else:
-            out[k], iat = merge_stats(sa, sb)
-            boundaries.append((k, sb[FIRST_FRAME], sb[FIRST_NS], iat))
+        out[k] = list(sb) if sa is None else merge_stats(sa, sb)[0]
     return out
 
 
@@ -129,12 +125,8 @@ def combine(a: Partial, b: Partial) -> Partial:
     if b.lo != a.hi + 1:
         raise ValueError(f"partials must be combined in chunk order: {a.lo}..{a.hi} then "
                          f"{b.lo}..{b.hi}")
-    fb = list(a.flow_boundaries)
-    tb = list(a.type_boundaries)
-    flows = _merge_scopes(a.flows, b.flows, fb)
-    types = _merge_scopes(a.types, b.types, tb)
-    fb.extend(b.flow_boundaries)
-    tb.extend(b.type_boundaries)
+    flows = _merge_scopes(a.flows, b.flows)
+    types = _merge_scopes(a.types, b.types)
     hints = {k: set(v) for k, v in a.hints.items()}
     for k, v in b.hints.items():
         hints.setdefault(k, set()).update(v)
@@ -150,7 +142,7 @@ def combine(a: Partial, b: Partial) -> Partial:
         undecodable_first=(a.undecodable_first + b.undecodable_first)[:MAX_UNDECODABLE_LISTED],
         first_ns=a.first_ns if a.first_ns is not None else b.first_ns,
         last_ns=b.last_ns if b.last_ns is not None else a.last_ns,
-        flows=flows, hints=hints, types=types, flow_boundaries=fb, type_boundaries=tb,
+        flows=flows, hints=hints, types=types,
         malformed=malformed, profile=profile,
     )
 
@@ -163,3 +155,28 @@ def combine_all(parts: list[Partial]) -> Partial:
         parts = [combine(parts[i], parts[i + 1]) if i + 1 < len(parts) else parts[i]
                  for i in range(0, len(parts), 2)]
     return parts[0]
+
+
+@dataclass
+class Prefix:
+    """Last timestamp per scope over all chunks before some chunk."""
+
+    flows: dict[FlowKey, int] = field(default_factory=dict)
+    types: dict[TypeKey, int] = field(default_factory=dict)
+
+
+def advance(prefix: Prefix, part: Partial) -> Prefix:
+    """The prefix after `part` (which directly follows the chunks `prefix` covers)."""
+    flows, types = dict(prefix.flows), dict(prefix.types)
+    flows.update((k, st[LAST_NS]) for k, st in part.flows.items())
+    types.update((k, st[LAST_NS]) for k, st in part.types.items())
+    return Prefix(flows, types)
+
+
+def seam_iats(prefix: Prefix, part: Partial) -> tuple[list, list]:
+    """The IATs that end at the first frame of each scope of `part`:
+    ([(flow key, frame, ts, iat)], [(type key, frame, ts, iat)])."""
+    def seams(last: dict, scopes: dict) -> list:
+        return [(k, st[FIRST_FRAME], st[FIRST_NS], st[FIRST_NS] - last[k])
+                for k, st in scopes.items() if k in last]
+    return seams(prefix.flows, part.flows), seams(prefix.types, part.types)

@@ -76,23 +76,18 @@ def _strings(values: list[str]) -> np.ndarray:
 
 
 def build_tables(part: Partial, k: Fraction, outlier_messages: list[bytes]) -> Tables:
-    flow_thr, type_thr = thresholds(part, k)
     flow_keys = sorted(part.flows, key=lambda key: part.flows[key][FIRST_FRAME])
     flow_row = {key: i for i, key in enumerate(flow_keys)}
     type_keys = sorted(part.types, key=lambda t: (flow_row[t[0]], part.types[t][FIRST_FRAME]))
     type_row = {key: i for i, key in enumerate(type_keys)}
 
-    # (row, frame, ts, iat): rows found inside chunks, then IATs spanning chunk seams.
+    # (row, frame, ts, iat), from the outlier pass (inside chunks and at their seams)
     f_out: list[tuple[int, int, int, int]] = []
     t_out: list[tuple[int, int, int, int]] = []
     for msg in outlier_messages:
         m = unpack(msg, "outliers")
         f_out.extend((flow_row[tuple(r[:3])], r[3], r[4], r[5]) for r in m["flows"])
         t_out.extend((type_row[(tuple(r[:3]), r[3])], r[4], r[5], r[6]) for r in m["types"])
-    f_out.extend((flow_row[key], f, t, iat) for key, f, t, iat in part.flow_boundaries
-                 if key in flow_thr and iat >= flow_thr[key])
-    t_out.extend((type_row[key], f, t, iat) for key, f, t, iat in part.type_boundaries
-                 if key in type_thr and iat >= type_thr[key])
     f_out.sort(key=lambda r: r[1])
     t_out.sort(key=lambda r: r[1])
 

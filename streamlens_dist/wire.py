@@ -12,7 +12,7 @@ from typing import Any
 import msgpack
 
 from .errors import WireFormatError
-from .partial import Partial
+from .partial import Partial, Prefix
 
 SCHEMA = "streamlens-dist/partial"
 VERSION = 1
@@ -66,8 +66,6 @@ def partial_to_bytes(p: Partial) -> bytes:
         "first_ns": p.first_ns, "last_ns": p.last_ns,
         "flows": [[*k, sorted(p.hints.get(k, ())), *_stats(st)] for k, st in p.flows.items()],
         "types": [[flow_index[k[0]], k[1], *_stats(st)] for k, st in p.types.items()],
-        "fb": [[flow_index[k], f, t, i] for k, f, t, i in p.flow_boundaries],
-        "tb": [[type_index[k], f, t, i] for k, f, t, i in p.type_boundaries],
         "malformed": p.malformed,
         "ftop": [[flow_index[k], [list(t) for t in h], d, c] for k, (h, d, c) in p.flow_tops.items()],
         "profile": p.profile,
@@ -88,11 +86,23 @@ def partial_from_bytes(data: bytes) -> Partial:
             undecodable=m["undecodable"], undecodable_first=list(m["undecodable_first"]),
             first_ns=m["first_ns"], last_ns=m["last_ns"], flows=flows, hints=hints,
             types=types,
-            flow_boundaries=[(flow_keys[i], f, t, d) for i, f, t, d in m["fb"]],
-            type_boundaries=[(type_keys[i], f, t, d) for i, f, t, d in m["tb"]],
             malformed=dict(m["malformed"]), profile=dict(m.get("profile", {})),
             flow_tops={flow_keys[i]: [[tuple(t) for t in h], d, c] for i, h, d, c in m["ftop"]},
             type_tops={type_keys[i]: [[tuple(t) for t in h], d, c] for i, h, d, c in m["ttop"]},
         )
     except (KeyError, IndexError, TypeError, ValueError) as exc:
         raise WireFormatError(f"malformed partial message: {exc!r}") from exc
+
+
+def prefix_to_bytes(p: Prefix) -> bytes:
+    return pack("prefix", {"flows": [[*k, t] for k, t in p.flows.items()],
+                           "types": [[*k[0], k[1], t] for k, t in p.types.items()]})
+
+
+def prefix_from_bytes(data: bytes) -> Prefix:
+    m = unpack(data, "prefix")
+    try:
+        return Prefix({tuple(r[:3]): r[3] for r in m["flows"]},
+                      {(tuple(r[:3]), r[3]): r[4] for r in m["types"]})
+    except (KeyError, IndexError, TypeError) as exc:
+        raise WireFormatError(f"malformed prefix message: {exc!r}") from exc

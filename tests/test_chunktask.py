@@ -12,10 +12,10 @@ from conftest import CAPTURES, assert_tables_equal
 from streamlens_dist import partial
 from streamlens_dist.capture.split import plan_capture
 from streamlens_dist.chunktask import analyze_chunk, chunk_outliers, thresholds_to_bytes
-from streamlens_dist.partial import combine_all
+from streamlens_dist.partial import Prefix, advance, combine_all
 from streamlens_dist.results import build_tables, thresholds
 from streamlens_dist.settings import Settings
-from streamlens_dist.wire import partial_from_bytes, unpack
+from streamlens_dist.wire import partial_from_bytes, prefix_to_bytes, unpack
 
 CAPTURE = CAPTURES / "mixed_many_protocols_vlan_ipv6.pcap"
 
@@ -26,7 +26,10 @@ def _run(sigma: str) -> tuple[dict, list[bool]]:
     parts = [analyze_chunk(c, settings) for c in plan.chunks]
     merged = combine_all([partial_from_bytes(p) for p in parts])
     thr = thresholds_to_bytes(*thresholds(merged, Fraction(sigma)))
-    outs = [chunk_outliers(c, settings, p, thr) for c, p in zip(plan.chunks, parts, strict=True)]
+    outs, prefix = [], Prefix()
+    for c, p in zip(plan.chunks, parts, strict=True):
+        outs.append(chunk_outliers(c, settings, p, thr, prefix_to_bytes(prefix)))
+        prefix = advance(prefix, partial_from_bytes(p))
     tables = as_dict(build_tables(merged, Fraction(sigma), outs))
     return tables, [unpack(o, "outliers")["reread"] for o in outs]
 

@@ -8,8 +8,23 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streamlens_dist.errors import WireFormatError
-from streamlens_dist.partial import Partial, add_iat, combine, combine_all, new_stats
-from streamlens_dist.wire import pack, partial_from_bytes, partial_to_bytes
+from streamlens_dist.partial import (
+    Partial,
+    Prefix,
+    add_iat,
+    advance,
+    combine,
+    combine_all,
+    new_stats,
+    seam_iats,
+)
+from streamlens_dist.wire import (
+    pack,
+    partial_from_bytes,
+    partial_to_bytes,
+    prefix_from_bytes,
+    prefix_to_bytes,
+)
 
 KEYS = [("10.0.0.1", "10.0.0.2", "ip4"), ("fe80::1", "ff02::1", "ip6"),
         ("aa:bb:cc:dd:ee:ff", "01:1b:19:00:00:00", "l2")]
@@ -58,10 +73,19 @@ def test_split_invariance(frames: list, cuts: list[int]) -> None:
     parts = split(frames, cuts)
     merged = combine_all(parts)
     assert comparable(merged) == comparable(whole)
-    # every boundary IAT is a real IAT of its scope, attributed to the scope's first frame
-    # in a later chunk, and there is exactly one per (scope, chunk it reappears in)
-    n_boundaries = sum(len(p.flows) for p in parts) - len(whole.flows)
-    assert len(merged.flow_boundaries) == n_boundaries
+    # the seam IATs found through prefixes are exactly the IATs of the whole run that cross
+    # a chunk boundary: per flow, the in-chunk IATs plus the seams count all IATs
+    prefix, seams = Prefix(), []
+    for p in parts:
+        seams += seam_iats(prefix, p)[0]
+        prefix = advance(prefix, p)
+    assert len(seams) == sum(len(p.flows) for p in parts) - len(whole.flows)
+    for key, stats in whole.flows.items():
+        inside = sum(p.flows[key][6] for p in parts if key in p.flows)
+        seam = [s for s in seams if s[0] == key]
+        assert inside + len(seam) == stats[6]
+        assert sum(p.flows[key][7] for p in parts if key in p.flows) + \
+            sum(s[3] for s in seam) == stats[7]
 
 
 @given(frames_st, st.integers(0, 100), st.integers(0, 100))
@@ -72,9 +96,6 @@ def test_associativity_and_identity(frames: list, x: int, y: int) -> None:
                build(frames[j:], 2, j + 1))
     left, right = combine(combine(a, b), c), combine(a, combine(b, c))
     assert comparable(left) == comparable(right) == comparable(build(frames, 0, 1))
-    # the boundary IATs form the same set whatever the tree shape (their order may differ)
-    assert sorted(left.flow_boundaries) == sorted(right.flow_boundaries)
-    assert sorted(left.type_boundaries) == sorted(right.type_boundaries)
     e = Partial.empty()
     assert combine(e, a) is a and combine(a, e) is a
 
@@ -91,7 +112,6 @@ def test_wire_round_trip(frames: list, cuts: list[int]) -> None:
     merged = combine_all(split(frames, cuts))
     back = partial_from_bytes(partial_to_bytes(merged))
     assert comparable(back) == comparable(merged)
-    assert back.flow_boundaries == merged.flow_boundaries
     assert (back.lo, back.hi) == (merged.lo, merged.hi)
 
 
@@ -112,3 +132,10 @@ def test_wire_rejects_foreign_and_future_messages() -> None:
         partial_from_bytes(future)
     with pytest.raises(WireFormatError, match="malformed"):
         partial_from_bytes(pack("partial", {"lo": 0}))
+
+
+def test_prefix_round_trip() -> None:
+    p = build([(0, 0, 5, 1), (1, 2, -7, 1), (0, 1, 9, 1)], 0, 1)
+    prefix = advance(Prefix(), p)
+    back = prefix_from_bytes(prefix_to_bytes(prefix))
+    assert back == prefix and back.flows[KEYS[0]] == 9 and back.types[(KEYS[1], TYPES[2])] == -7

@@ -7,6 +7,11 @@ whole ladder, ICMP/IGMP, L2 frames. Everything else (other link types, damaged h
 IPv6 extension headers, Chapter 10 bodies that might be TMATS text)
 goes through the per-frame `classify`, so both paths give identical records by construction
 of the tests (`tests/test_columnar.py` holds them to it).
+
+When the compiled kernel is built, `_kernels.classify_frames` runs the same decision procedure
+as `_fast` in one C pass (same frames handled, same outputs, same flow keys interned in the
+same order; `tests/test_columnar_kernel.py`); `_fast` stays the fallback for a missing or old
+build.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from . import ip as ipmod
 from . import link
 from .classify import classify
 from .names import HINT_BIT, MALFORMED_ID, TYPE_ID, hint_bits
-from .ports import TCP_HINTS, TCP_TYPES, UDP_HINTS, UDP_TYPES
+from .ports import PTP_PORTS, TCP_HINTS, TCP_TYPES, UDP_HINTS, UDP_TYPES
 
 FlowKey = tuple[str, str, str]
 
@@ -155,12 +160,66 @@ def _intern_keys(out: _Out, c: _Chunk, rows: np.ndarray, src: np.ndarray, dst: n
     out.flow[rows] = ids[inverse.ravel()]
 
 
+# The compiled ladder (`_kernels.classify_frames`) reads its codes and tables from here, so
+# names.py, ports.py and link.py stay the one definition of every number it uses: the kernel
+# lists the names it needs (`CLASSIFY_NAMES`, "space:name") and gets their values in order.
+_KERNEL_SPACES: dict[str, dict] = {"type": TYPE_ID, "hint": HINT_BIT, "malformed": MALFORMED_ID,
+                                   "link": vars(link)}
+_kernel_cache: list = [None, None]  # [module, its tables]
+
+
+def _kernel_tables(kern) -> tuple | None:
+    """The constant arguments of `kern.classify_frames`, or None when `kern` has no compiled
+    ladder (missing or an old build) or asks for a name this version does not define."""
+    if kern is None:
+        return None
+    if _kernel_cache[0] is not kern:
+        tables = None
+        names = getattr(kern, "CLASSIFY_NAMES", None)
+        if hasattr(kern, "classify_frames") and names is not None:
+            try:
+                values = [_KERNEL_SPACES[space][name]
+                          for space, name in (n.split(":", 1) for n in names)]
+            except (KeyError, ValueError):
+                values = None
+            if values is not None and all(isinstance(v, int) for v in values):
+                i32 = np.int32
+                tables = (np.array(values, dtype=np.int64), _TPIDS, _IP6_EXT,
+                          np.array(sorted(PTP_PORTS), dtype=np.int64), _PTP_TYPE,
+                          _UDP_HINT.astype(i32), _UDP_TYPE.astype(i32),
+                          _TCP_HINT.astype(i32), _TCP_TYPE.astype(i32))
+        _kernel_cache[:] = [kern, tables]
+    return _kernel_cache[1]
+
+
+def _compiled(c: _Chunk, cols: RecordColumns, out: _Out, tables: tuple) -> np.ndarray:
+    """`_fast` in one compiled pass: fills out's ftype/hints/malformed, interns the flow keys
+    (same frames, same order as `_fast`) and returns the mask of frames it handled."""
+    n = len(cols)
+    handled = np.empty(n, dtype=np.uint8)
+    kind = np.empty(n, dtype=np.int8)
+    src = np.empty(n, dtype=np.int64)
+    dst = np.empty(n, dtype=np.int64)
+    _kernels.classify_frames(
+        c.b, np.ascontiguousarray(cols.offset, np.int64), np.ascontiguousarray(cols.caplen, np.int64),
+        np.ascontiguousarray(cols.linktype, np.int32),
+        np.ascontiguousarray(cols.untimed, np.bool_).view(np.uint8), *tables,
+        handled, kind, src, dst, out.ftype, out.hints, out.malformed)
+    for code, width, name in ((2, 6, "l2"), (0, 4, "ip4"), (1, 16, "ip6")):
+        rows = np.flatnonzero(kind == code)
+        _intern_keys(out, c, rows, src[rows], dst[rows], width, name)
+    return handled.view(np.bool_)
+
+
 def classify_columns(buf: bytes, cols: RecordColumns, force_slow: bool = False) -> FrameClasses:
     n = len(cols)
     out = _Out(n)
     slow = ~cols.untimed
     if n and not force_slow:
-        slow = slow & ~_fast(_Chunk(buf), cols, out)
+        c = _Chunk(buf)
+        tables = _kernel_tables(_kernels)
+        done = _fast(c, cols, out) if tables is None else _compiled(c, cols, out, tables)
+        slow = slow & ~done
     rows = np.flatnonzero(slow)
     for i in rows.tolist():
         off = int(cols.offset[i])
