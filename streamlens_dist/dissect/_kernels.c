@@ -406,15 +406,17 @@ static int classify_one(const ladder_t *L, int64_t base, int64_t end, int8_t *ki
     return 1;
 }
 
-#define N_BUFS 21
+#define N_BUFS 22
 static PyObject *classify_frames(PyObject *self, PyObject *args) {
     Py_buffer b[N_BUFS];
     enum { DATA, OFFSET, CAPLEN, LINKTYPE, UNTIMED, CODES, TPIDS, IP6EXT, PTPPORTS, PTPTYPES,
-           UDPHINT, UDPTYPE, TCPHINT, TCPTYPE, HANDLED, KIND, SRC, DST, FTYPE, HINTS, MALFORMED };
+           UDPHINT, UDPTYPE, TCPHINT, TCPTYPE, HANDLED, KIND, SRC, DST, FTYPE, HINTS, MALFORMED,
+           KEY4 };
     memset(b, 0, sizeof b);
-    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*y*y*y*y*y*y*y*w*w*w*w*w*w*w*", &b[0], &b[1],
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*y*y*y*y*y*y*y*w*w*w*w*w*w*w*w*", &b[0], &b[1],
                           &b[2], &b[3], &b[4], &b[5], &b[6], &b[7], &b[8], &b[9], &b[10], &b[11],
-                          &b[12], &b[13], &b[14], &b[15], &b[16], &b[17], &b[18], &b[19], &b[20]))
+                          &b[12], &b[13], &b[14], &b[15], &b[16], &b[17], &b[18], &b[19], &b[20],
+                          &b[21]))
         return NULL; /* PyArg_ParseTuple releases what it acquired */
     PyObject *result = NULL;
     ladder_t *L = PyMem_Calloc(1, sizeof(ladder_t));
@@ -429,7 +431,7 @@ static PyObject *classify_frames(PyObject *self, PyObject *args) {
         [CODES] = N_CODES * 8, [TPIDS] = 0, [IP6EXT] = 0, [PTPPORTS] = 0, [PTPTYPES] = 16 * 8,
         [UDPHINT] = 65536 * 4, [UDPTYPE] = 65536 * 4, [TCPHINT] = 65536 * 4,
         [TCPTYPE] = 65536 * 4, [HANDLED] = n, [KIND] = n, [SRC] = n * 8, [DST] = n * 8,
-        [FTYPE] = n * 2, [HINTS] = n * 4, [MALFORMED] = n};
+        [FTYPE] = n * 2, [HINTS] = n * 4, [MALFORMED] = n, [KEY4] = n * 8};
     for (int k = 1; k < N_BUFS; k++) {
         if (want[k] ? b[k].len != want[k] : (b[k].len % 8 != 0 || b[k].len > MAX_SET * 8)) {
             PyErr_Format(PyExc_ValueError, "classify_frames: argument %d has %zd bytes", k + 1,
@@ -471,6 +473,9 @@ static PyObject *classify_frames(PyObject *self, PyObject *args) {
     int64_t *src = (int64_t *)b[SRC].buf, *dst = (int64_t *)b[DST].buf;
     int16_t *ftype = (int16_t *)b[FTYPE].buf;
     int32_t *hints = (int32_t *)b[HINTS].buf;
+    /* IPv4 flows: the address pair packed as one big-endian uint64, read while the header is
+     * still in cache (interning sorts these instead of gathering the addresses again) */
+    uint64_t *key4 = (uint64_t *)b[KEY4].buf;
 
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t i = 0; i < n; i++) {
@@ -491,6 +496,9 @@ static PyObject *classify_frames(PyObject *self, PyObject *args) {
         kind[i] = k;
         src[i] = s;
         dst[i] = t;
+        key4[i] = k == 0 ? ((uint64_t)be16(L->d, s) << 48 | (uint64_t)be16(L->d, s + 2) << 32 |
+                            (uint64_t)be16(L->d, t) << 16 | (uint64_t)be16(L->d, t + 2))
+                         : 0;
         ftype[i] = (int16_t)r.ftype;
         hints[i] = (int32_t)r.hints;
         malformed[i] = (int8_t)r.malformed;

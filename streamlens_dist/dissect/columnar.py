@@ -142,15 +142,20 @@ class _Out:
 
 
 def _intern_keys(out: _Out, c: _Chunk, rows: np.ndarray, src: np.ndarray, dst: np.ndarray,
-                 width: int, kind: str) -> None:
-    """Flow ids for frames whose addresses are `width` bytes at offsets src/dst."""
+                 width: int, kind: str, packed: np.ndarray | None = None) -> None:
+    """Flow ids for frames whose addresses are `width` bytes at offsets src/dst (`packed`:
+    the IPv4 pairs already read as big-endian uint64 by the kernel)."""
     if not len(rows):
         return
-    span = np.arange(width)
-    raw = np.concatenate([c.b[src[:, None] + span], c.b[dst[:, None] + span]], axis=1)
-    raw = np.ascontiguousarray(raw)
-    # IPv4 pairs are one big-endian uint64 (a fast sort); others compare as raw bytes
-    keys = raw.view(">u8").ravel() if width == 4 else raw.view(np.dtype((np.void, 2 * width))).ravel()
+    if packed is not None:
+        keys = packed
+    else:
+        span = np.arange(width)
+        raw = np.concatenate([c.b[src[:, None] + span], c.b[dst[:, None] + span]], axis=1)
+        raw = np.ascontiguousarray(raw)
+        # IPv4 pairs are one big-endian uint64 (a fast sort); others compare as raw bytes
+        keys = raw.view(">u8").ravel() if width == 4 else \
+            raw.view(np.dtype((np.void, 2 * width))).ravel()
     uniq, inverse = np.unique(keys, return_inverse=True)
     text = ipmod._text4 if kind == "ip4" else ipmod._text6 if kind == "ip6" else link.mac_text
     pairs = [u.tobytes() for u in uniq] if width != 4 else \
@@ -200,14 +205,16 @@ def _compiled(c: _Chunk, cols: RecordColumns, out: _Out, tables: tuple) -> np.nd
     kind = np.empty(n, dtype=np.int8)
     src = np.empty(n, dtype=np.int64)
     dst = np.empty(n, dtype=np.int64)
+    key4 = np.empty(n, dtype=np.uint64)
     _kernels.classify_frames(
         c.b, np.ascontiguousarray(cols.offset, np.int64), np.ascontiguousarray(cols.caplen, np.int64),
         np.ascontiguousarray(cols.linktype, np.int32),
         np.ascontiguousarray(cols.untimed, np.bool_).view(np.uint8), *tables,
-        handled, kind, src, dst, out.ftype, out.hints, out.malformed)
+        handled, kind, src, dst, out.ftype, out.hints, out.malformed, key4)
     for code, width, name in ((2, 6, "l2"), (0, 4, "ip4"), (1, 16, "ip6")):
         rows = np.flatnonzero(kind == code)
-        _intern_keys(out, c, rows, src[rows], dst[rows], width, name)
+        _intern_keys(out, c, rows, src[rows], dst[rows], width, name,
+                     key4[rows] if code == 0 else None)
     return handled.view(np.bool_)
 
 
