@@ -12,13 +12,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import partial
-
 TS_LIMIT = 1 << 61
 _SAFE_SQ = 1 << 63
 _LIMB = 21  # |iat| <= 2^62 splits into three 21-bit limbs
 _LIMB_MASK = (1 << _LIMB) - 1
 MAX_LIMB_TERMS = 1 << 21  # per scope: keeps every limb-product sum below 2^63
+KEEP_ABOVE_STD = 2.0  # pass 1 keeps a scope's IATs above its chunk-local mean + this * std
 
 
 def _sum_squares(iat: np.ndarray, starts: np.ndarray) -> list[int]:
@@ -78,14 +77,28 @@ def scope_stats(scope: np.ndarray, frame: np.ndarray, ts: np.ndarray, size: np.n
         for k, q in zip(np.flatnonzero(has).tolist(), exact, strict=True):
             sq[k] = q
 
-    # Largest IATs per scope: sort by (scope, iat descending) and keep the first K of each.
-    keep_n = partial.TOP_BASE + n_iat // partial.TOP_PER
-    tops_order = np.lexsort((-iat, np.repeat(np.arange(len(starts)), n_iat)))
-    rank = np.arange(len(iat)) - np.repeat(istarts, n_iat)
-    kept = tops_order[rank < np.repeat(keep_n, n_iat)]
-    kept_counts = np.minimum(n_iat, keep_n)
-    kept_split = np.cumsum(kept_counts)[:-1]
-    dropped_pos = istarts + keep_n
+    # Largest IATs per scope, without sorting: keep those above the scope's chunk-local
+    # mean + 2 std (float: only a cut, at most 20 % of IATs by Cantelli's inequality) and
+    # record the largest one left out, which keeps the pass-2 test exact whatever the cut.
+    cut = np.full(len(starts), np.inf)
+    if has.any():
+        fi = iat.astype(np.float64)
+        m_f = n_iat[has].astype(np.float64)
+        mean = np.add.reduceat(fi, istarts[has]) / m_f
+        var = np.maximum(np.add.reduceat(fi * fi, istarts[has]) / m_f - mean * mean, 0.0)
+        cut[has] = mean + KEEP_ABOVE_STD * np.sqrt(var)
+    keep = iat > np.repeat(cut, n_iat)
+    kept = np.flatnonzero(keep)
+    left_out = np.zeros(len(starts), np.int64)
+    all_kept = np.ones(len(starts), dtype=bool)
+    if has.any():
+        rest = np.where(keep, np.iinfo(np.int64).min, iat)
+        left_out[has] = np.maximum.reduceat(rest, istarts[has])
+        all_kept[has] = np.logical_and.reduceat(keep, istarts[has])
+    kept_n = np.zeros(len(starts), np.int64)
+    if has.any():
+        kept_n[has] = np.add.reduceat(keep, istarts[has])
+    kept_split = np.cumsum(kept_n)[:-1]
 
     rows = zip(counts.tolist(), nbytes.tolist(), fr[starts].tolist(), t[starts].tolist(),
                fr[ends - 1].tolist(), t[ends - 1].tolist(), n_iat.tolist(), mins.tolist(),
@@ -99,7 +112,7 @@ def scope_stats(scope: np.ndarray, frame: np.ndarray, ts: np.ndarray, size: np.n
             q = sum(x * x for x in iat[i0:i0 + m].tolist())
         stats.append([frames, b, ff, fns, lf, lns, m, lns - fns, q,
                       lo if m else None, hi if m else None])
-        dropped = int(iat[tops_order[dropped_pos[k]]]) if m > keep_n[k] else None
+        dropped = None if all_kept[k] else int(left_out[k])
         tops.append([list(zip(kept_iat[k].tolist(), kept_fr[k].tolist(), kept_ts[k].tolist(),
                               strict=True)), dropped, m])
     return ScopeStats(g[starts], stats, tops, starts, order)

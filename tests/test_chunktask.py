@@ -9,7 +9,7 @@ import pytest
 from chunking import as_dict
 from conftest import CAPTURES, assert_tables_equal
 
-from streamlens_dist import partial
+from streamlens_dist import scopestats
 from streamlens_dist.capture.split import plan_capture
 from streamlens_dist.chunktask import analyze_chunk, chunk_outliers, thresholds_to_bytes
 from streamlens_dist.partial import Prefix, advance, combine_all
@@ -38,8 +38,7 @@ def _run(sigma: str) -> tuple[dict, list[bool]]:
 def test_tops_and_reread_agree(monkeypatch: pytest.MonkeyPatch, sigma: str) -> None:
     kept, kept_reread = _run(sigma)
     # keep nothing: every chunk with a candidate scope must be re-read
-    monkeypatch.setattr(partial, "TOP_BASE", 0)
-    monkeypatch.setattr(partial, "TOP_PER", 10**9)
+    monkeypatch.setattr(scopestats, "KEEP_ABOVE_STD", 1e300)
     forced, forced_reread = _run(sigma)
     assert_tables_equal(kept, forced)
     assert sum(forced_reread) > sum(kept_reread)
