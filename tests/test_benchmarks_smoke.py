@@ -1,4 +1,8 @@
-"""The benchmark runs (untimed) so that it cannot rot; timing is on demand only."""
+"""Every benchmark runs untimed on tiny inputs so that none can rot; nothing here is timed.
+
+Timing is on demand only (benchmarks/README.md). These tests check that each benchmark runs
+end to end and that every tool saw the same capture, never how fast anything was.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +11,66 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-import throughput  # noqa: E402
+import generate  # noqa: E402
+import memory  # noqa: E402
+import report  # noqa: E402
+import run  # noqa: E402
+from common import Workload, parse_size  # noqa: E402
+
+FRAMES = 3000
 
 
-def test_benchmark_smoke() -> None:
-    lines: list[str] = []
-    rates = throughput.run(throughput.Workload(frames=2000, chunk_size="64KiB", workers=(1,)),
-                           out=lines.append)
-    assert set(rates) >= {"dpkt loop", "engine pass 1, serial", "analyze --serial"}
-    assert all(r > 0 for r in rates.values())
-    assert lines[0].startswith("2000 frames")
+def quiet(_: str) -> None:
+    pass
+
+
+def test_generator_cli_pcapng_and_a_given_capture(tmp_path: Path) -> None:
+    out = tmp_path / "fleet.pcapng"
+    generate.main([str(out), "--frames", "2000", "--flows", "80", "--seed", "3", "--pcapng"])
+    truth = generate.Truth.load(generate.truth_path(out))
+    assert truth.frames == 2000 and truth.flows_expected == 80
+    assert len(truth.fleet) == 80 - generate.BASE_FLOWS
+    assert truth.first_ns <= truth.last_ns
+    assert all(g["frame"] > g["prev_frame"] for g in truth.gaps)
+    # --capture: an existing (pcapng) file, the dpkt baseline and the engine in process
+    rep = run.run(Workload(capture=str(out), baselines=("dpkt",), workers=(),
+                           chunk_sizes=("32KiB",)), out=quiet, log=quiet)
+    assert not rep.errors, rep.errors
+    assert [r.tool for r in rep.rows] == ["dpkt", "serial"]
+    assert all(r.m.result["frames"] == 2000 for r in rep.rows)
+
+
+def test_every_benchmark_via_the_report(tmp_path: Path) -> None:
+    tiny = Workload(frames=FRAMES, flows=100, workers=(1,), chunk_sizes=("64KiB", "256KiB"),
+                    cache_dir=str(tmp_path))
+    plan = report.Plan(
+        matrix=tiny, headline=None,
+        chunk_memory=Workload(frames=FRAMES, flows=100, chunk_sizes=("64KiB",), cache_dir=str(tmp_path)),
+        reducers=(memory.ReducerWorkload(flows=100, chunks=20),
+                  memory.ReducerWorkload(flows=100, chunks=20, types_per_flow=0,
+                                         inputs=("streamed", "materialized"))),
+    )
+    built = report.build(plan, log=quiet)
+    assert not built.errors, built.errors
+    m = built.matrix
+    tools = [r.tool for r in m.rows]
+    assert tools[0] == "dpkt" and tools.count("serial") == 2 and tools.count("cluster") == 2
+    assert m.frames == FRAMES and all(r.m.result["frames"] == FRAMES for r in m.rows)
+    assert all(r.m.peak_rss > 0 for r in m.rows)
+    # the engine's numbers do not depend on chunk size or worker count
+    engine = [r.m.result for r in m.rows if r.tool in ("serial", "cluster")]
+    assert len({(e["flows"], e["outliers"], e["gaps_found"]) for e in engine}) == 1
+    assert set(m.rates()) and "### Throughput" in built.text and "x dpkt" in built.text
+    assert {r["mode"] for r in built.chunk_memory.results} == {"serial", "worker"}
+    reds = [x for r in built.reducer for x in r.results]
+    assert [x["inputs"] for x in reds] == ["streamed", "streamed", "materialized"]
+    assert all(x["flows"] == 100 and x["chunks"] == 20 and x["stats_ok"] for x in reds)
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{report.BEGIN}\nold\n{report.END}\nrest\n")
+    report.update_readme("new", readme)
+    assert readme.read_text() == f"intro\n{report.BEGIN}\nnew\n{report.END}\nrest\n"
+
+
+def test_parse_size() -> None:
+    assert parse_size("64MiB") == 64 << 20 and parse_size("4KiB") == 4096
+    assert parse_size("1GiB") == 1 << 30 and parse_size("1000") == 1000
