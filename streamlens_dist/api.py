@@ -11,7 +11,7 @@ from typing import Any
 
 from . import __version__
 from .capture.split import plan_capture
-from .engine import Progress, _noop, cluster_client, run_dask, run_serial
+from .engine import Progress, _noop, cluster_client, run_dask, run_serial, scheduler_address
 from .results import Tables, build_tables
 from .settings import DEFAULT_CHUNK_SIZE, Settings
 from .store import check_writable, write_store
@@ -69,8 +69,9 @@ def analyze(
     """Analyse one capture (a file, or the files of a rotated set, or globs) into `store`.
 
     Runs on `client` if given, else on the Dask scheduler at `scheduler` (or
-    DASK_SCHEDULER_ADDRESS), else on a local cluster of `workers` processes; `serial=True`
-    runs everything in this process without Dask.
+    DASK_SCHEDULER_ADDRESS), else on a local cluster of `workers` processes (in this process
+    when the capture is a single chunk); `serial=True` runs everything in this process
+    without Dask.
     """
     t0 = time.perf_counter()
     settings = Settings(sigma=str(sigma), chunk_size=chunk_size)
@@ -83,6 +84,12 @@ def analyze(
     phases["split"] = time.perf_counter() - t0
     progress("split", 1, 1)
     t1 = time.perf_counter()
+    if not serial and client is None and len(plan.chunks) <= 1 \
+            and scheduler_address(scheduler) is None:
+        # One chunk has nothing to spread over workers: starting a local cluster would only
+        # add seconds. The results are identical either way.
+        serial = True
+        phases["cluster_skipped"] = "one chunk"
     if serial:
         merged, outliers = run_serial(plan, settings, progress, phases)
     elif client is not None:

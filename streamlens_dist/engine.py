@@ -19,7 +19,7 @@ from fractions import Fraction
 from .capture.split import CapturePlan, ChunkSpec
 from .chunktask import analyze_chunk, chunk_outliers, thresholds_to_bytes
 from .errors import ClusterError
-from .partial import Partial, Prefix, advance, combine, combine_all
+from .partial import Partial, Prefix, advance, combine
 from .results import thresholds
 from .settings import Settings
 from .wire import partial_from_bytes, partial_to_bytes, prefix_from_bytes, prefix_to_bytes
@@ -59,7 +59,9 @@ def run_serial(plan: CapturePlan, settings: Settings, progress: Progress = _noop
         parts.append(analyze_chunk(spec, settings))
         progress("dissect", i + 1, len(plan.chunks))
     t1 = time.perf_counter()
-    merged = combine_all([partial_from_bytes(p) for p in parts])
+    merged = Partial.empty()
+    for p in parts:  # one decoded partial at a time: memory stays with the number of flows
+        merged = combine(merged, partial_from_bytes(p))
     thr = thresholds_to_bytes(*thresholds(merged, Fraction(settings.sigma)))
     t2 = time.perf_counter()
     out = []
@@ -135,14 +137,22 @@ def run_dask(plan: CapturePlan, settings: Settings, client, progress: Progress =
     return merged, out
 
 
+def scheduler_address(scheduler: str | None) -> str | None:
+    """`scheduler`, else dask's `scheduler-address` config (DASK_SCHEDULER_ADDRESS sets it)."""
+    if scheduler:
+        return scheduler
+    import dask
+
+    return dask.config.get("scheduler-address", None) or None
+
+
 @contextlib.contextmanager
 def cluster_client(scheduler: str | None, workers: int | None) -> Iterator:
     """A Dask client: to `scheduler` (or dask's `scheduler-address` config, which the
     DASK_SCHEDULER_ADDRESS variable sets), else to a new loopback-only local cluster."""
-    import dask
     from distributed import Client, LocalCluster
 
-    address = scheduler or dask.config.get("scheduler-address", None)
+    address = scheduler_address(scheduler)
     if address:
         try:
             client = Client(address, timeout="10s")

@@ -73,9 +73,10 @@ def analyze_cmd(paths: tuple[str, ...], store: str, sigma: str, chunk_size: int,
     if as_json:
         click.echo(json.dumps(summary.to_dict(), indent=2, default=str))
     else:
-        print_summary(summary, Console())
+        out = Console(soft_wrap=True)  # long lines stay whole, for grep and logs
+        print_summary(summary, out)
         if profile:
-            print_profile(summary, Console())
+            print_profile(summary, out)
     return EXIT_DATA_PROBLEMS if summary.attrs["problems"] else EXIT_OK
 
 
