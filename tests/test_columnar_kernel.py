@@ -280,8 +280,10 @@ CASES: list[tuple[str, bytes, str | None, str | None]] = [
     ("ipv4 ihl beyond captured", ether(MAC2, MAC1, 0x0800, _with(ipv4(A4, B4, 17, b""), 0,
                                                                   b"\x4f"), pad=False),
      "OTHER", "slow"),
+    # the ethertype announces IPv4: a version-6 header there is a broken IPv4 header, so the
+    # frame carries no IP and joins its MAC pair (docs/DECISIONS.md)
     ("ipv6 packet behind 0800", ether(MAC2, MAC1, 0x0800, ipv6(A6, M6, 17, udp(1, 2, b"xx"))),
-     "UDP", "slow"),
+     "OTHER", "slow"),
     ("ipv4 options", ip_frame(A4, B4, 17, udp(53, 4000, b"q" * 12), options=b"\x01" * 8), "DNS",
      "fast"),
     ("ipv4 total < ihl", ether(MAC2, MAC1, 0x0800, _with(ipv4(A4, B4, 17, udp(53, 1, b"")), 2,
@@ -307,8 +309,8 @@ CASES: list[tuple[str, bytes, str | None, str | None]] = [
     # IPv6
     ("ipv6 39 bytes", ether(MAC2, MAC1, 0x86DD, ipv6(A6, M6, 17, b"")[:39], pad=False), "OTHER",
      "slow"),
-    ("ipv6 version 4", ether(MAC2, MAC1, 0x86DD, ipv4(A4, B4, 17, udp(1, 2, bytes(30)))), "UDP",
-     "slow"),
+    ("ipv6 version 4", ether(MAC2, MAC1, 0x86DD, ipv4(A4, B4, 17, udp(1, 2, bytes(30)))),
+     "OTHER", "slow"),
     ("ipv6 udp", ip_frame(A6, M6, 17, udp(547, 546, b"d" * 10)), "UDP", "fast"),
     ("ipv6 icmpv6", ip_frame(A6, M6, 58, icmp_echo(v6=True)), "ICMP", "fast"),
     ("ipv6 icmp 1", ip_frame(A6, M6, 1, icmp_echo()), "ICMP", "fast"),

@@ -28,7 +28,7 @@ def classify(linktype: int, data: bytes) -> Classified | None:
             if t is not None:
                 return key, t, ("PTP",), None
         return key, "ARP" if etype == link.ETH_ARP else "OTHER", _NO_HINTS, None
-    info = ip.decode(data, layer[1])
+    info = ip.decode(data, layer[1], layer[4])
     if info is None:
         if layer[2] is None:
             return None

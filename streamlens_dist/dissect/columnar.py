@@ -218,7 +218,8 @@ def _compiled(c: _Chunk, cols: RecordColumns, out: _Out, tables: tuple) -> np.nd
     return handled.view(np.bool_)
 
 
-def classify_columns(buf: bytes, cols: RecordColumns, force_slow: bool = False) -> FrameClasses:
+def classify_columns(buf: bytes | memoryview, cols: RecordColumns, force_slow: bool = False
+                     ) -> FrameClasses:
     n = len(cols)
     out = _Out(n)
     slow = ~cols.untimed
@@ -230,7 +231,7 @@ def classify_columns(buf: bytes, cols: RecordColumns, force_slow: bool = False) 
     rows = np.flatnonzero(slow)
     for i in rows.tolist():
         off = int(cols.offset[i])
-        r = classify(int(cols.linktype[i]), buf[off:off + int(cols.caplen[i])])
+        r = classify(int(cols.linktype[i]), bytes(buf[off:off + int(cols.caplen[i])]))
         if r is None:
             continue
         key, ftype, hints, bad = r

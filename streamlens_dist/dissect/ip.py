@@ -37,10 +37,14 @@ def _text6(b: bytes) -> str:
     return s
 
 
-def decode(data: bytes, off: int) -> tuple | None:
+def decode(data: bytes, off: int, expect: int | None = None) -> tuple | None:
+    """`expect`: the version the link layer announced (an IPv4 ethertype in front of a
+    version-6 header is a broken IPv4 header, not IPv6); None lets the nibble decide."""
     if len(data) <= off:
         return None
     version = data[off] >> 4
+    if expect is not None and version != expect:
+        return None
     if version == 4:
         return _decode4(data, off)
     if version == 6:

@@ -1,8 +1,9 @@
 """Link layers: find the network layer (or the L2 addresses) of a frame.
 
-Returns ("ip", offset) when an IP version nibble is expected at `offset`, ("l2", src_mac,
-dst_mac, ethertype, payload offset) for Ethernet frames without IP, or None when the frame
-cannot be decoded (unknown link type, too short, non-IP on a link without MAC pairs).
+Returns ("ip", offset, src MAC bytes or None, dst MAC bytes or None, IP version the link
+layer announces or None) when an IP header is expected at `offset`, ("l2", src_mac, dst_mac,
+ethertype, payload offset) for Ethernet frames without IP, or None when the frame cannot be
+decoded (unknown link type, too short, non-IP on a link without MAC pairs).
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ MAX_VLAN_TAGS = 8  # bound the tag walk: hostile frames can stack tags forever
 ETHERNET, NULL, LOOP, SLL, SLL2 = 1, 0, 108, 113, 276
 RAW_IP = frozenset((101, 12, 14))  # LINKTYPE_RAW and the raw DLT values old files carry
 IPV4_ONLY, IPV6_ONLY = 228, 229
-_NULL_IP4 = 2
-_NULL_IP6 = frozenset((24, 28, 30))
+_NULL_AF = {2: 4, 24: 6, 28: 6, 30: 6}  # BSD address families -> IP version
+_ETH_VERSION = {ETH_IP4: 4, ETH_IP6: 6}
 
 _mac_cache: dict[bytes, str] = {}
 
@@ -53,11 +54,13 @@ def decode(linktype: int, data: bytes) -> tuple | None:
             # A truncated tag stack is still an Ethernet frame between two MACs.
             return ("l2", mac_text(data[6:12]), mac_text(data[0:6]), -1, len(data))
         etype, off = r
-        if etype in (ETH_IP4, ETH_IP6):
-            return ("ip", off, data[6:12], data[0:6])
+        if etype in _ETH_VERSION:
+            return ("ip", off, data[6:12], data[0:6], _ETH_VERSION[etype])
         return ("l2", mac_text(data[6:12]), mac_text(data[0:6]), etype, off)
-    if linktype in RAW_IP or linktype in (IPV4_ONLY, IPV6_ONLY):
-        return ("ip", 0, None, None)
+    if linktype in RAW_IP:
+        return ("ip", 0, None, None, None)  # the version nibble decides
+    if linktype in (IPV4_ONLY, IPV6_ONLY):
+        return ("ip", 0, None, None, 4 if linktype == IPV4_ONLY else 6)
     if linktype in (SLL, SLL2):
         hlen = 16 if linktype == SLL else 20
         if len(data) < hlen:
@@ -66,13 +69,15 @@ def decode(linktype: int, data: bytes) -> tuple | None:
         if r is None:
             return None
         etype, off = r
-        return ("ip", off, None, None) if etype in (ETH_IP4, ETH_IP6) else None
+        return ("ip", off, None, None, _ETH_VERSION[etype]) if etype in _ETH_VERSION else None
     if linktype in (NULL, LOOP):
         if len(data) < 4:
             return None
+        # NULL stores the family in the capturing host's byte order: little-endian first
         fams = (int.from_bytes(data[:4], "big"),) if linktype == LOOP else (
             int.from_bytes(data[:4], "little"), int.from_bytes(data[:4], "big"))
-        if any(f == _NULL_IP4 or f in _NULL_IP6 for f in fams):
-            return ("ip", 4, None, None)
+        for f in fams:
+            if f in _NULL_AF:
+                return ("ip", 4, None, None, _NULL_AF[f])
         return None
     return None
