@@ -75,20 +75,6 @@ def test_random_frame_mixes(seed: int, n: int) -> None:
     assert_same(*_columns_of(frames))
 
 
-@given(st.integers(0, 2**32), st.data())
-@settings(max_examples=150, deadline=None)
-def test_damaged_frames(seed: int, data: st.DataObject) -> None:
-    rng = random.Random(seed)
-    frames = []
-    for _ts, f in random_records(rng, 40):
-        b = bytearray(f)
-        for _ in range(rng.randrange(4)):
-            if b:
-                b[rng.randrange(len(b))] = rng.randrange(256)
-        frames.append(bytes(b[:rng.randrange(len(b) + 1)]) if rng.random() < 0.3 else bytes(b))
-    assert_same(*_columns_of(frames))
-
-
 def test_numpy_kernel_fallback_is_identical(monkeypatch: pytest.MonkeyPatch) -> None:
     chunks = _capture_chunks(CAPTURES / "ch10udp_f3_cg0_stream.pcap")
     with_kernel = [records(columnar.classify_columns(b, c)) for b, c in chunks]
