@@ -20,7 +20,6 @@ import numpy as np
 from .capture import pcap, pcapng
 from .capture.columns import record_columns
 from .capture.split import ChunkSpec
-from .dissect.classify import Classified, classify
 from .dissect.columnar import FrameClasses, classify_columns
 from .dissect.names import MALFORMED_NAMES, TYPE_NAMES, hint_names
 from .errors import CaptureFormatError
@@ -84,11 +83,6 @@ def iter_frames(spec: ChunkSpec) -> Iterator[tuple[int, int | None, int, int, by
         raise CaptureFormatError(
             f"{spec.path}: bytes {spec.start}-{spec.end} held {spec.frames} frames when the "
             f"capture was split but {frame - spec.first_frame} now; did the file change?")
-
-
-def iter_classified(spec: ChunkSpec) -> Iterator[tuple[int, int | None, int, Classified | None]]:
-    for frame, ts, lt, cap, data in iter_frames(spec):
-        yield frame, ts, cap, (classify(lt, data) if ts is not None else None)
 
 
 @dataclass

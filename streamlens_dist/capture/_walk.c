@@ -79,6 +79,7 @@ static int check_start(Py_ssize_t pos, Py_ssize_t len, Py_ssize_t n, Py_ssize_t 
 static PyObject *walk_pcap(PyObject *self, PyObject *args)
 {
     Py_buffer buf, tsb, offb, capb;
+    PyObject *result = NULL;
     Py_ssize_t pos, n;
     int be;
     unsigned long long mult, limit;
@@ -130,17 +131,13 @@ static PyObject *walk_pcap(PyObject *self, PyObject *args)
     }
     Py_END_ALLOW_THREADS
 
+    result = Py_BuildValue("nni", n, pos, status);
+fail: /* one cleanup path: result stays NULL on failure */
     PyBuffer_Release(&buf);
     PyBuffer_Release(&tsb);
     PyBuffer_Release(&offb);
     PyBuffer_Release(&capb);
-    return Py_BuildValue("nni", n, pos, status);
-fail:
-    PyBuffer_Release(&buf);
-    PyBuffer_Release(&tsb);
-    PyBuffer_Release(&offb);
-    PyBuffer_Release(&capb);
-    return NULL;
+    return result;
 }
 
 /* One pcapng interface as columns.py packs it: a row of six native int64 (an aligned numpy
@@ -227,6 +224,7 @@ static inline int ticks_ns(uint64_t u, const iface_t *f, int64_t *out)
 static PyObject *walk_pcapng(PyObject *self, PyObject *args)
 {
     Py_buffer buf, ifb, tsb, untb, ltb, offb, capb;
+    PyObject *result = NULL;
     Py_ssize_t pos, n, next = -1;
     int be;
     int status = ST_END;
@@ -361,6 +359,8 @@ static PyObject *walk_pcapng(PyObject *self, PyObject *args)
     }
     Py_END_ALLOW_THREADS
 
+    result = Py_BuildValue("nnin", n, pos, status, next);
+fail: /* one cleanup path: result stays NULL on failure */
     PyBuffer_Release(&buf);
     PyBuffer_Release(&ifb);
     PyBuffer_Release(&tsb);
@@ -368,16 +368,7 @@ static PyObject *walk_pcapng(PyObject *self, PyObject *args)
     PyBuffer_Release(&ltb);
     PyBuffer_Release(&offb);
     PyBuffer_Release(&capb);
-    return Py_BuildValue("nnin", n, pos, status, next);
-fail:
-    PyBuffer_Release(&buf);
-    PyBuffer_Release(&ifb);
-    PyBuffer_Release(&tsb);
-    PyBuffer_Release(&untb);
-    PyBuffer_Release(&ltb);
-    PyBuffer_Release(&offb);
-    PyBuffer_Release(&capb);
-    return NULL;
+    return result;
 }
 
 static PyMethodDef walk_methods[] = {
