@@ -126,10 +126,14 @@ def analyze_chunk(spec: ChunkSpec, settings: Settings) -> bytes:
     undecodable = np.flatnonzero(timed & ~decoded)
     p.undecodable = len(undecodable)
     p.undecodable_first = cf.frame[undecodable[:MAX_UNDECODABLE_LISTED]].tolist()
-    bad = cls.malformed[decoded & (cls.malformed >= 0)]
-    for code, count in enumerate(np.bincount(bad, minlength=len(MALFORMED_NAMES)).tolist()):
-        if count:
-            p.malformed[MALFORMED_NAMES[code]] = count
+    bad = np.flatnonzero(decoded & (cls.malformed >= 0))
+    if len(bad):
+        combo = cls.flow[bad].astype(np.int64) * len(MALFORMED_NAMES) + cls.malformed[bad]
+        ids, first, counts = np.unique(combo, return_index=True, return_counts=True)
+        for c, f, k in zip(ids.tolist(), cf.frame[bad[first]].tolist(), counts.tolist(),
+                           strict=True):
+            key = (cls.keys[c // len(MALFORMED_NAMES)], MALFORMED_NAMES[c % len(MALFORMED_NAMES)])
+            p.malformed[key] = [k, f]
     idx = np.flatnonzero(decoded)
     if len(idx) and int(np.abs(cf.ts[idx]).max()) > TS_LIMIT:
         _accumulate_per_frame(p, cf, idx)  # int64 IATs could overflow: exact Python ints
@@ -142,14 +146,14 @@ def analyze_chunk(spec: ChunkSpec, settings: Settings) -> bytes:
 def _accumulate_columnar(p: Partial, cf: ChunkFrames, idx: np.ndarray) -> None:
     cls, keys = cf.cls, cf.cls.keys
     frame, ts, size, flow = cf.frame[idx], cf.ts[idx], cf.size[idx], cls.flow[idx]
-    fs = scope_stats(flow, frame, ts, size)
-    hint_or = np.bitwise_or.reduceat(cls.hints[idx][fs.order], fs.starts)
-    for sid, st, top, bits in zip(fs.ids.tolist(), fs.stats, fs.tops, hint_or.tolist(),
-                                  strict=True):
+    hints = cls.hints[idx]
+    flow = flow.astype(np.int64)
+    fs = scope_stats(flow, frame, ts, size, hints)
+    for sid, st, top, bits in zip(fs.ids, fs.stats, fs.tops, fs.hints, strict=True):
         key = keys[sid]
         p.flows[key], p.flow_tops[key], p.hints[key] = st, top, hint_names(bits)
-    ts_ = scope_stats(flow.astype(np.int64) * NTYPES + cls.ftype[idx], frame, ts, size)
-    for sid, st, top in zip(ts_.ids.tolist(), ts_.stats, ts_.tops, strict=True):
+    ts_ = scope_stats(flow * NTYPES + cls.ftype[idx], frame, ts, size, hints)
+    for sid, st, top in zip(ts_.ids, ts_.stats, ts_.tops, strict=True):
         key = (keys[sid // NTYPES], TYPE_NAMES[sid % NTYPES])
         p.types[key], p.type_tops[key] = st, top
 

@@ -8,6 +8,7 @@ cannot overflow; callers fall back to the per-frame path otherwise.
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +19,17 @@ _LIMB = 21  # |iat| <= 2^62 splits into three 21-bit limbs
 _LIMB_MASK = (1 << _LIMB) - 1
 MAX_LIMB_TERMS = 1 << 21  # per scope: keeps every limb-product sum below 2^63
 KEEP_ABOVE_STD = 2.0  # pass 1 keeps a scope's IATs above its chunk-local mean + this * std
+
+
+def _load_compiled():  # noqa: ANN202 - a module or None
+    try:
+        return importlib.import_module(f"{__package__}._scopes")
+    except ImportError:  # built without a C compiler: the numpy path below
+        return None
+
+
+_scopes = _load_compiled()
+HAVE_COMPILED: bool = _scopes is not None
 
 
 def _sum_squares(iat: np.ndarray, starts: np.ndarray) -> list[int]:
@@ -36,18 +48,62 @@ def _sum_squares(iat: np.ndarray, starts: np.ndarray) -> list[int]:
 
 @dataclass
 class ScopeStats:
-    ids: np.ndarray  # scope id per output row
+    ids: list[int]  # scope id per output row
     stats: list[list]  # partial stats lists, in row order
     tops: list[list]  # [[(iat, frame, ts), ...], dropped or None, iat count] per row
-    starts: np.ndarray  # first position of each scope in `order`
-    order: np.ndarray  # frames sorted by scope (stable: frame order within a scope)
+    hints: list[int]  # OR of the frames' hint bits per row
 
 
-def scope_stats(scope: np.ndarray, frame: np.ndarray, ts: np.ndarray, size: np.ndarray
-                ) -> ScopeStats:
+def scope_stats(scope: np.ndarray, frame: np.ndarray, ts: np.ndarray, size: np.ndarray,
+                hints: np.ndarray, force_numpy: bool = False) -> ScopeStats:
+    """Stats of every scope (ids: non-negative int64) of a chunk's frames, in frame order.
+
+    The compiled and numpy paths give identical stats; their kept IATs may differ by the
+    float rounding of the cut, which is only a filter (the largest left out is exact)."""
+    if _scopes is None or force_numpy or len(scope) == 0:
+        return _numpy_stats(scope, frame, ts, size, hints)
+    return _compiled_stats(scope, frame, ts, size, hints)
+
+
+def _compiled_stats(scope: np.ndarray, frame: np.ndarray, ts: np.ndarray, size: np.ndarray,
+                    hints: np.ndarray) -> ScopeStats:
+    n = len(scope)
+    scope = np.ascontiguousarray(scope, dtype=np.int64)
+    nscopes = int(scope.max()) + 1
+    if nscopes > 4 * n + 4096:  # sparse ids (many flows x frame types): compact them first
+        ids, scope = np.unique(scope, return_inverse=True)
+        nscopes = len(ids)
+    else:
+        ids = None
+    out = np.empty((n, _scopes.OUT_COLS), np.int64)
+    q = np.empty((n, 3), np.uint64)
+    kept = np.empty((n, 4), np.int64)
+    rows, nkept = _scopes.scope_stats(
+        scope, np.ascontiguousarray(frame, np.int64), np.ascontiguousarray(ts, np.int64),
+        np.ascontiguousarray(size, np.int64), np.ascontiguousarray(hints, np.int32), nscopes, KEEP_ABOVE_STD,
+        np.empty(nscopes, np.int64), out, q, np.empty(n, np.float64), kept)
+    (sid, frames, nbytes, ff, fns, lf, lns, m, lo, hi, left_out, all_kept, bits,
+     n_kept) = out[:rows].T.tolist()
+    if ids is not None:
+        sid = ids[sid].tolist()
+    qs = [(c << 128) | (b << 64) | a for a, b, c in q[:rows].tolist()]
+    k_iat, k_fr, k_ts = (kept[:nkept, j].tolist() for j in (1, 2, 3))
+    stats, tops, at = [], [], 0
+    for r in range(rows):
+        mr, kr = m[r], n_kept[r]
+        stats.append([frames[r], nbytes[r], ff[r], fns[r], lf[r], lns[r], mr, lns[r] - fns[r],
+                      qs[r], lo[r] if mr else None, hi[r] if mr else None])
+        tops.append([list(zip(k_iat[at:at + kr], k_fr[at:at + kr], k_ts[at:at + kr],
+                              strict=True)), None if all_kept[r] else left_out[r], mr])
+        at += kr
+    return ScopeStats(sid, stats, tops, bits)
+
+
+def _numpy_stats(scope: np.ndarray, frame: np.ndarray, ts: np.ndarray, size: np.ndarray,
+                 hints: np.ndarray) -> ScopeStats:
     n = len(scope)
     if n == 0:
-        return ScopeStats(scope[:0], [], [], np.zeros(0, np.int64), np.zeros(0, np.int64))
+        return ScopeStats([], [], [], [])
     # small integer keys take numpy's radix sort
     key = scope.astype(np.uint16) if int(scope.max()) < 1 << 16 else scope
     order = np.argsort(key, kind="stable")
@@ -115,4 +171,5 @@ def scope_stats(scope: np.ndarray, frame: np.ndarray, ts: np.ndarray, size: np.n
         dropped = None if all_kept[k] else int(left_out[k])
         tops.append([list(zip(kept_iat[k].tolist(), kept_fr[k].tolist(), kept_ts[k].tolist(),
                               strict=True)), dropped, m])
-    return ScopeStats(g[starts], stats, tops, starts, order)
+    bits = np.bitwise_or.reduceat(hints[order], starts).tolist()
+    return ScopeStats(g[starts].tolist(), stats, tops, bits)

@@ -1,0 +1,196 @@
+/* Per-scope statistics of one chunk in two passes over its frames (optional: scopestats.py has
+ * a numpy implementation that gives the same stats and an equally valid set of kept IATs).
+ *
+ * scope_stats(scope, frame, ts, size, hints, nscopes, keep_std, -- inputs (n frames)
+ *             map, out, q, cut, kept)                            -- work and outputs
+ *   scope  int64[n]  scope id of each frame, 0 <= id < nscopes, frames in frame order
+ *   frame, ts, size int64[n]; hints int32[n] (OR-ed per scope)
+ *   map    int64[nscopes]  work space (overwritten)
+ *   out    int64[n * OUT_COLS]  one row per scope in order of first appearance:
+ *          id, frames, bytes, first_frame, first_ts, last_frame, last_ts, n_iat, min, max,
+ *          left_out, all_kept, hints, n_kept
+ *   q      uint64[n * 3]  per scope the exact sum of squared IATs as 192 bits (lo, mid, hi)
+ *   cut    float64[n]     work space
+ *   kept   int64[n * 4]   rows (scope row, iat, frame, ts) of the IATs above the cut, grouped
+ *                         by scope row, frame order within a scope
+ * returns (scope rows, kept rows).
+ *
+ * Pass 1 accumulates the stats and float sums; the cut is the scope's chunk-local mean +
+ * keep_std * std
+ * (only a filter: the largest IAT left out is reported, which keeps the outlier pass exact).
+ * Pass 2 places the kept IATs by a counting sort on the scope row.
+ *
+ * Callers guarantee |ts| <= 2^61, so every IAT fits in int64 with room to spare.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#ifndef __SIZEOF_INT128__
+#error "a compiler with unsigned __int128 is needed (the build falls back to numpy without it)"
+#endif
+
+enum { ID, FRAMES, BYTES, FIRST_FRAME, FIRST_TS, LAST_FRAME, LAST_TS, N_IAT, MIN, MAX, LEFT_OUT,
+       ALL_KEPT, HINTS, N_KEPT, OUT_COLS };
+
+static PyObject *scope_stats(PyObject *self, PyObject *args) {
+    Py_buffer b[10];
+    Py_ssize_t nscopes;
+    double keep_std;
+    memset(b, 0, sizeof b);
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*ndw*w*w*w*w*", &b[0], &b[1], &b[2], &b[3], &b[4],
+                          &nscopes, &keep_std, &b[5], &b[6], &b[7], &b[8], &b[9]))
+        return NULL;
+    PyObject *result = NULL;
+    Py_ssize_t n = b[0].len / 8;
+    const Py_ssize_t want[10] = {n * 8, n * 8, n * 8, n * 8, n * 4, nscopes * 8,
+                                 n * OUT_COLS * 8, n * 3 * 8, n * 8, n * 4 * 8};
+    for (int k = 0; k < 10; k++) {
+        if (b[k].len != want[k] || nscopes < 0) {
+            PyErr_Format(PyExc_ValueError, "scope_stats: argument %d has %zd bytes, not %zd",
+                         k + 1, b[k].len, want[k]);
+            goto done;
+        }
+    }
+    const int64_t *scope = b[0].buf, *frame = b[1].buf, *ts = b[2].buf, *size = b[3].buf;
+    const int32_t *hints = b[4].buf;
+    int64_t *map = b[5].buf, *out = b[6].buf, *kept = b[9].buf;
+    uint64_t *q = b[7].buf;
+    double *cut = b[8].buf;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (scope[i] < 0 || scope[i] >= nscopes) {
+            PyErr_Format(PyExc_ValueError, "scope_stats: scope id %lld out of range",
+                         (long long)scope[i]);
+            goto done;
+        }
+    }
+    int64_t rows = 0, nkept = 0;
+    double *fsum = PyMem_Calloc((size_t)(n ? n : 1), 2 * sizeof(double));
+    int64_t *pos = PyMem_Calloc((size_t)(n ? n : 1), 3 * sizeof(int64_t));
+    if (fsum == NULL || pos == NULL) {
+        PyMem_Free(fsum);
+        PyMem_Free(pos);
+        PyErr_NoMemory();
+        goto done;
+    }
+    int64_t *prev = pos + (n ? n : 1), *first_i = prev + (n ? n : 1);
+
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t s = 0; s < nscopes; s++)
+        map[s] = -1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int64_t r = map[scope[i]];
+        if (r < 0) {
+            r = map[scope[i]] = rows++;
+            first_i[r] = i;
+            int64_t *o = out + r * OUT_COLS;
+            o[ID] = scope[i];
+            o[FRAMES] = 1;
+            o[BYTES] = size[i];
+            o[FIRST_FRAME] = o[LAST_FRAME] = frame[i];
+            o[FIRST_TS] = o[LAST_TS] = ts[i];
+            o[N_IAT] = o[MIN] = o[MAX] = o[LEFT_OUT] = o[N_KEPT] = 0;
+            o[ALL_KEPT] = 1;
+            o[HINTS] = hints[i];
+            q[3 * r] = q[3 * r + 1] = q[3 * r + 2] = 0;
+            continue;
+        }
+        int64_t *o = out + r * OUT_COLS;
+        int64_t iat = ts[i] - o[LAST_TS];
+        o[FRAMES]++;
+        o[BYTES] += size[i];
+        o[LAST_FRAME] = frame[i];
+        o[LAST_TS] = ts[i];
+        if (o[N_IAT] == 0 || iat < o[MIN])
+            o[MIN] = iat;
+        if (o[N_IAT] == 0 || iat > o[MAX])
+            o[MAX] = iat;
+        o[N_IAT]++;
+        o[HINTS] |= hints[i];
+        /* |iat| < 2^63, so its square fits in 128 bits; carries go to the third word */
+        uint64_t a = iat < 0 ? (uint64_t)0 - (uint64_t)iat : (uint64_t)iat;
+        unsigned __int128 sq = (unsigned __int128)a * a;
+        unsigned __int128 low = ((unsigned __int128)q[3 * r + 1] << 64 | q[3 * r]) + sq;
+        if (low < sq)
+            q[3 * r + 2]++;
+        q[3 * r] = (uint64_t)low;
+        q[3 * r + 1] = (uint64_t)(low >> 64);
+        double x = (double)iat;
+        fsum[2 * r] += x;
+        fsum[2 * r + 1] += x * x;
+    }
+    for (int64_t r = 0; r < rows; r++) {
+        const int64_t *o = out + r * OUT_COLS;
+        cut[r] = INFINITY;
+        if (o[N_IAT] > 0) {
+            double m = (double)o[N_IAT], mean = fsum[2 * r] / m;
+            double var = fsum[2 * r + 1] / m - mean * mean;
+            cut[r] = mean + keep_std * sqrt(var > 0 ? var : 0.0);
+        }
+        prev[r] = o[FIRST_TS];
+    }
+    /* pass 2a: count kept IATs per scope and find the largest one left out */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int64_t r = map[scope[i]];
+        int64_t *o = out + r * OUT_COLS;
+        if (i == first_i[r])
+            continue;
+        int64_t iat = ts[i] - prev[r];
+        prev[r] = ts[i];
+        if ((double)iat > cut[r]) {
+            o[N_KEPT]++;
+        } else if (o[ALL_KEPT] || iat > o[LEFT_OUT]) {
+            o[LEFT_OUT] = iat;
+            o[ALL_KEPT] = 0;
+        }
+    }
+    for (int64_t r = 0; r < rows; r++) {
+        const int64_t *o = out + r * OUT_COLS;
+        pos[r] = nkept;
+        nkept += o[N_KEPT];
+        prev[r] = o[FIRST_TS];
+    }
+    /* pass 2b: place them */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int64_t r = map[scope[i]];
+        if (i == first_i[r])
+            continue;
+        int64_t iat = ts[i] - prev[r];
+        prev[r] = ts[i];
+        if ((double)iat > cut[r]) {
+            int64_t *k = kept + 4 * pos[r]++;
+            k[0] = r;
+            k[1] = iat;
+            k[2] = frame[i];
+            k[3] = ts[i];
+        }
+    }
+    Py_END_ALLOW_THREADS
+    PyMem_Free(fsum);
+    PyMem_Free(pos);
+    result = Py_BuildValue("(LL)", (long long)rows, (long long)nkept);
+done:
+    for (int k = 0; k < 10; k++)
+        PyBuffer_Release(&b[k]);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"scope_stats", scope_stats, METH_VARARGS,
+     "scope_stats(scope, frame, ts, size, hints, nscopes, keep_std, map, out, q, cut, kept) -> "
+     "(scope rows, kept rows)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_scopes", NULL, -1, methods};
+
+PyMODINIT_FUNC PyInit__scopes(void) {
+    PyObject *m = PyModule_Create(&module);
+    if (m != NULL && PyModule_AddIntConstant(m, "OUT_COLS", OUT_COLS) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
