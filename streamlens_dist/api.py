@@ -12,7 +12,7 @@ from typing import Any
 from . import __version__
 from .capture.split import plan_capture
 from .engine import Progress, _noop, cluster_client, run_dask, run_serial, scheduler_address
-from .results import Tables, build_tables
+from .results import Tables, build_tables, malformed_totals
 from .settings import DEFAULT_CHUNK_SIZE, Settings
 from .store import check_writable, write_store
 from .wire import unpack
@@ -111,7 +111,7 @@ def analyze(
         "undecodable_frames": merged.undecodable,
         "undecodable_first_frames": merged.undecodable_first,
         "untimed_frames": merged.untimed,
-        "malformed_payloads": dict(sorted(merged.malformed.items())),
+        "malformed_payloads": malformed_totals(merged),
         "problems": [p.to_dict() for p in plan.problems],
         "software_version": __version__,
     }

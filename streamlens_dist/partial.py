@@ -93,7 +93,9 @@ class Partial:
     flows: dict[FlowKey, list] = field(default_factory=dict)
     hints: dict[FlowKey, set[str]] = field(default_factory=dict)
     types: dict[TypeKey, list] = field(default_factory=dict)
-    malformed: dict[str, int] = field(default_factory=dict)
+    # (flow, malformed-payload name) -> [frames, first frame]: payloads that were broken
+    # but still classified, or that fell down the ladder (names in dissect/names.py)
+    malformed: dict[tuple[FlowKey, str], list[int]] = field(default_factory=dict)
     # Only in one-chunk partials (combine drops them): the largest in-chunk IATs per scope.
     flow_tops: dict[FlowKey, list] = field(default_factory=dict)
     type_tops: dict[TypeKey, list] = field(default_factory=dict)
@@ -130,9 +132,12 @@ def combine(a: Partial, b: Partial) -> Partial:
     hints = {k: set(v) for k, v in a.hints.items()}
     for k, v in b.hints.items():
         hints.setdefault(k, set()).update(v)
-    malformed = dict(a.malformed)
-    for k, v in b.malformed.items():
-        malformed[k] = malformed.get(k, 0) + v
+    malformed = {k: list(v) for k, v in a.malformed.items()}
+    for k, (count, first) in b.malformed.items():
+        if k in malformed:
+            malformed[k][0] += count  # a's first frame comes first
+        else:
+            malformed[k] = [count, first]
     profile = dict(a.profile)
     for k, v in b.profile.items():
         profile[k] = profile.get(k, 0.0) + v

@@ -1,4 +1,5 @@
-"""Merged partial + outlier rows -> the four result tables of CONTRACT.md §7 (as columns).
+"""Merged partial + outlier rows -> the four result tables of CONTRACT.md §7 (as columns),
+and the malformed-payload counts per flow (docs/DECISIONS.md).
 
 Rows are ordered as the contract says: flows by first frame, frame types by (flow row, first
 frame), outliers by frame number. Floats (mean, std, deviation) are made here, once.
@@ -53,6 +54,15 @@ class Tables:
     frame_types: dict[str, np.ndarray]
     flow_outliers: dict[str, np.ndarray]
     frame_type_outliers: dict[str, np.ndarray]
+    malformed_payloads: dict[str, np.ndarray]
+
+
+def malformed_totals(part: Partial) -> dict[str, int]:
+    """Frames with a malformed payload per name, over all flows (the store attribute)."""
+    out: dict[str, int] = {}
+    for (_key, name), (count, _first) in part.malformed.items():
+        out[name] = out.get(name, 0) + count
+    return dict(sorted(out.items()))
 
 
 def _stat_columns(stats: list[list], outlier_counts: list[int]) -> dict[str, np.ndarray]:
@@ -119,5 +129,11 @@ def build_tables(part: Partial, k: Fraction, outlier_messages: list[bytes]) -> T
     frame_types = {"flow": np.array([flow_row[t[0]] for t in type_keys], dtype=np.int64),
                    "frame_type": _strings([t[1] for t in type_keys]),
                    **_stat_columns(tstats, tcount)}
+    bad = sorted((flow_row[key], first, name, count)
+                 for (key, name), (count, first) in part.malformed.items())
+    malformed = {"flow": np.array([r[0] for r in bad], dtype=np.int64),
+                 "problem": _strings([r[2] for r in bad]),
+                 "frames": np.array([r[3] for r in bad], dtype=np.int64),
+                 "first_frame": np.array([r[1] for r in bad], dtype=np.int64)}
     return Tables(flows, frame_types, outlier_table(f_out, fstats, "flow"),
-                  outlier_table(t_out, tstats, "frame_type_row"))
+                  outlier_table(t_out, tstats, "frame_type_row"), malformed)

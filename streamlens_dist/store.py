@@ -7,12 +7,15 @@ something that reads as complete, and an existing store is replaced only with ov
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 from typing import Any
 
 import numpy as np
 import zarr
+from zarr.api import asynchronous as zasync
+from zarr.core.sync import sync
 
 from .errors import StoreExistsError
 from .results import STAT_COLUMNS, Tables
@@ -27,6 +30,10 @@ LAYOUT: dict[str, dict[str, str]] = {
     "frame_types": {"flow": "int64", "frame_type": STRING, **_STATS},
     "flow_outliers": {"flow": "int64", **OUTLIER_COLUMNS},
     "frame_type_outliers": {"frame_type_row": "int64", **OUTLIER_COLUMNS},
+    # Not in CONTRACT §7 (an addition, docs/DECISIONS.md): per flow and malformed-payload
+    # name, how many frames and the first one; rows by (flow row, first frame).
+    "malformed_payloads": {"flow": "int64", "problem": STRING, "frames": "int64",
+                           "first_frame": "int64"},
 }
 ROWS_PER_CHUNK = 1 << 20
 
@@ -38,12 +45,33 @@ def check_writable(path: str, overwrite: bool) -> None:
                                "to replace it, or choose another -o path")
 
 
-def _write_array(group: zarr.Group, name: str, dtype: str, values: np.ndarray) -> None:
+async def _write_array(store: zarr.storage.LocalStore, name: str, dtype: str,
+                       values: np.ndarray) -> None:
     n = len(values)
-    arr = group.create_array(name, shape=(n,), dtype=str if dtype == STRING else dtype,
-                             chunks=(max(1, min(n, ROWS_PER_CHUNK)),))
+    arr = await zasync.create_array(store, name=name, shape=(n,), zarr_format=3,
+                                    dtype=str if dtype == STRING else dtype,
+                                    chunks=(max(1, min(n, ROWS_PER_CHUNK)),))
     if n:
-        arr[:] = values
+        await arr.setitem(slice(None), values)
+
+
+async def _write_tables(tmp: str, tables: Tables, attrs: dict[str, Any]) -> None:
+    # Every array is independent: writing them concurrently on zarr's event loop takes
+    # about 60 % of the time of one synchronous call after another.
+    store = await zarr.storage.LocalStore.open(tmp)
+    root = await zasync.open_group(store=store, mode="w", zarr_format=3)
+    await root.update_attributes({"schema": SCHEMA, **attrs, "complete": False})
+    writes = []
+    for table, columns in LAYOUT.items():
+        await root.create_group(table)
+        data = getattr(tables, table)
+        lengths = {len(data[c]) for c in columns}
+        if len(lengths) != 1 or set(data) != set(columns):
+            raise AssertionError(f"table {table} does not match the layout: {sorted(data)}")
+        writes += [_write_array(store, f"{table}/{col}", dtype, data[col])
+                   for col, dtype in columns.items()]
+    await asyncio.gather(*writes)
+    await root.update_attributes({"complete": True})  # only after every array is written
 
 
 def write_store(path: str, tables: Tables, attrs: dict[str, Any], overwrite: bool) -> None:
@@ -52,17 +80,7 @@ def write_store(path: str, tables: Tables, attrs: dict[str, Any], overwrite: boo
     os.makedirs(parent, exist_ok=True)
     tmp = os.path.join(parent, f".{os.path.basename(path)}.incomplete-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    root = zarr.open_group(tmp, mode="w", zarr_format=3)
-    root.attrs.update({"schema": SCHEMA, **attrs, "complete": False})
-    for table, columns in LAYOUT.items():
-        group = root.create_group(table)
-        data = getattr(tables, table)
-        lengths = {len(data[c]) for c in columns}
-        if len(lengths) != 1 or set(data) != set(columns):
-            raise AssertionError(f"table {table} does not match the layout: {sorted(data)}")
-        for col, dtype in columns.items():
-            _write_array(group, col, dtype, data[col])
-    root.attrs["complete"] = True
+    sync(_write_tables(tmp, tables, attrs))
     if os.path.exists(path):
         check_writable(path, overwrite)
         shutil.rmtree(path)

@@ -66,7 +66,8 @@ def partial_to_bytes(p: Partial) -> bytes:
         "first_ns": p.first_ns, "last_ns": p.last_ns,
         "flows": [[*k, sorted(p.hints.get(k, ())), *_stats(st)] for k, st in p.flows.items()],
         "types": [[flow_index[k[0]], k[1], *_stats(st)] for k, st in p.types.items()],
-        "malformed": p.malformed,
+        "malformed": [[flow_index[k], name, n, first] for (k, name), (n, first)
+                      in p.malformed.items()],
         "ftop": [[flow_index[k], [list(t) for t in h], d, c] for k, (h, d, c) in p.flow_tops.items()],
         "profile": p.profile,
         "ttop": [[type_index[k], [list(t) for t in h], d, c] for k, (h, d, c) in p.type_tops.items()],
@@ -86,7 +87,8 @@ def partial_from_bytes(data: bytes) -> Partial:
             undecodable=m["undecodable"], undecodable_first=list(m["undecodable_first"]),
             first_ns=m["first_ns"], last_ns=m["last_ns"], flows=flows, hints=hints,
             types=types,
-            malformed=dict(m["malformed"]), profile=dict(m.get("profile", {})),
+            malformed={(flow_keys[i], name): [n, first] for i, name, n, first in m["malformed"]},
+            profile=dict(m.get("profile", {})),
             flow_tops={flow_keys[i]: [[tuple(t) for t in h], d, c] for i, h, d, c in m["ftop"]},
             type_tops={type_keys[i]: [[tuple(t) for t in h], d, c] for i, h, d, c in m["ttop"]},
         )

@@ -9,6 +9,7 @@ from streamlens_dist.capture.split import CapturePlan, ChunkSpec, plan_capture
 from streamlens_dist.engine import run_serial
 from streamlens_dist.results import Tables, build_tables
 from streamlens_dist.settings import Settings
+from streamlens_dist.store import LAYOUT
 
 
 def regroup(plan: CapturePlan, cuts: list[int]) -> CapturePlan:
@@ -38,5 +39,4 @@ def tables_for(plan: CapturePlan, sigma: str = "3") -> Tables:
 
 
 def as_dict(t: Tables) -> dict:
-    return {name: getattr(t, name) for name in ("flows", "frame_types", "flow_outliers",
-                                                "frame_type_outliers")}
+    return {name: getattr(t, name) for name in LAYOUT}

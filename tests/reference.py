@@ -363,9 +363,10 @@ def port_name(sport: int, dport: int, table: dict) -> str | None:
     return table[matching[0]] if matching else None
 
 
-def classify_udp(l4: bytes) -> tuple[str, set]:
+def classify_udp(l4: bytes) -> tuple[str, set, str | None]:
+    """(frame type, hints, malformed-payload name or None)"""
     if len(l4) < 8:
-        return "UDP", {"UDP"}
+        return "UDP", {"UDP"}, None
     sport, dport, ulen = struct.unpack_from(">HHH", l4, 0)
     payload = l4[8:ulen] if 8 <= ulen <= len(l4) else l4[8:]
     hints = {port_name(sport, dport, UDP_HINTS) or "UDP"}
@@ -376,17 +377,18 @@ def classify_udp(l4: bytes) -> tuple[str, set]:
         hints.add("CH10")
         if frame_type == "TMATS":
             hints.add("TMATS")
-        return frame_type, hints
+        checksum_ok = ch10_hdr_ok(payload, found[1])[1]
+        return frame_type, hints, None if checksum_ok else "CH10-header-checksum"
     if sport in (319, 320) or dport in (319, 320):
         frame_type = ptp_frame_type(payload)
         if frame_type is not None:
             hints.add("PTP")
-            return frame_type, hints
+            return frame_type, hints, None
     frame_type = iena_frame_type(payload)
     if frame_type is not None:
         hints.add("IENA")
-        return frame_type, hints
-    return port_name(sport, dport, UDP_TYPES) or "UDP", hints
+        return frame_type, hints, None
+    return port_name(sport, dport, UDP_TYPES) or "UDP", hints, None
 
 
 def classify_tcp(l4: bytes) -> tuple[str, set]:
@@ -480,10 +482,11 @@ def parse_ip(b: bytes, version: int | None = None) -> dict | None:
 def classify_ip(ip: dict) -> dict:
     hints = {"Multicast"} if ip["multicast"] else set()
     proto = ip["proto"]
+    malformed = None
     if ip["nonfirst_fragment"]:
         frame_type = "IP-Fragment"
     elif proto == 17:
-        frame_type, more = classify_udp(ip["l4"])
+        frame_type, more, malformed = classify_udp(ip["l4"])
         hints |= more
     elif proto == 6:
         frame_type, more = classify_tcp(ip["l4"])
@@ -502,6 +505,7 @@ def classify_ip(ip: dict) -> dict:
         "dst": ip["dst"],
         "frame_type": frame_type,
         "hints": hints,
+        "malformed": malformed,
     }
 
 
@@ -547,6 +551,8 @@ def decode_ethernet(data: bytes) -> dict | None:
         "dst": mac_text(data[0:6]),
         "frame_type": "OTHER",
         "hints": set(),
+        # an IP ethertype whose header is unusable: the frame joins its MAC pair
+        "malformed": "IP-header" if ethertype in (0x0800, 0x86DD) else None,
     }
     if ethertype == 0x88F7:
         ptp = ptp_frame_type(payload)
@@ -763,7 +769,21 @@ def reference_analyze(paths: list[str | Path], sigma: str = "3") -> dict:
 
     flow_outliers.sort(key=lambda item: item[0])
     type_outliers.sort(key=lambda item: item[0])
+
+    # per (flow, malformed-payload name): frames and the first frame; rows by (flow, first)
+    malformed: dict[tuple, list] = {}
+    for flow_row, members in enumerate(flows.values()):
+        for m in members:
+            if m["malformed"] is not None:
+                malformed.setdefault((flow_row, m["malformed"]), []).append(m["frame"])
+    bad = sorted((row, frames[0], name, len(frames)) for (row, name), frames in malformed.items())
     return {
+        "malformed_payloads": {
+            "flow": [r[0] for r in bad],
+            "problem": [r[2] for r in bad],
+            "frames": [r[3] for r in bad],
+            "first_frame": [r[1] for r in bad],
+        },
         "attrs": attrs,
         "flows": flow_table,
         "frame_types": type_table,

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from reference import reference_analyze
 
+from streamlens_dist.store import LAYOUT
 from streamlens_dist.synth import Interface, random_records, write_pcap, write_pcapng
 
 SETTINGS = settings(max_examples=60, deadline=None,
@@ -45,8 +46,7 @@ def test_random_chunkings_equal_reference(tmp_path_factory, seed, n, container, 
     paths = _write(tmp, seed, n, container, files)
     singles = one_frame_plan(paths)
     ref = reference_analyze(paths, sigma=sigma)
-    ref_tables = {t: ref[t] for t in ("flows", "frame_types", "flow_outliers",
-                                      "frame_type_outliers")}
+    ref_tables = {t: ref[t] for t in LAYOUT}
     whole = as_dict(tables_for(regroup(singles, []), sigma))
     assert_tables_equal(whole, ref_tables, where="one chunk")
     per_frame = as_dict(tables_for(singles, sigma))
