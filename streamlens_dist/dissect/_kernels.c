@@ -513,6 +513,85 @@ done:
     return result;
 }
 
+/* ------------------------------------------------------------------------------------------
+ * intern_u64(keys, ids, uniq) -> m: ids[i] = the index of keys[i] among the distinct keys in
+ * order of first appearance, which are written to uniq[0:m]. An open-addressing hash table
+ * (grown as needed) instead of a sort: flows are few, frames many. */
+static int grow(uint64_t **slot_key, int32_t **slot_id, size_t *cap, const uint64_t *uniq,
+                int64_t m) {
+    size_t n = *cap ? *cap * 2 : 1024;
+    uint64_t *k = PyMem_Malloc(n * sizeof *k);
+    int32_t *v = PyMem_Malloc(n * sizeof *v);
+    if (k == NULL || v == NULL) {
+        PyMem_Free(k);
+        PyMem_Free(v);
+        return 0;
+    }
+    for (size_t j = 0; j < n; j++)
+        v[j] = -1;
+    for (int64_t r = 0; r < m; r++) { /* reinsert every key seen so far */
+        size_t h = (size_t)((uniq[r] * 0x9E3779B97F4A7C15ULL) >> 20) & (n - 1);
+        while (v[h] >= 0)
+            h = (h + 1) & (n - 1);
+        k[h] = uniq[r];
+        v[h] = (int32_t)r;
+    }
+    PyMem_Free(*slot_key);
+    PyMem_Free(*slot_id);
+    *slot_key = k;
+    *slot_id = v;
+    *cap = n;
+    return 1;
+}
+
+static PyObject *intern_u64(PyObject *self, PyObject *args) {
+    Py_buffer keys, ids, uniq;
+    if (!PyArg_ParseTuple(args, "y*w*w*", &keys, &ids, &uniq))
+        return NULL;
+    PyObject *result = NULL;
+    Py_ssize_t n = keys.len / 8;
+    uint64_t *slot_key = NULL;
+    int32_t *slot_id = NULL;
+    size_t cap = 0;
+    int64_t m = 0;
+    if (keys.len % 8 || ids.len != n * 4 || uniq.len != n * 8 || n > INT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "intern_u64: keys uint64[n], ids int32[n], uniq uint64[n]");
+        goto done;
+    }
+    const uint64_t *k = keys.buf;
+    int32_t *id = ids.buf;
+    uint64_t *u = uniq.buf;
+    if (!grow(&slot_key, &slot_id, &cap, u, 0)) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        size_t h = (size_t)((k[i] * 0x9E3779B97F4A7C15ULL) >> 20) & (cap - 1);
+        while (slot_id[h] >= 0 && slot_key[h] != k[i])
+            h = (h + 1) & (cap - 1);
+        if (slot_id[h] < 0) {
+            u[m] = k[i];
+            slot_key[h] = k[i];
+            slot_id[h] = (int32_t)m++;
+            id[i] = slot_id[h];
+            if ((size_t)m * 2 > cap && !grow(&slot_key, &slot_id, &cap, u, m)) {
+                PyErr_NoMemory();
+                goto done;
+            }
+        } else {
+            id[i] = slot_id[h];
+        }
+    }
+    result = PyLong_FromLongLong((long long)m);
+done:
+    PyMem_Free(slot_key);
+    PyMem_Free(slot_id);
+    PyBuffer_Release(&keys);
+    PyBuffer_Release(&ids);
+    PyBuffer_Release(&uniq);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"nonprintable", nonprintable, METH_VARARGS,
      "nonprintable(data, starts, ends, out): count non-printable bytes per range"},
@@ -520,6 +599,8 @@ static PyMethodDef methods[] = {
      "classify_frames(data, offset, caplen, linktype, untimed, codes, tpids, ip6_ext, ptp_ports, "
      "ptp_types, udp_hint, udp_type, tcp_hint, tcp_type, handled, kind, src, dst, ftype, hints, "
      "malformed): the columnar fast-path ladder"},
+    {"intern_u64", intern_u64, METH_VARARGS,
+     "intern_u64(keys, ids, uniq) -> number of distinct keys (ids in order of first appearance)"},
     {NULL, NULL, 0, NULL},
 };
 

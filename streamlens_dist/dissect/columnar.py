@@ -156,7 +156,15 @@ def _intern_keys(out: _Out, c: _Chunk, rows: np.ndarray, src: np.ndarray, dst: n
         # IPv4 pairs are one big-endian uint64 (a fast sort); others compare as raw bytes
         keys = raw.view(">u8").ravel() if width == 4 else \
             raw.view(np.dtype((np.void, 2 * width))).ravel()
-    uniq, inverse = np.unique(keys, return_inverse=True)
+    # distinct keys in order of first appearance (both paths intern identically)
+    if _kernels is not None and width == 4 and hasattr(_kernels, "intern_u64"):
+        keys = np.ascontiguousarray(keys, dtype=np.uint64)
+        inverse, uniq = np.empty(len(keys), np.int32), np.empty(len(keys), np.uint64)
+        uniq = uniq[:_kernels.intern_u64(keys, inverse, uniq)]
+    else:
+        uniq, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        order = np.argsort(first)
+        uniq, inverse = uniq[order], np.argsort(order)[inverse.ravel()]
     text = ipmod._text4 if kind == "ip4" else ipmod._text6 if kind == "ip6" else link.mac_text
     pairs = [u.tobytes() for u in uniq] if width != 4 else \
         [int(u).to_bytes(8, "big") for u in uniq.tolist()]
