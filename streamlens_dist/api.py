@@ -35,6 +35,13 @@ class Summary:
         return int(self.attrs["frames"])
 
     @property
+    def has_data_problems(self) -> bool:
+        """Damage in a capture, an input left out, or malformed payloads: the run completed,
+        but not on clean data (CLI exit status 3). Details in attrs["problems"] and
+        attrs["malformed_payloads"]."""
+        return bool(self.attrs["problems"] or self.attrs["malformed_payloads"])
+
+    @property
     def packets_per_s(self) -> float:
         return self.frames / self.wall_s if self.wall_s > 0 else float("nan")
 
@@ -72,6 +79,12 @@ def analyze(
     DASK_SCHEDULER_ADDRESS), else on a local cluster of `workers` processes (in this process
     when the capture is a single chunk); `serial=True` runs everything in this process
     without Dask.
+
+    Damaged input never stops the run (README "Damaged input"): an input that is missing,
+    unreadable or not a capture is left out, a damaged record ends or interrupts the reading
+    of its file, and each is listed in `attrs["problems"]`. Raises `CaptureNotFoundError`,
+    `CaptureReadError` or `CaptureFormatError` only when no input can be analysed, and
+    `StoreExistsError` when `store` exists and `overwrite` is false.
     """
     t0 = time.perf_counter()
     settings = Settings(sigma=str(sigma), chunk_size=chunk_size)

@@ -19,6 +19,10 @@ class CaptureFormatError(StreamlensError, ValueError):
     """A file is not a pcap/pcapng capture, or its header is unusable."""
 
 
+class CaptureReadError(StreamlensError, OSError):
+    """A capture file exists but cannot be read (permissions, I/O error, not a regular file)."""
+
+
 class SettingsError(StreamlensError, ValueError):
     """An option value is invalid (sigma, chunk size, worker count...)."""
 

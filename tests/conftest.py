@@ -2,11 +2,34 @@
 
 from __future__ import annotations
 
+import os
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
 CAPTURES = Path(__file__).resolve().parents[2] / "shared" / "captures"
+
+# Fuzz tests count the examples they really ran (hypothesis may stop early or skip some) and
+# the terminal summary reports them. STREAMLENS_FUZZ_EXAMPLES=N runs every fuzz test with N
+# examples instead of its CI default: the longer campaign of README "Damaged input".
+FUZZ_EXAMPLES: Counter[str] = Counter()
+
+
+def fuzz_examples(default: int) -> int:
+    return int(os.environ.get("STREAMLENS_FUZZ_EXAMPLES") or default)
+
+
+def count_example(name: str) -> None:
+    FUZZ_EXAMPLES[name] += 1
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    if FUZZ_EXAMPLES:
+        total = sum(FUZZ_EXAMPLES.values())
+        terminalreporter.write_sep("-", f"fuzz examples run: {total}")
+        for name, n in sorted(FUZZ_EXAMPLES.items()):
+            terminalreporter.write_line(f"{n:8d}  {name}")
 
 
 def real_captures(include_corrupt: bool = False) -> list[Path]:

@@ -45,7 +45,8 @@ PCAPNG_SHB = b"\x0a\x0d\x0d\x0a"
 
 def read_pcap(buf: bytes) -> list:
     """Classic pcap. The version fields are not checked. A record header or record body
-    running past the end of the file ends the file (the frames before it count)."""
+    running past the end of the file, or 64 zero bytes where a record header should be (zero
+    fill, as a power loss leaves), ends the file (the frames before it count)."""
     order, ns_per_unit = PCAP_MAGICS[buf[:4]]
     if len(buf) < 24:
         return []
@@ -54,6 +55,8 @@ def read_pcap(buf: bytes) -> list:
     pos = 24
     while pos + 16 <= len(buf):
         sec, frac, incl_len, _orig_len = struct.unpack_from(order + "IIII", buf, pos)
+        if buf[pos : pos + 64] == bytes(64):
+            break  # four empty records at the epoch in a row: zero fill ends the file
         pos += 16
         if pos + incl_len > len(buf):
             break  # truncated last record
@@ -76,17 +79,23 @@ def fits_int64(value: int) -> bool:
     return INT64_MIN <= value <= INT64_MAX
 
 
+def plausible_ns(value: int) -> bool:
+    """Within ±2^62 ns (years 1824-2116): any two such times differ by less than 2^63, so
+    every IAT and sum fits the int64 columns (docs/DECISIONS.md)."""
+    return -(2**62) < value < 2**62
+
+
 def pcapng_timestamp(high: int, low: int, tsresol: int, tsoffset: int) -> int | None:
-    """Nanoseconds since the epoch, or None (untimed) when no int64 can hold it.
-    First the tick count is read as unsigned; if the result does not fit int64, the
+    """Nanoseconds since the epoch, or None (untimed) when not plausible_ns.
+    First the tick count is read as unsigned; if the result is out of bounds, the
     tick count is reinterpreted as a signed two's-complement int64 and converted again."""
     ticks = (high << 32) | low
     ns = ticks_to_ns(ticks, tsresol) + tsoffset * 10**9
-    if fits_int64(ns):
+    if plausible_ns(ns):
         return ns
     if ticks >= 2**63:
         ns = ticks_to_ns(ticks - 2**64, tsresol) + tsoffset * 10**9
-        if fits_int64(ns):
+        if plausible_ns(ns):
             return ns
     return None
 
@@ -201,8 +210,16 @@ def ch10_hdr_ok(buf: bytes, off: int):
 
 def find_ch10(p: bytes):
     """(format, offset of the first Ch10 packet header) in a UDP payload, else None."""
+    for f, off in ch10_candidates(p):
+        if ch10_hdr_ok(p, off) is not None:
+            return f, off
+    return None
+
+
+def ch10_candidates(p: bytes) -> list:
+    """(format, offset) where a transfer header would put the first Ch10 packet header."""
     if len(p) < 28:
-        return None
+        return []
     cands = []
     # Format 2, segment offset 0. Project decision (docs/DECISIONS.md): the size field is the
     # whole Ch10 packet in words; a full datagram (message type 0) holds exactly that, a first
@@ -226,10 +243,7 @@ def find_ch10(p: bytes):
         cands.append((1, 12))  # Format 1 first segment
     elif fmt == 3:
         cands.append((3, 8 + struct.unpack_from("<H", p, 2)[0]))
-    for f, off in cands:
-        if ch10_hdr_ok(p, off) is not None:
-            return f, off
-    return None
+    return cands
 
 
 TMATS_ATTRIBUTE = re.compile(r"[GBRTMPDSACHV](-\d+)?\\[A-Za-z0-9\\-]+:[^;]*;")
@@ -280,6 +294,25 @@ def ptp_frame_type(p: bytes) -> str | None:
     if not 34 <= message_length <= len(p):
         return None
     return "PTP-" + PTP_NAMES.get(p[0] & 0x0F, "Unknown")
+
+
+def ptp_malformed(p: bytes, whole: bool) -> bool:
+    """A message on a PTP port or ethertype that ptp_frame_type refused is malformed unless it
+    is PTPv1 (version nibble 1, at least 34 bytes) or, when the message may have been cut by
+    the capture (`whole` false: an L2 frame), its messageLength merely exceeds the bytes."""
+    if len(p) < 34:
+        return True
+    if p[1] & 0x0F == 1:
+        return False
+    if p[1] & 0x0F != 2:
+        return True
+    return struct.unpack_from(">H", p, 2)[0] < 34 or whole
+
+
+def iena_size_wrong(p: bytes) -> bool:
+    """The IENA trailer 0xDEAD ends the payload but the size field (words) does not fit it."""
+    return len(p) >= 16 and p[-2:] == b"\xde\xad" and (
+        len(p) % 2 == 1 or struct.unpack_from(">H", p, 2)[0] * 2 != len(p))
 
 
 def iena_records_fit(payload: bytes, header_len: int, length_at: int) -> bool:
@@ -377,9 +410,18 @@ def classify_udp(l4: bytes) -> tuple[str, set, str | None]:
         hints.add("CH10")
         if frame_type == "TMATS":
             hints.add("TMATS")
+        # the whole datagram was captured: its UDP length fits the captured bytes
+        whole = 8 <= ulen <= len(l4)
         checksum_ok = ch10_hdr_ok(payload, found[1])[1]
-        return frame_type, hints, None if checksum_ok else "CH10-header-checksum"
-    if sport in (319, 320) or dport in (319, 320):
+        if not checksum_ok:
+            return frame_type, hints, "CH10-header-checksum"
+        # Format 1 full: complete packets only, so the first must fit the datagram
+        plen = struct.unpack_from("<I", payload, found[1] + 4)[0]
+        if whole and found == (1, 4) and plen > len(payload) - 4:
+            return frame_type, hints, "CH10-length"
+        return frame_type, hints, None
+    ptp_port = sport in (319, 320) or dport in (319, 320)
+    if ptp_port:
         frame_type = ptp_frame_type(payload)
         if frame_type is not None:
             hints.add("PTP")
@@ -388,7 +430,15 @@ def classify_udp(l4: bytes) -> tuple[str, set, str | None]:
     if frame_type is not None:
         hints.add("IENA")
         return frame_type, hints, None
-    return port_name(sport, dport, UDP_TYPES) or "UDP", hints, None
+    malformed = None
+    if 8 <= ulen <= len(l4):  # fell through a whole datagram: which test did it fail first?
+        if any(payload[off : off + 2] == SYNC for _f, off in ch10_candidates(payload)):
+            malformed = "CH10-header"
+        elif ptp_port and ptp_malformed(payload, True):
+            malformed = "PTP-header"
+        elif iena_size_wrong(payload):
+            malformed = "IENA-size"
+    return port_name(sport, dport, UDP_TYPES) or "UDP", hints, malformed
 
 
 def classify_tcp(l4: bytes) -> tuple[str, set]:
@@ -559,6 +609,8 @@ def decode_ethernet(data: bytes) -> dict | None:
         if ptp is not None:
             frame["frame_type"] = ptp
             frame["hints"] = {"PTP"}
+        elif ptp_malformed(payload, False):
+            frame["malformed"] = "PTP-header"
     elif ethertype == 0x0806:
         frame["frame_type"] = "ARP"
     return frame

@@ -53,6 +53,19 @@ static inline uint32_t rd16(const unsigned char *p, int be)
     return ((uint32_t)p[1] << 8) | p[0];
 }
 
+#define ZERO_RUN 64 /* pcap.ZERO_RUN */
+
+/* At least ZERO_RUN bytes from p, all zero (`left`: bytes available from p). */
+static int zero_run(const unsigned char *p, Py_ssize_t left)
+{
+    if (left < ZERO_RUN)
+        return 0;
+    for (int i = 0; i < ZERO_RUN; i++)
+        if (p[i])
+            return 0;
+    return 1;
+}
+
 /* Rows that fit in an output buffer of `itemsize`-byte items. */
 static Py_ssize_t rows_of(const Py_buffer *b, Py_ssize_t itemsize)
 {
@@ -114,7 +127,9 @@ static PyObject *walk_pcap(PyObject *self, PyObject *args)
         if (end - pos > PREFETCH_AHEAD)
             PREFETCH(p + PREFETCH_AHEAD);
         uint32_t sec = rd32(p, be), frac = rd32(p + 4, be), incl = rd32(p + 8, be);
-        if ((unsigned long long)incl > limit
+        /* ZERO_RUN zero bytes where a header should be are zero fill, as in pcap.walk */
+        if (((sec | frac | incl | rd32(p + 12, be)) == 0 && zero_run(p, end - pos))
+            || (unsigned long long)incl > limit
             || (unsigned long long)incl > (unsigned long long)(end - pos - PCAP_RECORD_HEADER)) {
             status = ST_STOP;
             break;
@@ -151,6 +166,8 @@ typedef struct {
     int64_t spare;
 } iface_t;
 
+#define TS_BOUND ((int64_t)1 << 62) /* records.TS_BOUND: |ns| must stay below it */
+
 #define CONV_DEFER 0 /* always leave the conversion to Python (records.ticks_to_ns) */
 #define CONV_MUL 1   /* ticks * param, tsresol 10^-r with r <= 9 */
 #define CONV_DIV 2   /* ticks // param (read as unsigned), tsresol 10^-r with 9 < r <= 28 */
@@ -158,8 +175,8 @@ typedef struct {
 #define CONV_POW2 4  /* (ticks * 10**9) >> param, tsresol 2^-param */
 
 /* ns for an unsigned 64-bit tick count, exact, when it is the answer of ticks_to_ns's first
- * attempt (the unsigned reading) and fits int64; returns 0 to defer everything else (the
- * signed re-reading, out-of-range values, unusual interfaces) to Python. */
+ * attempt (the unsigned reading) and lies within ±TS_BOUND; returns 0 to defer everything
+ * else (the signed re-reading, out-of-range values, unusual interfaces) to Python. */
 static inline int ticks_ns(uint64_t u, const iface_t *f, int64_t *out)
 {
     uint64_t v;
@@ -202,11 +219,16 @@ static inline int ticks_ns(uint64_t u, const iface_t *f, int64_t *out)
     default:
         return 0;
     }
-    if (v > (uint64_t)INT64_MAX)
+    if (v >= TS_BOUND)
         return 0;
-    if (f->off_ns > 0 && v > (uint64_t)(INT64_MAX - f->off_ns))
+    /* |v + off_ns| < TS_BOUND (records.TS_BOUND); v < 2^62, so the sum cannot overflow
+     * for any int64 offset below 2^62 in magnitude, and larger offsets defer */
+    if (f->off_ns >= TS_BOUND || f->off_ns <= -TS_BOUND)
         return 0;
-    *out = (int64_t)v + f->off_ns; /* v >= 0, so a negative offset cannot underflow */
+    int64_t ns = (int64_t)v + f->off_ns;
+    if (ns >= TS_BOUND || ns <= -TS_BOUND)
+        return 0;
+    *out = ns;
     return 1;
 }
 

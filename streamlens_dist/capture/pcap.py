@@ -11,8 +11,10 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..errors import CaptureFormatError
-from .records import Interface, Problem
+from .records import CORRUPT_RECORD, TIMESTAMP, TRUNCATED, Interface, Problem
 
 HEADER_LEN = 24
 RECORD_HEADER_LEN = 16
@@ -71,7 +73,8 @@ def walk(
     """Yield (record offset, ts_ns, data offset, captured length) for each whole record.
 
     Stops cleanly at the first damaged record header or a record cut short by `end`, and
-    appends a Problem (with the frame number it would have had) to `problems`.
+    appends a Problem (with the frame number it would have had) to `problems`; the caller
+    (the splitter) decides whether reading resumes further on (`resync`) and says so.
     """
     unpack = struct.Struct(header.endian + "IIII").unpack_from
     mult = 1 if header.interface.tsresol == 9 else 1000
@@ -81,32 +84,130 @@ def walk(
     warned_frac = False
     while pos < end:
         if end - pos < RECORD_HEADER_LEN:
-            _report(problems, path, pos, frame, "truncated",
-                    f"record header cut short: {end - pos} of 16 bytes present; "
-                    "everything before it was analysed")
+            _report(problems, path, pos, frame, TRUNCATED,
+                    f"record header cut short: {end - pos} of 16 bytes present")
             return
-        sec, frac, incl, _orig = unpack(buf, pos)
+        sec, frac, incl, orig = unpack(buf, pos)
+        if not (sec or frac or incl or orig) and _zero_run(buf, pos, end):
+            # Four empty records at the epoch in a row are no capture: these are zero-filled
+            # bytes, what a recorder's power loss or a preallocated file leaves.
+            _report_zeros(problems, path, buf, pos, end, frame)
+            return
         if incl > limit:
-            _report(problems, path, pos, frame, "corrupt-record",
-                    f"record header claims {incl} captured bytes (limit {limit}); "
-                    "stopped reading this file here")
+            _report(problems, path, pos, frame, CORRUPT_RECORD,
+                    f"record header claims {incl} captured bytes (limit {limit})")
             return
         if pos + RECORD_HEADER_LEN + incl > end:
-            _report(problems, path, pos, frame, "truncated",
-                    f"last record cut short: header claims {incl} bytes, "
-                    f"{end - pos - RECORD_HEADER_LEN} present; everything before it was analysed")
+            _report(problems, path, pos, frame, TRUNCATED,
+                    f"record header claims {incl} captured bytes, only "
+                    f"{end - pos - RECORD_HEADER_LEN} follow before the end of the data")
             return
         if frac >= frac_max and not warned_frac:
             warned_frac = True
-            _report(problems, path, pos, frame, "timestamp",
+            _report(problems, path, pos, frame, TIMESTAMP,
                     f"timestamp fraction {frac} is out of range (>= {frac_max}); "
-                    "taken literally as sec*1e9 + fraction (first occurrence only reported)")
+                    "taken literally as sec*1e9 + fraction (first occurrence of a run of "
+                    "records only reported)")
         yield pos, sec * 1_000_000_000 + frac * mult, pos + RECORD_HEADER_LEN, incl
         pos += RECORD_HEADER_LEN + incl
         frame += 1
+
+
+ZERO_RUN = 64  # zero bytes where a record header should be that make zero fill
+
+
+def _zero_run(buf, pos: int, end: int) -> bool:
+    return end - pos >= ZERO_RUN and not any(bytes(buf[pos:pos + ZERO_RUN]))
+
+
+def _report_zeros(problems: list[Problem] | None, path: str, buf, pos: int, end: int,
+                  frame: int) -> None:
+    if problems is None:
+        return
+    if not np.count_nonzero(np.frombuffer(buf, dtype=np.uint8, count=end - pos, offset=pos)):
+        _report(problems, path, pos, frame, TRUNCATED,
+                f"zero-filled from here to the end of the data ({end - pos} bytes), as a "
+                "recorder's power loss leaves")
+    else:
+        _report(problems, path, pos, frame, CORRUPT_RECORD,
+                f"{ZERO_RUN} or more zero bytes where a record header should be")
 
 
 def _report(problems: list[Problem] | None, path: str, pos: int, frame: int, kind: str,
             message: str) -> None:
     if problems is not None:
         problems.append(Problem(path, pos, frame, kind, message))
+
+
+# --- resynchronisation after a damaged record header -----------------------------------------
+#
+# A pcap record header has little structure, so a resync is accepted only where the bytes
+# leave no reasonable doubt: RESYNC_CHAIN consecutive plausible headers chaining exactly, all
+# whole. (A shorter chain ending exactly at the end of the data is not enough: packet bytes
+# are full of small integers, and one "record" fitting the rest of a cut-off last record was
+# found by the fuzz tests inside a real capture's payload.) Plausible: the fraction
+# is in range, 0 < captured length <= the record limit, captured <= original length <= the
+# hard cap, and (after the first) the seconds within RESYNC_WINDOW_S of the chain's previous
+# record. The record before the damage is no time reference: the walk notices damage only
+# where it becomes implausible, so the last record it accepted may be made of damaged bytes.
+RESYNC_CHAIN = 4
+RESYNC_WINDOW_S = 86400
+_SCAN_WINDOW = 1 << 20  # candidate offsets tested per vectorised step
+
+
+def _plausible(fields: tuple[int, int, int, int], header: PcapHeader, frac_max: int,
+               prev_sec: int | None) -> bool:
+    sec, frac, incl, orig = fields
+    return (frac < frac_max and 0 < incl <= header.max_record and incl <= orig <= HARD_MAX_RECORD
+            and (prev_sec is None or abs(sec - prev_sec) <= RESYNC_WINDOW_S))
+
+
+def chain_length(buf, pos: int, end: int, header: PcapHeader) -> int:
+    """How many plausible, whole records chain from `pos` (at most RESYNC_CHAIN)."""
+    unpack = struct.Struct(header.endian + "IIII").unpack_from
+    frac_max = 1_000_000_000 if header.interface.tsresol == 9 else 1_000_000
+    n, prev_sec = 0, None
+    while n < RESYNC_CHAIN:
+        if end - pos < RECORD_HEADER_LEN:
+            return n
+        fields = unpack(buf, pos)
+        if not _plausible(fields, header, frac_max, prev_sec):
+            return n
+        pos += RECORD_HEADER_LEN + fields[2]
+        if pos > end:
+            return n
+        n += 1
+        prev_sec = fields[0]
+    return n
+
+
+def _words(buf, start: int, n: int, endian: str) -> np.ndarray:
+    """The 32-bit word at every byte offset start .. start+n-1 (unaligned), from four
+    strided views of the buffer: one array the record fields are sliced from."""
+    dt = np.dtype(np.uint32).newbyteorder(endian)
+    out = np.empty(n, dtype=np.uint32)
+    for k in range(4):
+        m = (n - k + 3) // 4  # offsets start+k, start+k+4, ... below start+n
+        if m > 0:
+            out[k::4] = np.frombuffer(buf, dtype=dt, count=m, offset=start + k)
+    return out
+
+
+def resync(buf, pos: int, end: int, header: PcapHeader) -> int | None:
+    """The first offset after the damaged header at `pos` where a validated chain of records
+    starts (see RESYNC_CHAIN), or None. Candidates are filtered with numpy a window at a time,
+    so a long damaged stretch costs a linear scan, never a Python loop per byte."""
+    frac_max = 1_000_000_000 if header.interface.tsresol == 9 else 1_000_000
+    x = pos + 1
+    while x + RECORD_HEADER_LEN <= end:
+        n = min(_SCAN_WINDOW, end - RECORD_HEADER_LEN - x + 1)
+        w = _words(buf, x + 4, n + 8, header.endian)  # fraction, captured, original length
+        frac, incl, orig = w[:n], w[4:n + 4], w[8:n + 8]
+        ok = (frac < frac_max) & (incl > 0) & (incl <= header.max_record) & (incl <= orig) \
+            & (orig <= HARD_MAX_RECORD)
+        ok &= np.arange(x + RECORD_HEADER_LEN, x + RECORD_HEADER_LEN + n) + incl <= end
+        for i in np.flatnonzero(ok).tolist():
+            if chain_length(buf, x + i, end, header) == RESYNC_CHAIN:
+                return x + i
+        x += n
+    return None

@@ -6,25 +6,54 @@ from dataclasses import dataclass
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
+# Timestamps must lie strictly within ±TS_BOUND ns (years 1824 to 2116): then the difference
+# of any two, so every IAT, IAT sum, minimum and maximum, fits the store's int64 columns. A
+# time outside is impossible for a recording (a damaged or hostile header): the frame is
+# untimed. pcap times (32-bit seconds) are always inside.
+TS_BOUND = 2**62
+
+
+# Problem kinds. The first group stops or interrupts the reading of a file; the second is
+# frame-level damage that is read through; the third concerns a whole input file.
+TRUNCATED, CORRUPT_RECORD, CORRUPT_BLOCK = "truncated", "corrupt-record", "corrupt-block"
+TOO_MANY = "too-many-problems"
+TIMESTAMP, UNKNOWN_INTERFACE = "timestamp", "unknown-interface"
+FILE_MISSING, FILE_UNREADABLE, FILE_NOT_CAPTURE = "file-missing", "file-unreadable", "file-not-capture"
+FATAL = (TRUNCATED, CORRUPT_RECORD, CORRUPT_BLOCK)
+# A cut-off last record and a literal out-of-range timestamp lose nothing but that record (or
+# nothing at all): warnings. Everything else loses data or a file: errors.
+WARNINGS = frozenset((TRUNCATED, TIMESTAMP, UNKNOWN_INTERFACE))
 
 
 @dataclass(frozen=True)
 class Problem:
-    """Damage found in a capture file: where it is and what it means for the results."""
+    """Damage found in a capture file: where it is and what it means for the results.
+
+    `frame` is the 1-based number the damaged record would have had (0 for a problem with a
+    whole file); `skipped` the bytes passed over to resume reading after it (0 when reading
+    stopped there, or nothing was lost).
+    """
 
     file: str
     offset: int
-    frame: int  # 1-based frame number within the file the damaged record would have had
+    frame: int
     kind: str
     message: str
+    skipped: int = 0
+
+    @property
+    def severity(self) -> str:
+        return "warning" if self.kind in WARNINGS else "error"
 
     def to_dict(self) -> dict:
         return {"file": self.file, "offset": self.offset, "frame": self.frame,
-                "kind": self.kind, "message": self.message}
+                "kind": self.kind, "severity": self.severity, "skipped": self.skipped,
+                "message": self.message}
 
     @classmethod
     def from_dict(cls, d: dict) -> Problem:
-        return cls(**d)
+        return cls(d["file"], d["offset"], d["frame"], d["kind"], d["message"],
+                   d.get("skipped", 0))
 
 
 @dataclass(frozen=True)
@@ -47,9 +76,9 @@ class Interface:
 def ticks_to_ns(ticks: int, tsresol: int, tsoffset: int) -> int | None:
     """Exact integer ns since the epoch for a pcapng tick count (PROTOCOLS.md §7.3).
 
-    Returns None when the result cannot be an int64: such a frame is treated as untimed. A
-    tick count that overflows as unsigned is first read as signed, because some writers store
-    negative times that way.
+    Returns None when the result is not within ±TS_BOUND: such a frame is treated as untimed.
+    A tick count whose unsigned reading is out of bounds is read again as signed, because some
+    writers store negative times that way.
     """
     for t in (ticks, ticks - (1 << 64) if ticks >= 1 << 63 else None):
         if t is None:
@@ -61,6 +90,6 @@ def ticks_to_ns(ticks: int, tsresol: int, tsoffset: int) -> int | None:
         else:
             ns = t // 10 ** (tsresol - 9)
         ns += tsoffset * 1_000_000_000
-        if INT64_MIN <= ns <= INT64_MAX:
+        if -TS_BOUND < ns < TS_BOUND:
             return ns
     return None

@@ -3,6 +3,11 @@
 Boundaries come from a scan of the record/block headers (no payload is read), so every chunk
 starts on a record and knows the global number of its first frame and the container state
 (byte order, interfaces) that precedes it.
+
+Damage never stops a run: a file that cannot be analysed at all is left out and reported; a
+damaged record or block ends the chunk before it, and reading resumes after it only where the
+pcap/pcapng reader validates a resync point (`pcap.resync`, `pcapng.resync`), else the file
+is read up to it. Chunks never contain damaged bytes, so the chunk tasks read only clean data.
 """
 
 from __future__ import annotations
@@ -10,14 +15,25 @@ from __future__ import annotations
 import glob
 import mmap
 import os
+import stat
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ..errors import CaptureFormatError, CaptureNotFoundError
+from ..errors import CaptureFormatError, CaptureNotFoundError, CaptureReadError
 from . import pcap, pcapng
-from .records import Interface, Problem
+from .records import (
+    CORRUPT_BLOCK,
+    CORRUPT_RECORD,
+    FATAL,
+    FILE_MISSING,
+    FILE_NOT_CAPTURE,
+    FILE_UNREADABLE,
+    TRUNCATED,
+    Interface,
+    Problem,
+)
 
 
 @dataclass(frozen=True)
@@ -64,53 +80,73 @@ class CapturePlan:
     file_bytes: int
 
 
-def expand_paths(paths: Sequence[str | os.PathLike]) -> list[str]:
-    """Paths and globs -> existing files (a glob's matches sorted by name), duplicates removed."""
-    out: list[str] = []
-    for p in paths:
-        s = os.fspath(p)
-        if os.path.isdir(s):
-            raise CaptureFormatError(f"{s} is a directory: give capture files or a glob "
-                                     f"such as '{os.path.join(s, '*.pcap')}'")
-        if os.path.exists(s):
-            matches = [s]
-        elif glob.has_magic(s):
-            matches = sorted(glob.glob(s))
-            if not matches:
-                raise CaptureNotFoundError(f"no capture file matches the glob {s!r}")
-        else:
-            raise CaptureNotFoundError(f"capture file not found: {s}")
-        out.extend(m for m in matches if m not in out)
-    if not out:
-        raise CaptureNotFoundError("no capture files given")
-    return out
+def _expand(path: str | os.PathLike) -> list[str]:
+    """One command-line path or glob -> the files it names (a glob's matches sorted by name)."""
+    s = os.fspath(path)
+    if os.path.isdir(s):
+        raise CaptureReadError(f"{s} is a directory: give capture files or a glob "
+                               f"such as '{os.path.join(s, '*.pcap')}'")
+    if os.path.lexists(s):
+        return [s]
+    if glob.has_magic(s):
+        matches = sorted(glob.glob(s))
+        if not matches:
+            raise CaptureNotFoundError(f"no capture file matches the glob {s!r}")
+        return matches
+    raise CaptureNotFoundError(f"capture file not found: {s}")
 
 
 def scan_file(path: str, chunk_size: int) -> FileScan:
-    """Walk one file's record headers and cut it into chunks of about `chunk_size` bytes."""
+    """Walk one file's record headers and cut it into chunks of about `chunk_size` bytes.
+
+    Raises CaptureNotFoundError, CaptureReadError or CaptureFormatError for a file that cannot
+    be analysed at all; damage inside a capture is reported in `FileScan.problems` instead.
+    """
     try:
-        size = os.path.getsize(path)
-        with open(path, "rb") as f:
-            head = f.read(32)
-            if size == 0:
-                raise CaptureFormatError(f"{path}: empty file, not a capture")
-            mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        st = os.stat(path)
     except FileNotFoundError as exc:
         raise CaptureNotFoundError(f"capture file not found: {path}") from exc
-    except PermissionError as exc:
-        raise CaptureFormatError(f"{path}: cannot be read ({exc.strerror})") from exc
+    except OSError as exc:
+        raise CaptureReadError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+    if stat.S_ISDIR(st.st_mode):
+        raise CaptureReadError(f"{path} is a directory: give capture files or a glob "
+                               f"such as '{os.path.join(path, '*.pcap')}'")
+    if not stat.S_ISREG(st.st_mode):
+        # opening a FIFO would block until a writer appears; a device has no size to map
+        raise CaptureReadError(f"{path}: not a regular file (a pipe, socket or device); "
+                               "save the capture to a file first")
+    if st.st_size == 0:
+        raise CaptureFormatError(f"{path}: empty file, not a capture")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(32)
+            size = os.fstat(f.fileno()).st_size
+            mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else None
+    except FileNotFoundError as exc:
+        raise CaptureNotFoundError(f"capture file not found: {path}") from exc
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise CaptureReadError(f"{path}: cannot be read ({reason})") from exc
+    if mm is None:
+        raise CaptureFormatError(f"{path}: empty file, not a capture")
     try:
         if pcap.is_pcap(head):
             return _scan_pcap(mm, size, path, chunk_size)
         if pcapng.is_pcapng(head):
             return _scan_pcapng(mm, size, path, chunk_size)
+        if head[:2] == b"\x25\xeb":  # the Chapter 10 packet sync word, little-endian
+            raise CaptureFormatError(
+                f"{path}: an IRIG 106 Chapter 10 recording (.c10), not a pcap or pcapng "
+                "capture; give the network capture that carries Chapter 10 over UDP")
         raise CaptureFormatError(
             f"{path}: not a pcap or pcapng capture (first bytes {head[:8].hex()})")
     finally:
         mm.close()
 
 
-FATAL = ("truncated", "corrupt-record", "corrupt-block")
+# A file with more damaged stretches than this is not worth resynchronising through: reading
+# stops at the next one (and the problem list of one file stays bounded).
+MAX_RESYNCS = 100
 
 
 class _Cutter:
@@ -150,12 +186,42 @@ class _Cutter:
             self.first += self.frames
             self.frames = 0
 
-    def finish(self, size: int) -> FileScan:
-        """Close the last chunk at the end of the valid data (a fatal problem stops it)."""
-        stops = [p.offset for p in self.scan.problems if p.kind in FATAL]
-        self.close(min(stops) if stops else size)
+    def gap(self, stop: int, resume: int, state: tuple[str, tuple[Interface, ...]]) -> None:
+        """Damaged bytes [stop, resume): no chunk spans them; the next one starts at resume
+        with the container state the damage left (`state`)."""
+        self.close(stop)
+        self.start, self.state = resume, state
+
+    def finish(self, end: int) -> FileScan:
+        """Close the last chunk at `end`, the end of the data that could be read."""
+        self.close(end)
         self.scan.frames = self.first - 1
         return self.scan
+
+
+def _stop_of(problems: list[Problem], since: int) -> int | None:
+    """Index of the problem that ended a walk (always the last one it reported), if any."""
+    if len(problems) > since and problems[-1].kind in FATAL:
+        return len(problems) - 1
+    return None
+
+
+def _settle(scan: FileScan, i: int, resume: int | None, unit: str, resyncs: int) -> None:
+    """Say what the damage reported at problems[i] cost: the rest of the file, or the bytes
+    skipped to the validated resync point."""
+    p = scan.problems[i]
+    if resume is None:
+        why = f" after {MAX_RESYNCS} damaged stretches" if resyncs >= MAX_RESYNCS else ""
+        scan.problems[i] = replace(p, message=f"{p.message}; stopped reading this file here"
+                                   f"{why} (everything before it was analysed)")
+        return
+    # Valid data follows, so the length that ran past the end was damage, not truncation.
+    kind = (CORRUPT_RECORD if unit == "records" else CORRUPT_BLOCK) if p.kind == TRUNCATED \
+        else p.kind
+    scan.problems[i] = replace(
+        p, kind=kind, skipped=resume - p.offset,
+        message=f"{p.message}; skipped {resume - p.offset} bytes to byte {resume}, where "
+                f"{unit} chain again (validated), and read on")
 
 
 def _scan_pcap(mm: mmap.mmap, size: int, path: str, chunk_size: int) -> FileScan:
@@ -165,27 +231,52 @@ def _scan_pcap(mm: mmap.mmap, size: int, path: str, chunk_size: int) -> FileScan
     cut = _Cutter(scan, chunk_size, pcap.HEADER_LEN, state)
     from .columns import _FULL, _walk  # columns imports this module: import when used
 
-    if _walk is None:
-        for off, ts, _data, _cap in pcap.walk(mm, pcap.HEADER_LEN, size, hdr, path,
-                                              scan.problems):
-            if scan.first_ts is None:
-                scan.first_ts = ts
-            cut.frame(off, state)
-        return cut.finish(size)
-    return _scan_pcap_compiled(mm, size, path, hdr, scan, cut, _walk, _FULL)
+    pos, frame0 = pcap.HEADER_LEN, 1
+    for resyncs in range(MAX_RESYNCS + 1):
+        since = len(scan.problems)
+        if _walk is None:
+            frame0 += _segment_pcap_python(mm, pos, size, hdr, scan, cut)
+        else:
+            frame0 += _segment_pcap_compiled(mm, pos, size, hdr, scan, cut, frame0, _walk,
+                                             _FULL)
+        i = _stop_of(scan.problems, since)
+        if i is None:
+            break
+        stop = scan.problems[i].offset
+        resume = pcap.resync(mm, stop, size, hdr) if resyncs < MAX_RESYNCS else None
+        _settle(scan, i, resume, "records", resyncs)
+        if resume is None:
+            return cut.finish(stop)
+        cut.gap(stop, resume, state)
+        pos = resume
+    return cut.finish(size)
+
+
+def _segment_pcap_python(mm: mmap.mmap, pos: int, size: int, hdr: pcap.PcapHeader,
+                         scan: FileScan, cut: _Cutter) -> int:
+    """Cut the frames of one undamaged stretch from pos; return how many there were."""
+    frames = 0
+    for off, ts, _data, _cap in pcap.walk(mm, pos, size, hdr, scan.path, scan.problems,
+                                          cut.first + cut.frames):
+        if scan.first_ts is None:
+            scan.first_ts = ts
+        cut.frame(off, cut.state)
+        frames += 1
+    return frames
 
 
 _SCAN_BATCH = 1 << 18  # records per compiled-walk call: bounds the scan's memory
 
 
-def _scan_pcap_compiled(mm: mmap.mmap, size: int, path: str, hdr: pcap.PcapHeader,
-                        scan: FileScan, cut: _Cutter, walk, full: int) -> FileScan:
-    """The same scan with the compiled record walk; the Python walk only reports damage."""
+def _segment_pcap_compiled(mm: mmap.mmap, pos: int, size: int, hdr: pcap.PcapHeader,
+                           scan: FileScan, cut: _Cutter, frame0: int, walk, full: int
+                           ) -> int:
+    """The same stretch with the compiled record walk; the Python walk only reports damage."""
     ts, data, cap = (np.empty(_SCAN_BATCH, np.int64) for _ in range(3))
     mult = 1 if hdr.interface.tsresol == 9 else 1000
     frac_max = 1_000_000_000 if mult == 1 else 1_000_000
     view = np.frombuffer(mm, dtype=np.uint8)
-    pos, frame0, warned = pcap.HEADER_LEN, 1, False
+    start, warned = frame0, False
     state = cut.state
     while True:
         n, pos, status = walk.pcap(mm, pos, hdr.endian == ">", mult, hdr.max_record, ts, data,
@@ -204,15 +295,15 @@ def _scan_pcap_compiled(mm: mmap.mmap, size: int, path: str, hdr: pcap.PcapHeade
                     warned = True
                     first = int(bad[0])  # the Python walk of that one record reports it
                     list(pcap.walk(mm, int(offsets[first]), int(data[first] + cap[first]), hdr,
-                                   path, scan.problems, frame0 + first))
+                                   scan.path, scan.problems, frame0 + first))
             frame0 += n
         if status != full:
             break
-    if pos < size:  # damage: let the Python walk describe the record it stops at
-        for _ in pcap.walk(mm, pos, size, hdr, path, scan.problems, frame0):
-            raise AssertionError("the compiled walk stopped before a whole record")
     del view
-    return cut.finish(size)
+    if pos < size:  # damage: let the Python walk describe the record it stops at
+        for _ in pcap.walk(mm, pos, size, hdr, scan.path, scan.problems, frame0):
+            raise AssertionError("the compiled walk stopped before a whole record")
+    return frame0 - start
 
 
 def _scan_pcapng(mm: mmap.mmap, size: int, path: str, chunk_size: int) -> FileScan:
@@ -220,31 +311,84 @@ def _scan_pcapng(mm: mmap.mmap, size: int, path: str, chunk_size: int) -> FileSc
     section = pcapng.Section()
     # The first chunk starts at the first section header, so it needs no prior state.
     cut = _Cutter(scan, chunk_size, 0, ("<", ()))
-    for off, ts, _lt, _data, _cap in pcapng.walk(mm, 0, size, section, path, scan.problems):
-        if scan.first_ts is None and ts is not None:
-            scan.first_ts = ts
-        # `section` already reflects every SHB/IDB before this frame block: exactly the state
-        # a chunk starting here needs.
-        cut.frame(off, (section.endian, tuple(section.interfaces)))
+    pos = 0
+    for resyncs in range(MAX_RESYNCS + 1):
+        since = len(scan.problems)
+        for off, ts, _lt, _data, _cap in pcapng.walk(mm, pos, size, section, path,
+                                                     scan.problems, cut.first + cut.frames):
+            if scan.first_ts is None and ts is not None:
+                scan.first_ts = ts
+            # `section` already reflects every SHB/IDB before this frame block: exactly the
+            # state a chunk starting here needs.
+            cut.frame(off, (section.endian, tuple(section.interfaces)))
+        i = _stop_of(scan.problems, since)
+        if i is None:
+            break
+        stop = scan.problems[i].offset
+        resume = pcapng.resync(mm, stop, size, section) if resyncs < MAX_RESYNCS else None
+        _settle(scan, i, resume, "blocks", resyncs)
+        if resume is None:
+            return cut.finish(stop)
+        cut.gap(stop, resume, (section.endian, tuple(section.interfaces)))
+        pos = resume
     return cut.finish(size)
+
+
+_FILE_KINDS = ((CaptureNotFoundError, FILE_MISSING), (CaptureReadError, FILE_UNREADABLE),
+               (CaptureFormatError, FILE_NOT_CAPTURE))
+_BAD_INPUT = tuple(cls for cls, _ in _FILE_KINDS)
+
+
+def _file_problem(path: str, exc: Exception) -> Problem:
+    kind = next(k for cls, k in _FILE_KINDS if isinstance(exc, cls))
+    return Problem(path, 0, 0, kind, f"{exc}; this file was left out")
+
+
+def _none_analysable(bad: list[tuple[str, Exception]]) -> Exception:
+    """The error when no input could be analysed: the input's own error when there is one,
+    else one line naming the first few."""
+    if len(bad) == 1:
+        return bad[0][1]
+    listed = "; ".join(str(e) for _p, e in bad[:3])
+    more = f"; and {len(bad) - 3} more" if len(bad) > 3 else ""
+    classes = {type(e) for _p, e in bad}
+    cls = classes.pop() if len(classes) == 1 else CaptureFormatError
+    return cls(f"none of the {len(bad)} inputs could be analysed: {listed}{more}")
 
 
 def plan_capture(paths: Sequence[str | os.PathLike], chunk_size: int) -> CapturePlan:
     """Scan all files of one capture, order them (first frame's timestamp, then name) and
-    number chunks and frames globally."""
-    files = expand_paths(paths)
-    scans = [scan_file(p, chunk_size) for p in files]
+    number chunks and frames globally.
+
+    An input that cannot be analysed at all (missing, unreadable, not a capture) is left out
+    and listed first in the plan's problems, so the other files of a run are still analysed;
+    only when no input can be analysed is its error raised.
+    """
+    files: list[str] = []
+    bad: list[tuple[str, Exception]] = []
+    for p in paths:
+        try:
+            files.extend(m for m in _expand(p) if m not in files)
+        except _BAD_INPUT as exc:
+            bad.append((os.fspath(p), exc))
+    scans: list[FileScan] = []
+    for path in files:
+        try:
+            scans.append(scan_file(path, chunk_size))
+        except _BAD_INPUT as exc:
+            bad.append((path, exc))
+    if not scans:
+        raise _none_analysable(bad) if bad else CaptureNotFoundError("no capture files given")
     scans.sort(key=lambda s: (s.first_ts is None, s.first_ts or 0, os.path.basename(s.path),
                               s.path))
     chunks: list[ChunkSpec] = []
-    problems: list[Problem] = []
+    problems: list[Problem] = [_file_problem(p, e) for p, e in bad]
     base = 0
     for s in scans:
         for c in s.chunks:
             chunks.append(ChunkSpec(len(chunks), c.path, c.start, c.end, base + c.first_frame,
                                     c.frames, c.container, c.endian, c.interfaces))
-        problems.extend(Problem(p.file, p.offset, base + p.frame if p.frame else 0, p.kind,
-                                p.message) for p in s.problems)
+        problems.extend(replace(p, frame=base + p.frame if p.frame else 0) for p in s.problems)
         base += s.frames
     return CapturePlan(tuple(s.path for s in scans), tuple(chunks), base, tuple(problems),
                        sum(os.path.getsize(s.path) for s in scans))

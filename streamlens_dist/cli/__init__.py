@@ -1,7 +1,8 @@
 """The `streamlens-dist` command line: a veneer over the Python API, one module per command.
 
-Exit statuses are data: 0 clean, 3 completed but the input had data problems (damaged
-records, listed in the summary and the store), 1 failed (a clear one-line error), 2 usage.
+Exit statuses are data: 0 clean; 3 completed, but the input had data problems (damaged or
+cut-off records, input files left out, malformed payloads: listed in the summary and the
+store); 1 failed (a clear one-line error, nothing written); 2 usage.
 """
 
 from __future__ import annotations
@@ -35,4 +36,17 @@ def main() -> None:
     except StreamlensError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_FAILED)
+    except OSError as exc:
+        # the output directory not writable, a disk full, a file vanishing mid-run: the
+        # system's own message names the path; a traceback would add nothing for the user
+        click.echo(f"error: {_one_line(exc)}", err=True)
+        sys.exit(EXIT_FAILED)
+    except MemoryError:
+        click.echo("error: out of memory; use a smaller --chunk-size or fewer --workers per "
+                   "machine", err=True)
+        sys.exit(EXIT_FAILED)
     sys.exit(code or EXIT_OK)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__

@@ -77,7 +77,7 @@ def analyze_cmd(paths: tuple[str, ...], store: str, sigma: str, chunk_size: int,
         print_summary(summary, out)
         if profile:
             print_profile(summary, out)
-    return EXIT_DATA_PROBLEMS if summary.attrs["problems"] else EXIT_OK
+    return EXIT_DATA_PROBLEMS if summary.has_data_problems else EXIT_OK
 
 
 def _ms(ns: float) -> str:
@@ -103,11 +103,26 @@ def print_summary(s: Summary, console: Console) -> None:
             table.add_row(f["src"], f["dst"], f["kind"], str(f["frames"]), str(f["outliers"]),
                           _ms(f["iat_mean_ns"]))
         console.print(table)
-    for p in a["problems"]:
-        console.print(f"[yellow]problem[/yellow] {p['kind']}: {p['file']} at byte {p['offset']}"
-                      f" (frame {p['frame']}): {p['message']}")
+    problems = a["problems"]
+    for p in problems[:MAX_PROBLEMS_SHOWN]:
+        console.print(problem_line(p), markup=False, highlight=False)
+    if len(problems) > MAX_PROBLEMS_SHOWN:
+        console.print(f"... and {len(problems) - MAX_PROBLEMS_SHOWN} more problems (all are in "
+                      "the store's `problems` attribute)")
     if a["malformed_payloads"]:
-        console.print(f"malformed payloads (still classified): {a['malformed_payloads']}")
+        console.print(f"malformed payloads (counted per flow and protocol): "
+                      f"{a['malformed_payloads']}", markup=False, highlight=False)
+
+
+MAX_PROBLEMS_SHOWN = 50
+
+
+def problem_line(p: dict) -> str:
+    """One line per problem: severity, kind, where (file, byte offset, frame) and what it cost."""
+    head = f"problem {p['kind']} ({p.get('severity', 'error')}):"
+    if not p["frame"]:  # a whole input file: its message names it
+        return f"{head} {p['message']}"
+    return f"{head} {p['file']} at byte {p['offset']} (frame {p['frame']}): {p['message']}"
 
 
 _WALL = ("split", "cluster_start", "dissect", "merge", "outliers", "tables", "write")

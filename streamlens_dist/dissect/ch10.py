@@ -1,8 +1,12 @@
 """IRIG 106 Chapter 10 packets over UDP (PROTOCOLS.md §1): detection and TMATS test.
 
-`detect(payload)` returns (frame type, checksum ok) when a transfer header of format 1, 2
-or 3 is followed by a structurally valid Chapter 10 packet header, else None. A header
-checksum mismatch keeps the classification and is reported as malformed.
+`detect(payload)` returns (frame type, malformed name or None) when a transfer header of
+format 1, 2 or 3 is followed by a structurally valid Chapter 10 packet header, else None. A
+header checksum mismatch (named first), or a first packet longer than a full-packet datagram
+holds, keeps the
+classification (CONTRACT.md §3 rule 1) and is reported as malformed. `broken(payload)` tells a
+sync word where the transfer header puts a packet header whose lengths are impossible: that
+frame falls down the ladder, and is counted as malformed if nothing below claims it.
 """
 
 from __future__ import annotations
@@ -66,7 +70,11 @@ def looks_like_tmats(body: bytes) -> bool:
     return False
 
 
-def detect(p: bytes) -> tuple[str, bool] | None:
+HEADER_CHECKSUM, LENGTH, HEADER = "CH10-header-checksum", "CH10-length", "CH10-header"
+
+
+def detect(p: bytes, whole: bool = True) -> tuple[str, str | None] | None:
+    """(frame type, malformed name or None); `whole`: the datagram was captured entirely."""
     if len(p) < 28:
         return None
     for off in _candidates(p):
@@ -74,10 +82,24 @@ def detect(p: bytes) -> tuple[str, bool] | None:
         if h is None:
             continue
         dtype, body, csum_ok = h
+        # The checksum covers the length fields: a mismatch is named first. A Format 1
+        # full-packet datagram holds whole packets (PROTOCOLS.md §1.2), so a first packet
+        # longer than the datagram lies about its length.
+        bad = None if csum_ok else HEADER_CHECKSUM
+        if bad is None and whole and off == 4 and p[0] == 0x01 and \
+                int.from_bytes(p[off + 4:off + 8], "little") > len(p) - off:
+            bad = LENGTH
         if dtype == TMATS_TYPE:
-            return "TMATS", csum_ok
+            return "TMATS", bad
         dlen = int.from_bytes(p[off + 8:off + 12], "little")
         if looks_like_tmats(p[body + 4:body + dlen]):
-            return "TMATS", csum_ok
-        return "CH10-Data", csum_ok
+            return "TMATS", bad
+        return "CH10-Data", bad
     return None
+
+
+def broken(p: bytes) -> bool:
+    """A sync word where the transfer header puts the first packet header, but no valid
+    header there (lengths impossible or beyond the datagram); the caller checks `detect`
+    refused the payload."""
+    return len(p) >= 28 and any(p[off:off + 2] == SYNC for off in _candidates(p))

@@ -2,8 +2,12 @@
 
 `classify(linktype, data)` returns None for an undecodable frame, else a tuple
 (flow key, frame type, protocol hints, malformed) where the flow key is (src, dst, kind) and
-`malformed` names a broken payload that was still classified (e.g. a Chapter 10 header
-checksum mismatch), or None.
+`malformed` names a broken payload (or None): one that was still classified (a Chapter 10
+header checksum mismatch or length beyond a full-packet datagram, an unusable IP header), or
+one whose protocol test failed so that the frame fell down the ladder to a transport type (a
+Chapter 10 header with impossible lengths, a PTP message on a PTP port or ethertype that is
+too short or inconsistent, an IENA trailer with a size field that does not fit). A datagram
+the capture cut short (snap length) is never called malformed.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ def classify(linktype: int, data: bytes) -> Classified | None:
             t = ptp.detect(data[off:])
             if t is not None:
                 return key, t, ("PTP",), None
+            return key, "OTHER", _NO_HINTS, "PTP-header" if ptp.malformed(data[off:], False) \
+                else None
         return key, "ARP" if etype == link.ETH_ARP else "OTHER", _NO_HINTS, None
     info = ip.decode(data, layer[1], layer[4])
     if info is None:
@@ -65,14 +71,18 @@ def _udp(key: tuple[str, str, str], hints: list[str], l4: bytes) -> Classified:
         return key, "UDP", tuple(hints), None
     sport, dport, payload = u
     hints.append(by_port(UDP_HINTS, sport, dport) or "UDP")
-    c = ch10.detect(payload)
+    # the datagram as its length field says, entirely captured: only then can a length that
+    # disagrees with the bytes be the payload's fault rather than the snap length's
+    whole = 8 <= int.from_bytes(l4[4:6], "big") <= len(l4)
+    c = ch10.detect(payload, whole)
     if c is not None:
-        ftype, csum_ok = c
+        ftype, bad = c
         hints.append("CH10")
         if ftype == "TMATS":
             hints.append("TMATS")
-        return key, ftype, tuple(hints), None if csum_ok else "CH10-header-checksum"
-    if sport in PTP_PORTS or dport in PTP_PORTS:
+        return key, ftype, tuple(hints), bad
+    ptp_port = sport in PTP_PORTS or dport in PTP_PORTS
+    if ptp_port:
         t = ptp.detect(payload)
         if t is not None:
             hints.append("PTP")
@@ -81,4 +91,12 @@ def _udp(key: tuple[str, str, str], hints: list[str], l4: bytes) -> Classified:
     if t is not None:
         hints.append("IENA")
         return key, t, tuple(hints), None
-    return key, by_port(UDP_TYPES, sport, dport) or "UDP", tuple(hints), None
+    bad = None
+    if whole:  # fell through: say which protocol's test it failed, first on the ladder
+        if ch10.broken(payload):
+            bad = "CH10-header"
+        elif ptp_port and ptp.malformed(payload, True):
+            bad = "PTP-header"
+        elif iena.malformed(payload):
+            bad = "IENA-size"
+    return key, by_port(UDP_TYPES, sport, dport) or "UDP", tuple(hints), bad

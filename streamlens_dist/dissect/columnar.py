@@ -31,6 +31,7 @@ except ImportError:  # pragma: no cover - exercised by tests with the import blo
 from . import ip as ipmod
 from . import link
 from .classify import classify
+from .malformed_scan import maybe_malformed
 from .names import HINT_BIT, MALFORMED_ID, TYPE_ID, hint_bits
 from .ports import PTP_PORTS, TCP_HINTS, TCP_TYPES, UDP_HINTS, UDP_TYPES
 
@@ -85,6 +86,21 @@ class _Chunk:
 
     def __init__(self, buf: bytes) -> None:
         self.b = np.frombuffer(buf, dtype=np.uint8)
+        self._w: np.ndarray | None = None
+
+    def u64(self, at: np.ndarray) -> np.ndarray:
+        """The 8 bytes from each offset as a little-endian uint64 (zeros past the end): one
+        gather per row from an unaligned view, where byte-by-byte gathers would cost eight."""
+        n = len(self.b)
+        if self._w is None:
+            self._w = np.ndarray((max(n - 7, 0),), dtype="<u8", buffer=self.b, strides=(1,))
+        out = np.zeros(len(at), dtype=np.uint64)
+        inside = at <= n - 8
+        out[inside] = self._w[at[inside]]
+        for i in np.flatnonzero(~inside).tolist():  # the last bytes of the chunk
+            tail = bytes(self.b[int(at[i]):n])
+            out[i] = int.from_bytes(tail + bytes(8 - len(tail)), "little")
+        return out
 
     def nonprintable(self, s: np.ndarray, e: np.ndarray) -> np.ndarray:
         """How many bytes in each [s, e) are not printable text. Segments are non-empty,
@@ -126,6 +142,9 @@ class _Out:
         self.malformed = np.full(n, -1, dtype=np.int8)
         self.keys: list[FlowKey] = []
         self.index: dict[FlowKey, int] = {}
+        # from the compiled kernel: kind (0 ip4, 1 ip6, 2 l2) and source-address offset
+        self.kind: np.ndarray | None = None
+        self.src: np.ndarray | None = None
 
     def intern(self, key: FlowKey) -> int:
         i = self.index.get(key)
@@ -223,6 +242,7 @@ def _compiled(c: _Chunk, cols: RecordColumns, out: _Out, tables: tuple) -> np.nd
         rows = np.flatnonzero(kind == code)
         _intern_keys(out, c, rows, src[rows], dst[rows], width, name,
                      key4[rows] if code == 0 else None)
+    out.kind, out.src = kind, src  # where the IP headers are: maybe_malformed needs no walk
     return handled.view(np.bool_)
 
 
@@ -235,7 +255,7 @@ def classify_columns(buf: bytes | memoryview, cols: RecordColumns, force_slow: b
         c = _Chunk(buf)
         tables = _kernel_tables(_kernels)
         done = _fast(c, cols, out) if tables is None else _compiled(c, cols, out, tables)
-        slow = slow & ~done
+        slow = slow & ~(done & ~maybe_malformed(c, cols, out, done))
     rows = np.flatnonzero(slow)
     for i in rows.tolist():
         off = int(cols.offset[i])

@@ -49,3 +49,10 @@ def detect(p: bytes, key_map: dict[int, str] | None = None) -> str | None:
     if n < 16 or n & 1 or int.from_bytes(p[2:4], "big") * 2 != n or p[-2:] != b"\xde\xad":
         return None
     return packet_type(p, key_map)
+
+
+def malformed(p: bytes) -> bool:
+    """A payload that ends with the IENA trailer but whose size field does not describe it
+    (PROTOCOLS.md §3.4); the caller checks `detect` refused it and that the datagram is whole."""
+    n = len(p)
+    return n >= 16 and p[-2:] == b"\xde\xad" and (n & 1 or int.from_bytes(p[2:4], "big") * 2 != n)

@@ -19,11 +19,14 @@ _NULL_AF = {2: 4, 24: 6, 28: 6, 30: 6}  # BSD address families -> IP version
 _ETH_VERSION = {ETH_IP4: 4, ETH_IP6: 6}
 
 _mac_cache: dict[bytes, str] = {}
+_MAC_CACHE_MAX = 1 << 16  # damaged or hostile frames carry random MACs: stay bounded
 
 
 def mac_text(b: bytes) -> str:
     s = _mac_cache.get(b)
     if s is None:
+        if len(_mac_cache) >= _MAC_CACHE_MAX:
+            _mac_cache.clear()
         s = _mac_cache[b] = b.hex(":")
     return s
 

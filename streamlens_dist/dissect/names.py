@@ -23,7 +23,9 @@ HINT_NAMES: tuple[str, ...] = (
 )
 HINT_BIT = {n: 1 << i for i, n in enumerate(HINT_NAMES)}
 
-MALFORMED_NAMES: tuple[str, ...] = ("CH10-header-checksum", "IP-header")
+# Appended only: a code is an index into this tuple (partials count per code).
+MALFORMED_NAMES: tuple[str, ...] = ("CH10-header-checksum", "IP-header", "CH10-length",
+                                    "CH10-header", "PTP-header", "IENA-size")
 MALFORMED_ID = {n: i for i, n in enumerate(MALFORMED_NAMES)}
 
 

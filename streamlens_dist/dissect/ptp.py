@@ -16,3 +16,19 @@ def detect(p: bytes) -> str | None:
     if not 34 <= mlen <= len(p):
         return None
     return FRAME_TYPES.get(p[0] & 0x0F, "PTP-Unknown")
+
+
+def malformed(p: bytes, whole: bool) -> bool:
+    """Is a message that `detect` refused (on a PTP port or ethertype) broken, rather than
+    PTPv1 (a valid older protocol, PROTOCOLS.md §2.5) or a message the capture cut short?
+
+    `whole`: the bytes are the complete message (a UDP datagram whose length field fits the
+    captured bytes); for an L2 frame that is unknown, so a messageLength beyond the captured
+    bytes, which a snap length can cause, is not called malformed there.
+    """
+    if len(p) >= 34 and p[1] & 0x0F == 1:
+        return False
+    if len(p) < 34 or p[1] & 0x0F != 2:
+        return True  # shorter than any PTP header, or neither version 1 nor 2
+    mlen = int.from_bytes(p[2:4], "big")
+    return mlen < 34 or whole
