@@ -2,7 +2,11 @@
 
 A store is written under a temporary sibling name and renamed into place only after every
 array and, last, the `complete` attribute are written, so an interrupted run never leaves
-something that reads as complete, and an existing store is replaced only with overwrite.
+something that reads as complete, and an existing store is replaced only with overwrite:
+the old one is first renamed aside (atomic), the new one renamed in, then the old one
+deleted. A kill at any step leaves at the path either nothing, or a whole store. Hidden
+leftovers of killed runs (`.NAME.incomplete-PID`, `.NAME.replaced-PID`) are removed by the
+next run to the same path once their process is gone.
 """
 
 from __future__ import annotations
@@ -74,17 +78,43 @@ async def _write_tables(tmp: str, tables: Tables, attrs: dict[str, Any]) -> None
     await root.update_attributes({"complete": True})  # only after every array is written
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def _remove_leftovers(parent: str, name: str) -> None:
+    """Temporary and replaced-store directories of killed runs writing `name`."""
+    for kind in ("incomplete", "replaced"):
+        prefix = f".{name}.{kind}-"
+        for entry in os.listdir(parent):
+            pid = entry[len(prefix):]
+            if entry.startswith(prefix) and pid.isdigit() and (
+                    int(pid) == os.getpid() or not _pid_alive(int(pid))):
+                shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
+
+
 def write_store(path: str, tables: Tables, attrs: dict[str, Any], overwrite: bool) -> None:
     check_writable(path, overwrite)
     parent = os.path.dirname(os.path.abspath(path))
+    name = os.path.basename(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
-    tmp = os.path.join(parent, f".{os.path.basename(path)}.incomplete-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
+    _remove_leftovers(parent, name)
+    tmp = os.path.join(parent, f".{name}.incomplete-{os.getpid()}")
     sync(_write_tables(tmp, tables, attrs))
-    if os.path.exists(path):
+    old = None
+    if os.path.lexists(path):
         check_writable(path, overwrite)
-        shutil.rmtree(path)
+        old = os.path.join(parent, f".{name}.replaced-{os.getpid()}")
+        os.replace(path, old)
     os.replace(tmp, path)
+    if old is not None:
+        shutil.rmtree(old) if os.path.isdir(old) and not os.path.islink(old) else os.remove(old)
 
 
 def open_store(path: str) -> zarr.Group:

@@ -6,6 +6,7 @@ killed run leaves behind never stops a later run."""
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
 import subprocess
@@ -124,12 +125,6 @@ def test_killed_runs_never_leave_a_complete_looking_store(clean_run, tmp_path: P
     assert outcome(store, clean) == "complete"
 
 
-OVERWRITE_BUG = ("store.write_store deletes the old store (shutil.rmtree) before renaming the "
-                 "new one into place: a kill during that deletion leaves a half-deleted store "
-                 "whose root still says complete = true (store.py is not this test's to fix)")
-
-
-@pytest.mark.xfail(reason=OVERWRITE_BUG, strict=False)  # a random kill may miss the window
 def test_killed_overwrite_keeps_old_or_new_store(clean_run, tmp_path: Path) -> None:
     """Killed while replacing an existing store: what is at the path is either not complete
     or a whole store equal to the clean run (the old one here equals the new one)."""
@@ -146,29 +141,61 @@ class _Killed(BaseException):
     """Stands for SIGKILL: not an Exception, so no `except Exception` handler sees it."""
 
 
-@pytest.mark.xfail(reason=OVERWRITE_BUG, strict=True, raises=AssertionError)
-def test_kill_during_replacement_is_deterministic(clean_run, tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    """The replacement step of an --overwrite run, killed half-way through deleting the old
-    store: the path must not read as a complete store unless it is a whole one."""
+@pytest.mark.parametrize("existing", [False, True], ids=["new", "overwrite"])
+def test_kill_at_every_step_of_the_replacement(clean_run, tmp_path: Path, existing: bool,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store write, killed at each rename or delete of whole directories next to the
+    store (a delete killed half-way through): the path then holds nothing or a whole store,
+    and the next run to the same path completes and leaves no hidden leftovers."""
     from streamlens_dist import store as store_mod
 
     _capture, clean_store, _wall, _write = clean_run
     clean = load_store(clean_store)
-    target = tmp_path / "s.zarr"
-    shutil.copytree(clean_store, target)
-    real_rmtree = shutil.rmtree
-
-    def rmtree_then_die(path, *args, **kwargs):
-        if Path(path) != target:  # the temporary directory's own cleanup
-            return real_rmtree(path, *args, **kwargs)
-        doomed = sorted(p for p in Path(path).rglob("*") if p.is_file())
-        for p in doomed[: len(doomed) // 2]:
-            p.unlink()
-        raise _Killed
-
-    monkeypatch.setattr(store_mod.shutil, "rmtree", rmtree_then_die)
     tables, attrs = clean
-    with pytest.raises(_Killed):
-        store_mod.write_store(str(target), Tables(**tables), attrs, overwrite=True)
-    outcome(target, clean)
+    real_replace, real_rmtree = os.replace, shutil.rmtree
+    steps = {"n": 0, "die_at": 0}
+
+    def ours(path) -> bool:  # renames inside the temporary store are zarr's, not the swap's
+        return Path(path).parent == tmp_path
+
+    def step() -> bool:
+        steps["n"] += 1
+        return steps["n"] == steps["die_at"]
+
+    def replace(src, dst, *args, **kwargs):
+        if ours(src) and step():
+            raise _Killed
+        return real_replace(src, dst, *args, **kwargs)
+
+    def rmtree(path, *args, **kwargs):
+        if ours(path) and step():
+            doomed = sorted(p for p in Path(path).rglob("*") if p.is_file())
+            for p in doomed[: len(doomed) // 2]:
+                p.unlink()
+            raise _Killed
+        return real_rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(store_mod.os, "replace", replace)
+    monkeypatch.setattr(store_mod.shutil, "rmtree", rmtree)
+    target = tmp_path / "s.zarr"
+    outcomes = []
+    for die_at in range(1, 10):
+        real_rmtree(target, ignore_errors=True)
+        if existing:
+            shutil.copytree(clean_store, target)
+        steps.update(n=0, die_at=die_at)
+        try:
+            store_mod.write_store(str(target), Tables(**tables), attrs, overwrite=True)
+        except _Killed:
+            outcomes.append(outcome(target, clean))
+            continue
+        assert outcome(target, clean) == "complete"
+        break
+    else:
+        raise AssertionError("the store write never finished")
+    assert outcomes, "no step of the replacement was killed"
+    assert all(o in ("absent", "complete") for o in outcomes), outcomes
+    steps.update(n=0, die_at=0)
+    store_mod.write_store(str(target), Tables(**tables), attrs, overwrite=True)
+    assert outcome(target, clean) == "complete"
+    assert [p.name for p in tmp_path.iterdir()] == ["s.zarr"]
