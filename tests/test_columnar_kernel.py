@@ -24,6 +24,7 @@ from streamlens_dist.capture.columns import RecordColumns, record_columns
 from streamlens_dist.capture.split import plan_capture
 from streamlens_dist.chunktask import read_range
 from streamlens_dist.dissect import columnar
+from streamlens_dist.dissect.malformed_scan import maybe_malformed
 from streamlens_dist.dissect.names import TYPE_NAMES
 from streamlens_dist.errors import CaptureFormatError
 from streamlens_dist.synth import (
@@ -72,21 +73,26 @@ def three_ways(buf: bytes, cols: RecordColumns) -> tuple[np.ndarray, columnar.Fr
     k_out, n_out = columnar._Out(n), columnar._Out(n)
     k_done = columnar._compiled(c, cols, k_out, TABLES) if n else np.zeros(0, bool)
     n_done = columnar._fast(c, cols, n_out) if n else np.zeros(0, bool)
-    diff = np.flatnonzero(k_done != n_done)
+    # The kernel handles what the numpy ladder does, except frames that might carry a
+    # malformed payload: it leaves those to the per-frame path, and numpy's (cheaper, wider)
+    # suspect scan must then have caught them too.
+    suspects = maybe_malformed(c, cols, n_out, n_done) if n else np.zeros(0, bool)
+    diff = np.flatnonzero((k_done & ~n_done) | (n_done & ~k_done & ~suspects))
     assert not len(diff), f"frame index {diff[0]}: kernel handled {k_done[diff[0]]}, numpy " \
-                          f"{n_done[diff[0]]}"
-    # same keys interned in the same order, same codes on every handled frame
+                          f"{n_done[diff[0]]}, numpy suspect {suspects[diff[0]]}"
+    # same keys interned in the same order, same codes on every frame both handled
     assert k_out.keys == n_out.keys
+    both = k_done & n_done
     for name in ("flow", "ftype", "hints", "malformed"):
-        a, b = getattr(k_out, name)[k_done], getattr(n_out, name)[n_done]
+        a, b = getattr(k_out, name)[both], getattr(n_out, name)[both]
         bad = np.flatnonzero(a != b)
-        assert not len(bad), f"{name} differs at handled frame {np.flatnonzero(k_done)[bad[0]]}"
+        assert not len(bad), f"{name} differs at handled frame {np.flatnonzero(both)[bad[0]]}"
 
     kern = columnar.classify_columns(buf, cols)
     with numpy_only():
         fast = columnar.classify_columns(buf, cols)
     slow = columnar.classify_columns(buf, cols, force_slow=True)
-    assert kern.slow_frames == fast.slow_frames
+    assert kern.slow_frames <= fast.slow_frames  # numpy sends a wider set of suspects
     assert kern.keys == fast.keys
     assert np.array_equal(kern.flow, fast.flow)
     got, mid, want = records(kern), records(fast), records(slow)
@@ -263,12 +269,12 @@ CASES: list[tuple[str, bytes, str | None, str | None]] = [
     ("l2 ptp", ether(MAC2, MAC1, 0x88F7, PTP_SYNC), "PTP-Sync", "fast"),
     ("l2 ptp behind tag", ether(MAC2, MAC1, 0x88F7, ptp(0xB), [(0x8100, 3)]), "PTP-Announce",
      "fast"),
-    ("l2 ptp v1", ether(MAC2, MAC1, 0x88F7, ptp(0x0, version=1)), "OTHER", "fast"),
-    ("l2 ptp 33 bytes", ether(MAC2, MAC1, 0x88F7, PTP_SYNC[:33], pad=False), "OTHER", "fast"),
-    ("l2 ptp length 33", ether(MAC2, MAC1, 0x88F7, ptp(0x0, length=33)), "OTHER", "fast"),
+    ("l2 ptp v1", ether(MAC2, MAC1, 0x88F7, ptp(0x0, version=1)), "OTHER", "slow"),
+    ("l2 ptp 33 bytes", ether(MAC2, MAC1, 0x88F7, PTP_SYNC[:33], pad=False), "OTHER", "slow"),
+    ("l2 ptp length 33", ether(MAC2, MAC1, 0x88F7, ptp(0x0, length=33)), "OTHER", "slow"),
     ("l2 ptp length 34", ether(MAC2, MAC1, 0x88F7, ptp(0x0, length=34)), "PTP-Sync", "fast"),
     ("l2 ptp length > captured", ether(MAC2, MAC1, 0x88F7, ptp(0x0, length=45), pad=False),
-     "OTHER", "fast"),
+     "OTHER", "slow"),
     ("l2 ptp unknown type", ether(MAC2, MAC1, 0x88F7, ptp(0x5)), "PTP-Unknown", "fast"),
     # IPv4 header validity
     ("ipv4 19 bytes", ether(MAC2, MAC1, 0x0800, ipv4(A4, B4, 17, b"")[:19], pad=False), "OTHER",
@@ -293,7 +299,7 @@ CASES: list[tuple[str, bytes, str | None, str | None]] = [
     ("ipv4 total > captured", ether(MAC2, MAC1, 0x0800, _with(ipv4(A4, B4, 17, udp(53, 1, b"")),
                                                                2, b"\x05\xdc")), "DNS", "fast"),
     ("ptp cut by the datagram", ip_frame(A4, B4, 17, udp(319, 319, PTP_SYNC[:40])), "UDP",
-     "fast"),
+     "slow"),
     ("ipv4 total cuts udp", ether(MAC2, MAC1, 0x0800, _with(ipv4(A4, B4, 17, udp(1, 2, b"ab")),
                                                              2, b"\x00\x1a")), "UDP", "fast"),
     ("fragment offset > 0", ether(MAC2, MAC1, 0x0800, ipv4_fragments(A4, M4, udp(1, 2, bytes(3000)))[1]),
@@ -350,11 +356,11 @@ CASES: list[tuple[str, bytes, str | None, str | None]] = [
     ("udp 69 123", _u4(bytes(30), 69, 123), "NTP", "fast"),
     ("udp 50000", _u4(bytes(30), 50000, 7), "UDP", "fast"),
     ("udp ulen < 8", _raw4(_with(udp(123, 1, bytes(30)), 4, b"\0\x07")), "NTP", "fast"),
-    ("udp ulen 8", _raw4(_with(udp(319, 319, PTP_SYNC), 4, b"\0\x08")), "UDP", "fast"),
-    ("udp ulen 9", _raw4(_with(udp(319, 319, PTP_SYNC), 4, b"\0\x09")), "UDP", "fast"),
+    ("udp ulen 8", _raw4(_with(udp(319, 319, PTP_SYNC), 4, b"\0\x08")), "UDP", "slow"),
+    ("udp ulen 9", _raw4(_with(udp(319, 319, PTP_SYNC), 4, b"\0\x09")), "UDP", "slow"),
     ("udp ulen > captured", _raw4(_with(udp(123, 1, bytes(30)), 4, b"\x01\0")), "NTP", "fast"),
     ("udp ulen trims", _raw4(_with(udp(319, 1, PTP_SYNC + b"zz"), 4, b"\0\x2c")), "UDP",
-     "fast"),
+     "slow"),
     # Chapter 10
     ("ch10 f1", _u4(F1), "CH10-Data", "fast"),
     ("ch10 f1 segmented first", _u4(F1_SEG), "CH10-Data", "fast"),
@@ -385,9 +391,9 @@ CASES: list[tuple[str, bytes, str | None, str | None]] = [
     ("ch10 payload 28", _u4(b"\x01\0\0\0" + ch10_packet(0x09, 3, 1, b""), ), "CH10-Data",
      "fast"),
     ("ch10 bad sync", _u4(_with(F1, 4, b"\x26")), "UDP", "fast"),
-    ("ch10 plen % 4", _u4(_with(F1, 8, b"\x7d")), "UDP", "fast"),
-    ("ch10 plen < hlen", _u4(_with(F1, 8, b"\x14\0\0\0")), "UDP", "fast"),
-    ("ch10 dlen > plen - hlen", _u4(_with(F1, 12, b"\xff\0\0\0")), "UDP", "fast"),
+    ("ch10 plen % 4", _u4(_with(F1, 8, b"\x7d")), "UDP", "slow"),
+    ("ch10 plen < hlen", _u4(_with(F1, 8, b"\x14\0\0\0")), "UDP", "slow"),
+    ("ch10 dlen > plen - hlen", _u4(_with(F1, 12, b"\xff\0\0\0")), "UDP", "slow"),
     ("ch10 secondary header", _u4(_ch10(1, secondary_header=True, time_ns=5)), "CH10-Data",
      "fast"),
     ("ch10 bad checksum", _u4(_ch10(1, bad_checksum=True)), "CH10-Data", "fast"),
@@ -407,7 +413,7 @@ CASES: list[tuple[str, bytes, str | None, str | None]] = [
     ("ch10 body cut by the datagram", _u4(_ch10(1, body=b"\0\0\0\0" + b"A" * 200)[:60]),
      "CH10-Data", "slow"),
     ("ch10 body cut to binary", _u4(_ch10(1, body=b"\0\0\0\0" + b"\x01" * 20 + b"A" * 200)[:40]),
-     "CH10-Data", "fast"),
+     "CH10-Data", "slow"),
     ("ch10 on tcp", _raw4(tcp(5000, 5000) + F1, proto=6), "TCP", "fast"),
     ("ch10 multicast", _u4(F2, dst=M4), "CH10-Data", "fast"),
     ("ch10 on ptp port", _u4(F1, 319, 319), "CH10-Data", "fast"),
@@ -417,10 +423,10 @@ CASES: list[tuple[str, bytes, str | None, str | None]] = [
     ("ptp 320 source", _u4(ptp(0x8), 320, 40000), "PTP-Follow_Up", "fast"),
     ("ptp 319 destination", _u4(ptp(0x1), 40000, 319), "PTP-Delay_Req", "fast"),
     ("ptp other port", _u4(PTP_SYNC, 321, 321), "UDP", "fast"),
-    ("ptp v1", _u4(ptp(0x0, version=1), 319, 319), "UDP", "fast"),
-    ("ptp 33 bytes", _u4(PTP_SYNC[:33], 319, 319), "UDP", "fast"),
-    ("ptp length 33", _u4(ptp(0x0, length=33), 319, 319), "UDP", "fast"),
-    ("ptp length beyond", _u4(ptp(0x0, length=45), 319, 319), "UDP", "fast"),
+    ("ptp v1", _u4(ptp(0x0, version=1), 319, 319), "UDP", "slow"),
+    ("ptp 33 bytes", _u4(PTP_SYNC[:33], 319, 319), "UDP", "slow"),
+    ("ptp length 33", _u4(ptp(0x0, length=33), 319, 319), "UDP", "slow"),
+    ("ptp length beyond", _u4(ptp(0x0, length=45), 319, 319), "UDP", "slow"),
     ("ptp unknown", _u4(ptp(0x6), 319, 319), "PTP-Unknown", "fast"),
     ("ptp ipv6", ip_frame(A6, "ff02::6b", 17, udp(319, 319, ptp(0xC))), "PTP-Signaling", "fast"),
     ("ptp on 319, iena bytes", _u4(iena(1, "P", 1, 4), 319, 319), "IENA-P", "fast"),
@@ -443,10 +449,10 @@ CASES: list[tuple[str, bytes, str | None, str | None]] = [
     ("iena m overshoot", _u4(_iena_raw(0x30, b"\x02\0\0\0\0\x04ab")), "IENA-Unknown", "fast"),
     ("iena m short head", _u4(_iena_raw(0x30, b"\x02\0\0\0")), "IENA-Unknown", "fast"),
     ("iena q odd length pad", _u4(_iena_raw(0x20, b"\x02\0\0\x03abc\0")), "IENA-Q", "fast"),
-    ("iena q odd length no pad", _u4(_iena_raw(0x20, b"\x02\0\0\x03abc")), "UDP", "fast"),
+    ("iena q odd length no pad", _u4(_iena_raw(0x20, b"\x02\0\0\x03abc")), "UDP", "slow"),
     ("iena q as m", _u4(_iena_raw(0x30, b"\x02\0\0\x02ab")), "IENA-Unknown", "fast"),
     ("iena bad trailer", _u4(_iena_raw(0x80, bytes(4), trailer=b"\xde\xae")), "UDP", "fast"),
-    ("iena bad size", _u4(_iena_raw(0x80, bytes(4), size=3)), "UDP", "fast"),
+    ("iena bad size", _u4(_iena_raw(0x80, bytes(4), size=3)), "UDP", "slow"),
     ("iena 14 bytes", _u4(_iena_raw(0x80, b"")[:14]), "UDP", "fast"),
     ("iena 14 bytes, size 7", _u4(struct.pack(">HH", 1, 7) + bytes(6) + b"\x80\0\xde\xad"),
      "UDP", "fast"),

@@ -85,7 +85,10 @@ static int check_start(Py_ssize_t pos, Py_ssize_t len, Py_ssize_t n, Py_ssize_t 
     return 0;
 }
 
-/* pcap(buf, pos, big_endian, mult, limit, ts, offset, caplen, n) -> (n, pos, status)
+/* pcap(buf, pos, big_endian, mult, limit, ts, offset, caplen, n) -> (n, pos, status, odd)
+ *
+ * odd: the row of the first record of this call whose timestamp fraction is out of range
+ * (>= 10**6 for µs files, >= 10**9 for ns files; taken literally, the splitter warns), or -1.
  *
  * ts = sec * 10**9 + frac * mult (mult 1000 for µs files, 1 for ns files) fits int64 for any
  * 32-bit sec and frac, so pcap frames are always timed and need no deferral. */
@@ -97,6 +100,7 @@ static PyObject *walk_pcap(PyObject *self, PyObject *args)
     int be;
     unsigned long long mult, limit;
     int status = ST_END;
+    Py_ssize_t odd = -1;
 
     (void)self;
     if (!PyArg_ParseTuple(args, "y*npKKw*w*w*n", &buf, &pos, &be, &mult, &limit, &tsb, &offb,
@@ -118,6 +122,7 @@ static PyObject *walk_pcap(PyObject *self, PyObject *args)
     const unsigned char *b = (const unsigned char *)buf.buf;
     const Py_ssize_t end = buf.len;
     int64_t *ts = (int64_t *)tsb.buf, *off = (int64_t *)offb.buf, *cap = (int64_t *)capb.buf;
+    const uint32_t frac_max = mult == 1 ? 1000000000u : 1000000u;
     while (pos < end) {
         if (end - pos < PCAP_RECORD_HEADER) {
             status = ST_STOP;
@@ -138,6 +143,8 @@ static PyObject *walk_pcap(PyObject *self, PyObject *args)
             status = ST_FULL;
             break;
         }
+        if (frac >= frac_max && odd < 0)
+            odd = n;
         ts[n] = (int64_t)((uint64_t)sec * NS_PER_S + (uint64_t)frac * mult);
         off[n] = pos + PCAP_RECORD_HEADER;
         cap[n] = incl;
@@ -146,7 +153,7 @@ static PyObject *walk_pcap(PyObject *self, PyObject *args)
     }
     Py_END_ALLOW_THREADS
 
-    result = Py_BuildValue("nni", n, pos, status);
+    result = Py_BuildValue("nnin", n, pos, status, odd);
 fail: /* one cleanup path: result stays NULL on failure */
     PyBuffer_Release(&buf);
     PyBuffer_Release(&tsb);

@@ -157,7 +157,7 @@ def _pcap_compiled(spec: ChunkSpec, buf: bytes) -> RecordColumns:
     out = _Out(_initial_rows(spec, buf))
     pos = 0
     while True:
-        out.n, pos, status = _walk.pcap(buf, pos, spec.endian == ">", mult, hdr.max_record,
+        out.n, pos, status, _odd = _walk.pcap(buf, pos, spec.endian == ">", mult, hdr.max_record,
                                         out.ts, out.offset, out.caplen, out.n)
         if status != _FULL:
             break

@@ -274,32 +274,23 @@ def _segment_pcap_compiled(mm: mmap.mmap, pos: int, size: int, hdr: pcap.PcapHea
     """The same stretch with the compiled record walk; the Python walk only reports damage."""
     ts, data, cap = (np.empty(_SCAN_BATCH, np.int64) for _ in range(3))
     mult = 1 if hdr.interface.tsresol == 9 else 1000
-    frac_max = 1_000_000_000 if mult == 1 else 1_000_000
-    view = np.frombuffer(mm, dtype=np.uint8)
     start, warned = frame0, False
     state = cut.state
     while True:
-        n, pos, status = walk.pcap(mm, pos, hdr.endian == ">", mult, hdr.max_record, ts, data,
-                                   cap, 0)
+        n, pos, status, odd = walk.pcap(mm, pos, hdr.endian == ">", mult, hdr.max_record, ts,
+                                        data, cap, 0)
         if n:
             if scan.first_ts is None:
                 scan.first_ts = int(ts[0])
             offsets = data[:n] - pcap.RECORD_HEADER_LEN
             cut.frame_batch(offsets, state)
-            if not warned:
-                frac = view[(offsets + 4)[:, None] + np.arange(4)].astype(np.uint32)
-                shifts = np.array([0, 8, 16, 24] if hdr.endian == "<" else [24, 16, 8, 0],
-                                  dtype=np.uint32)
-                bad = np.flatnonzero((frac << shifts).sum(axis=1) >= frac_max)
-                if len(bad):
-                    warned = True
-                    first = int(bad[0])  # the Python walk of that one record reports it
-                    list(pcap.walk(mm, int(offsets[first]), int(data[first] + cap[first]), hdr,
-                                   scan.path, scan.problems, frame0 + first))
+            if odd >= 0 and not warned:  # the Python walk of that one record reports it
+                warned = True
+                list(pcap.walk(mm, int(offsets[odd]), int(data[odd] + cap[odd]), hdr,
+                               scan.path, scan.problems, frame0 + odd))
             frame0 += n
         if status != full:
             break
-    del view
     if pos < size:  # damage: let the Python walk describe the record it stops at
         for _ in pcap.walk(mm, pos, size, hdr, scan.path, scan.problems, frame0):
             raise AssertionError("the compiled walk stopped before a whole record")

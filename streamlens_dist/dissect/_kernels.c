@@ -214,7 +214,10 @@ static int iena_records_fit(const unsigned char *d, int64_t pos, int64_t end, in
 }
 
 /* _udp: the UDP ladder for a datagram at l4 (l4end - l4 >= 8). Returns 0 when the frame
- * goes to the per-frame path (a Chapter 10 body that might be TMATS text). */
+ * goes to the per-frame path: a Chapter 10 body that might be TMATS text, or a whole datagram
+ * that classify.py might call malformed (a Format 1 full-packet datagram shorter than its
+ * first packet; falling through with a Chapter 10 sync at a candidate offset, on a PTP port,
+ * or with the IENA trailer). Those are rare, and the per-frame ladder names them. */
 static int udp_ladder(const ladder_t *L, int64_t l4, int64_t l4end, int64_t mcast, class_t *r) {
     const unsigned char *d = L->d;
     const int64_t *c = L->c;
@@ -222,6 +225,8 @@ static int udp_ladder(const ladder_t *L, int64_t l4, int64_t l4end, int64_t mcas
     int64_t q = l4 + 8;
     int64_t pe = (ulen >= 8 && ulen <= l4end - l4) ? l4 + ulen : l4end;
     int64_t plen = pe - q;
+    int whole = ulen >= 8 && ulen <= l4end - l4;
+    int64_t first = -1, other = -1; /* Chapter 10 packet header candidates */
     int64_t hint = by_port(L->udp_hint, sport, dport);
     int64_t port_type = by_port(L->udp_type, sport, dport);
     r->hints = mcast | (hint < 0 ? c[H_UDP] : hint);
@@ -232,7 +237,6 @@ static int udp_ladder(const ladder_t *L, int64_t l4, int64_t l4end, int64_t mcas
     if (plen >= 28) {
         int64_t b3 = d[q + 3], b0 = d[q];
         int64_t words = (((int64_t)d[q + 5] << 16) | be16(d, q + 6)) * 4;
-        int64_t first = -1, other = -1;
         if ((b3 & 0x0F) == 2 && d[q + 4] == 0 && d[q + 8] == 0 && d[q + 9] == 0 &&
             (words == plen - 12 || ((b3 >> 4) == 1 && words > plen - 12)))
             first = 12;
@@ -259,6 +263,8 @@ static int udp_ladder(const ladder_t *L, int64_t l4, int64_t l4end, int64_t mcas
                 if (e - s > 0 && mostly_printable(d, s, e))
                     return 0;
             }
+            if (csum && whole && off == 4 && b0 == 0x01 && le32(d, q + 8) > plen - 4)
+                return 0;
             r->ftype = tmats ? c[T_TMATS] : c[T_CH10];
             r->hints |= c[H_CH10] | (tmats ? c[H_TMATS] : 0);
             r->malformed = csum ? -1 : c[M_CH10_CSUM];
@@ -298,6 +304,17 @@ static int udp_ladder(const ladder_t *L, int64_t l4, int64_t l4end, int64_t mcas
         r->ftype = t;
         r->hints |= c[H_IENA];
         return 1;
+    }
+    if (whole) {
+        if (L->ptp_port[sport] || L->ptp_port[dport])
+            return 0;
+        if (plen >= 16 && d[pe - 2] == 0xDE && d[pe - 1] == 0xAD)
+            return 0;
+        for (int k = 0; k < 2; k++) {
+            int64_t off = k ? other : first;
+            if (off >= 0 && off + 2 <= plen && d[q + off] == 0x25 && d[q + off + 1] == 0xEB)
+                return 0;
+        }
     }
     return 1;
 }
@@ -398,10 +415,10 @@ static int classify_one(const ladder_t *L, int64_t base, int64_t end, int8_t *ki
     r->malformed = -1;
     if (et == c[E_PTP]) {
         int64_t t = ptp_type(L, l3, end);
-        if (t >= 0) {
-            r->ftype = t;
-            r->hints = c[H_PTP];
-        }
+        if (t < 0)
+            return 0; /* the per-frame ladder decides whether it is malformed */
+        r->ftype = t;
+        r->hints = c[H_PTP];
     }
     return 1;
 }
@@ -627,6 +644,9 @@ PyMODINIT_FUNC PyInit__kernels(void) {
         Py_DECREF(names);
         goto fail;
     }
+    /* 2: frames that might carry a malformed payload the ladder names are left unhandled */
+    if (PyModule_AddIntConstant(m, "LADDER_VERSION", 2) < 0)
+        goto fail;
     return m;
 fail:
     Py_DECREF(m);

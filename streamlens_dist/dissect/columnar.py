@@ -142,9 +142,6 @@ class _Out:
         self.malformed = np.full(n, -1, dtype=np.int8)
         self.keys: list[FlowKey] = []
         self.index: dict[FlowKey, int] = {}
-        # from the compiled kernel: kind (0 ip4, 1 ip6, 2 l2) and source-address offset
-        self.kind: np.ndarray | None = None
-        self.src: np.ndarray | None = None
 
     def intern(self, key: FlowKey) -> int:
         i = self.index.get(key)
@@ -208,7 +205,9 @@ def _kernel_tables(kern) -> tuple | None:
     if _kernel_cache[0] is not kern:
         tables = None
         names = getattr(kern, "CLASSIFY_NAMES", None)
-        if hasattr(kern, "classify_frames") and names is not None:
+        # version 2 leaves frames that might carry a malformed payload to the per-frame path
+        if hasattr(kern, "classify_frames") and names is not None and \
+                getattr(kern, "LADDER_VERSION", 0) >= 2:
             try:
                 values = [_KERNEL_SPACES[space][name]
                           for space, name in (n.split(":", 1) for n in names)]
@@ -242,7 +241,6 @@ def _compiled(c: _Chunk, cols: RecordColumns, out: _Out, tables: tuple) -> np.nd
         rows = np.flatnonzero(kind == code)
         _intern_keys(out, c, rows, src[rows], dst[rows], width, name,
                      key4[rows] if code == 0 else None)
-    out.kind, out.src = kind, src  # where the IP headers are: maybe_malformed needs no walk
     return handled.view(np.bool_)
 
 
@@ -254,8 +252,12 @@ def classify_columns(buf: bytes | memoryview, cols: RecordColumns, force_slow: b
     if n and not force_slow:
         c = _Chunk(buf)
         tables = _kernel_tables(_kernels)
-        done = _fast(c, cols, out) if tables is None else _compiled(c, cols, out, tables)
-        slow = slow & ~(done & ~maybe_malformed(c, cols, out, done))
+        if tables is None:
+            done = _fast(c, cols, out)
+            done &= ~maybe_malformed(c, cols, out, done)
+        else:
+            done = _compiled(c, cols, out, tables)
+        slow = slow & ~done
     rows = np.flatnonzero(slow)
     for i in rows.tolist():
         off = int(cols.offset[i])

@@ -1,9 +1,9 @@
-"""Which frames the columnar fast path handled might carry a malformed payload that only the
+"""Which frames the numpy fast path handled might carry a malformed payload that only the
 per-frame ladder names (docs/DECISIONS.md "Malformed payload names"): a cheap superset of them,
 which `columnar.classify_columns` sends to `classify` so both paths give identical records.
+The compiled ladder leaves such frames unhandled itself (`_kernels.c`, `udp_ladder`).
 
-Bytes are read eight at a time (`_Chunk.u64`); the compiled kernel already knows every payload
-offset and could decide this for nearly nothing, which is where it belongs once it does.
+Bytes are read eight at a time (`_Chunk.u64`).
 """
 
 from __future__ import annotations
@@ -42,10 +42,7 @@ def _be16(w: np.ndarray, k: int) -> np.ndarray:
 
 def _ip_layer(c: _Chunk, cols: RecordColumns, out: _Out, rows: np.ndarray) -> tuple:
     """(IP version is 4, offset of the IP header) of frames the fast path handled as IP."""
-    if out.kind is not None and out.src is not None:
-        v4 = out.kind[rows] == 0
-        return v4, out.src[rows] - np.where(v4, 12, 8)  # the source address's offset
-    base = cols.offset[rows]  # the numpy fallback: walk the (at most two) tags again
+    base = cols.offset[rows]  # walk the (at most two) tags again
     et, l3 = c.be16(base + 12), base + 14
     for _ in range(2):
         tag = np.isin(et, _TPIDS)
