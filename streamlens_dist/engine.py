@@ -175,8 +175,11 @@ def cluster_client(scheduler: str | None, workers: int | None) -> Iterator:
                if k != "MALLOC_TRIM_THRESHOLD_"}
     with (
         dask.config.set({"distributed.nanny.pre-spawn-environ": environ}),
+        # preload: workers import the chunk task (numpy, the compiled kernels) while they
+        # start, not inside the first task of the run
         LocalCluster(n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
-                     dashboard_address="127.0.0.1:0", silence_logs=40) as cluster,
+                     dashboard_address="127.0.0.1:0", silence_logs=40,
+                     preload=["streamlens_dist.chunktask"]) as cluster,
         Client(cluster) as client,
     ):
         yield client
