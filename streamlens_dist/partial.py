@@ -71,11 +71,17 @@ def keep_top(tops: dict, key: object, iat: int, frame: int, ts: int) -> None:
 def merge_stats(a: list, b: list) -> tuple[list, int]:
     """Stats of a followed by b, and the seam IAT that joins them."""
     iat = b[FIRST_NS] - a[LAST_NS]
-    mins = [v for v in (a[MIN], b[MIN], iat) if v is not None]
-    maxs = [v for v in (a[MAX], b[MAX], iat) if v is not None]
+    lo = hi = iat  # MIN and MAX are None exactly when the side has no IAT
+    for side in (a, b):
+        x = side[MIN]
+        if x is not None:
+            if x < lo:
+                lo = x
+            if side[MAX] > hi:
+                hi = side[MAX]
     return [a[FRAMES] + b[FRAMES], a[BYTES] + b[BYTES], a[FIRST_FRAME], a[FIRST_NS],
             b[LAST_FRAME], b[LAST_NS], a[N] + b[N] + 1, a[S] + b[S] + iat,
-            a[Q] + b[Q] + iat * iat, min(mins), max(maxs)], iat
+            a[Q] + b[Q] + iat * iat, lo, hi], iat
 
 
 @dataclass
@@ -111,10 +117,12 @@ class Partial:
 
 
 def _merge_scopes(a: dict, b: dict) -> dict:
-    out = {k: list(v) for k, v in a.items()}
+    # Stats lists are never modified once a chunk's partial is built (merge_stats makes new
+    # ones), so the result may share them with its inputs.
+    out = dict(a)
     for k, sb in b.items():
         sa = out.get(k)
-        out[k] = list(sb) if sa is None else merge_stats(sa, sb)[0]
+        out[k] = sb if sa is None else merge_stats(sa, sb)[0]
     return out
 
 
