@@ -23,6 +23,7 @@ from .capture.split import ChunkSpec
 from .dissect.columnar import FrameClasses, classify_columns
 from .dissect.names import MALFORMED_NAMES, TYPE_NAMES, hint_names
 from .errors import CaptureFormatError
+from .gcpause import without_gc
 from .partial import (
     MAX,
     MAX_UNDECODABLE_LISTED,
@@ -181,6 +182,7 @@ def thresholds_to_bytes(flows: dict, types: dict) -> bytes:
     })
 
 
+@without_gc
 def thresholds_from_bytes(data: bytes) -> tuple[dict, dict]:
     m = unpack(data, "thresholds")
     return ({tuple(r[:3]): r[3] for r in m["flows"]},

@@ -19,6 +19,7 @@ from fractions import Fraction
 from .capture.split import CapturePlan, ChunkSpec
 from .chunktask import analyze_chunk, chunk_outliers, thresholds_to_bytes
 from .errors import ClusterError
+from .gcpause import without_gc
 from .partial import Partial, Prefix, advance, combine
 from .results import thresholds
 from .settings import Settings
@@ -33,23 +34,28 @@ def _noop(phase: str, done: int, total: int) -> None:
 
 # --- task wrappers: plain data in, bytes out (what crosses the network) ---------------------
 
+@without_gc
 def pass1_task(spec: dict, settings: dict) -> bytes:
     return analyze_chunk(ChunkSpec.from_dict(spec), Settings.from_dict(settings))
 
 
+@without_gc
 def combine_task(a: bytes, b: bytes) -> bytes:
     return partial_to_bytes(combine(partial_from_bytes(a), partial_from_bytes(b)))
 
 
+@without_gc
 def prefix_task(prefix: bytes, left: bytes) -> bytes:
     return prefix_to_bytes(advance(prefix_from_bytes(prefix), partial_from_bytes(left)))
 
 
+@without_gc
 def pass2_task(spec: dict, settings: dict, partial: bytes, thr: bytes, prefix: bytes) -> bytes:
     return chunk_outliers(ChunkSpec.from_dict(spec), Settings.from_dict(settings), partial, thr,
                           prefix)
 
 
+@without_gc
 def run_serial(plan: CapturePlan, settings: Settings, progress: Progress = _noop,
                phases: dict | None = None) -> tuple[Partial, list[bytes]]:
     phases = {} if phases is None else phases

@@ -16,6 +16,8 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass, field
 
+from .gcpause import without_gc
+
 FlowKey = tuple[str, str, str]  # (src, dst, kind)
 TypeKey = tuple[FlowKey, str]  # (flow, frame type)
 MAX_UNDECODABLE_LISTED = 20
@@ -126,6 +128,7 @@ def _merge_scopes(a: dict, b: dict) -> dict:
     return out
 
 
+@without_gc
 def combine(a: Partial, b: Partial) -> Partial:
     """The partial of `a` followed by `b` (neither is modified)."""
     if a.is_empty():
@@ -178,6 +181,7 @@ class Prefix:
     types: dict[TypeKey, int] = field(default_factory=dict)
 
 
+@without_gc
 def advance(prefix: Prefix, part: Partial) -> Prefix:
     """The prefix after `part` (which directly follows the chunks `prefix` covers)."""
     flows, types = dict(prefix.flows), dict(prefix.types)

@@ -12,6 +12,7 @@ from fractions import Fraction
 
 import numpy as np
 
+from .gcpause import without_gc
 from .outliers import deviation, mean_std, threshold
 from .partial import (
     BYTES,
@@ -85,6 +86,7 @@ def _strings(values: list[str]) -> np.ndarray:
     return np.array(values, dtype=np.dtypes.StringDType())
 
 
+@without_gc
 def build_tables(part: Partial, k: Fraction, outlier_messages: list[bytes]) -> Tables:
     flow_keys = sorted(part.flows, key=lambda key: part.flows[key][FIRST_FRAME])
     flow_row = {key: i for i, key in enumerate(flow_keys)}

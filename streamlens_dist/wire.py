@@ -12,6 +12,7 @@ from typing import Any
 import msgpack
 
 from .errors import WireFormatError
+from .gcpause import without_gc
 from .partial import Partial, Prefix
 
 SCHEMA = "streamlens-dist/partial"
@@ -57,6 +58,7 @@ def _stats(st: list) -> list:
     return [*st[:8], _int(st[8]), st[9], st[10]]
 
 
+@without_gc
 def partial_to_bytes(p: Partial) -> bytes:
     flow_index = {k: i for i, k in enumerate(p.flows)}
     type_index = {k: i for i, k in enumerate(p.types)}
@@ -74,6 +76,7 @@ def partial_to_bytes(p: Partial) -> bytes:
     })
 
 
+@without_gc
 def partial_from_bytes(data: bytes) -> Partial:
     m = unpack(data, "partial")
     try:
@@ -101,6 +104,7 @@ def prefix_to_bytes(p: Prefix) -> bytes:
                            "types": [[*k[0], k[1], t] for k, t in p.types.items()]})
 
 
+@without_gc
 def prefix_from_bytes(data: bytes) -> Prefix:
     m = unpack(data, "prefix")
     try:
