@@ -16,7 +16,7 @@ import glob
 import mmap
 import os
 import stat
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -224,6 +224,29 @@ def _settle(scan: FileScan, i: int, resume: int | None, unit: str, resyncs: int)
                 f"{unit} chain again (validated), and read on")
 
 
+def _read_with_resync(scan: FileScan, cut: _Cutter, start: int, size: int,
+                      segment: Callable[[int], None], resync: Callable[[int], int | None],
+                      state: Callable[[], tuple[str, tuple[Interface, ...]]], unit: str
+                      ) -> FileScan:
+    """Read stretches of a file with `segment(pos)`; after a stretch that stops at damage,
+    resume where `resync(stop)` validates the framing again, else finish at the damage."""
+    pos = start
+    for resyncs in range(MAX_RESYNCS + 1):
+        since = len(scan.problems)
+        segment(pos)
+        i = _stop_of(scan.problems, since)
+        if i is None:
+            break
+        stop = scan.problems[i].offset
+        resume = resync(stop) if resyncs < MAX_RESYNCS else None
+        _settle(scan, i, resume, unit, resyncs)
+        if resume is None:
+            return cut.finish(stop)
+        cut.gap(stop, resume, state())
+        pos = resume
+    return cut.finish(size)
+
+
 def _scan_pcap(mm: mmap.mmap, size: int, path: str, chunk_size: int) -> FileScan:
     hdr = pcap.parse_header(mm[:pcap.HEADER_LEN], path)
     scan = FileScan(path, "pcap")
@@ -231,25 +254,16 @@ def _scan_pcap(mm: mmap.mmap, size: int, path: str, chunk_size: int) -> FileScan
     cut = _Cutter(scan, chunk_size, pcap.HEADER_LEN, state)
     from .columns import _FULL, _walk  # columns imports this module: import when used
 
-    pos, frame0 = pcap.HEADER_LEN, 1
-    for resyncs in range(MAX_RESYNCS + 1):
-        since = len(scan.problems)
+    def segment(pos: int) -> None:
         if _walk is None:
-            frame0 += _segment_pcap_python(mm, pos, size, hdr, scan, cut)
+            _segment_pcap_python(mm, pos, size, hdr, scan, cut)
         else:
-            frame0 += _segment_pcap_compiled(mm, pos, size, hdr, scan, cut, frame0, _walk,
-                                             _FULL)
-        i = _stop_of(scan.problems, since)
-        if i is None:
-            break
-        stop = scan.problems[i].offset
-        resume = pcap.resync(mm, stop, size, hdr) if resyncs < MAX_RESYNCS else None
-        _settle(scan, i, resume, "records", resyncs)
-        if resume is None:
-            return cut.finish(stop)
-        cut.gap(stop, resume, state)
-        pos = resume
-    return cut.finish(size)
+            _segment_pcap_compiled(mm, pos, size, hdr, scan, cut, cut.first + cut.frames,
+                                   _walk, _FULL)
+
+    return _read_with_resync(scan, cut, pcap.HEADER_LEN, size, segment,
+                             lambda stop: pcap.resync(mm, stop, size, hdr), lambda: state,
+                             "records")
 
 
 def _segment_pcap_python(mm: mmap.mmap, pos: int, size: int, hdr: pcap.PcapHeader,
@@ -302,27 +316,22 @@ def _scan_pcapng(mm: mmap.mmap, size: int, path: str, chunk_size: int) -> FileSc
     section = pcapng.Section()
     # The first chunk starts at the first section header, so it needs no prior state.
     cut = _Cutter(scan, chunk_size, 0, ("<", ()))
-    pos = 0
-    for resyncs in range(MAX_RESYNCS + 1):
-        since = len(scan.problems)
+
+    def state() -> tuple[str, tuple[Interface, ...]]:
+        return section.endian, tuple(section.interfaces)
+
+    def segment(pos: int) -> None:
         for off, ts, _lt, _data, _cap in pcapng.walk(mm, pos, size, section, path,
                                                      scan.problems, cut.first + cut.frames):
             if scan.first_ts is None and ts is not None:
                 scan.first_ts = ts
             # `section` already reflects every SHB/IDB before this frame block: exactly the
             # state a chunk starting here needs.
-            cut.frame(off, (section.endian, tuple(section.interfaces)))
-        i = _stop_of(scan.problems, since)
-        if i is None:
-            break
-        stop = scan.problems[i].offset
-        resume = pcapng.resync(mm, stop, size, section) if resyncs < MAX_RESYNCS else None
-        _settle(scan, i, resume, "blocks", resyncs)
-        if resume is None:
-            return cut.finish(stop)
-        cut.gap(stop, resume, (section.endian, tuple(section.interfaces)))
-        pos = resume
-    return cut.finish(size)
+            cut.frame(off, state())
+
+    return _read_with_resync(scan, cut, 0, size, segment,
+                             lambda stop: pcapng.resync(mm, stop, size, section), state,
+                             "blocks")
 
 
 _FILE_KINDS = ((CaptureNotFoundError, FILE_MISSING), (CaptureReadError, FILE_UNREADABLE),
