@@ -12,6 +12,7 @@ from typing import Any
 from . import __version__
 from .capture.split import plan_capture
 from .engine import Progress, _noop, cluster_client, run_dask, run_serial, scheduler_address
+from .ienakeys import load_key_map
 from .results import Tables, build_tables, malformed_totals
 from .settings import DEFAULT_CHUNK_SIZE, Settings
 from .store import check_writable, write_store
@@ -52,12 +53,28 @@ class Summary:
                  "frames": int(f["frames"][i]), "outliers": int(f["outliers"][i]),
                  "iat_mean_ns": float(f["iat_mean_ns"][i])} for i in order]
 
+    def top_streams(self, n: int = 5, by: str = "lost") -> list[dict[str, Any]]:
+        """The protocol streams with the most lost messages (`by="lost"`) or outliers."""
+        st, f = self.tables.streams, self.tables.flows
+        order = sorted(range(len(st["flow"])), key=lambda i: (-int(st[by][i]), i))[:n]
+        return [{"src": str(f["src"][st["flow"][i]]), "dst": str(f["dst"][st["flow"][i]]),
+                 "protocol": str(st["protocol"][i]), "stream": str(st["stream"][i]),
+                 "messages": int(st["messages"][i]), "lost": int(st["lost"][i]),
+                 "gap_count": int(st["gap_count"][i]),
+                 "out_of_order": int(st["out_of_order"][i]),
+                 "outliers": int(st["outliers"][i]),
+                 "iat_mean_ns": float(st["iat_mean_ns"][i])} for i in order]
+
     def to_dict(self) -> dict[str, Any]:
         return {"store": self.store, "attrs": self.attrs, "chunks": self.chunks,
                 "wall_s": self.wall_s, "packets_per_s": self.packets_per_s,
                 "flows": len(self.tables.flows["src"]),
                 "outliers": len(self.tables.flow_outliers["frame"]),
-                "top_flows": self.top_flows(), "phases": self.phases}
+                "top_flows": self.top_flows(), "streams": len(self.tables.streams["flow"]),
+                "sequence_gaps": len(self.tables.sequence_gaps["stream_row"]),
+                "top_streams_by_loss": self.top_streams(by="lost"),
+                "top_streams_by_outliers": self.top_streams(by="outliers"),
+                "phases": self.phases}
 
 
 def analyze(
@@ -72,6 +89,7 @@ def analyze(
     serial: bool = False,
     overwrite: bool = False,
     progress: Progress = _noop,
+    iena_keys: str | os.PathLike | Sequence | None = None,
 ) -> Summary:
     """Analyse one capture (a file, or the files of a rotated set, or globs) into `store`.
 
@@ -85,9 +103,14 @@ def analyze(
     of its file, and each is listed in `attrs["problems"]`. Raises `CaptureNotFoundError`,
     `CaptureReadError` or `CaptureFormatError` only when no input can be analysed, and
     `StoreExistsError` when `store` exists and `overwrite` is false.
+
+    `iena_keys`: an IENA key map (docs/STREAMS.md §6), as a CSV/YAML file path or as
+    (key, type[, name]) entries.
     """
     t0 = time.perf_counter()
-    settings = Settings(sigma=str(sigma), chunk_size=chunk_size)
+    if isinstance(iena_keys, (str, os.PathLike)):
+        iena_keys = load_key_map(iena_keys)
+    settings = Settings(sigma=str(sigma), chunk_size=chunk_size, iena_keys=iena_keys or ())
     store = os.fspath(store)
     check_writable(store, overwrite)
     if isinstance(paths, (str, os.PathLike)):
@@ -112,7 +135,7 @@ def analyze(
             phases["cluster_start"] = time.perf_counter() - t1
             merged, outliers = run_dask(plan, settings, c, progress, phases)
     t2 = time.perf_counter()
-    tables = build_tables(merged, Fraction(settings.sigma), outliers)
+    tables = build_tables(merged, Fraction(settings.sigma), outliers, settings.iena_keys)
     phases["tables"] = time.perf_counter() - t2
     t2 = time.perf_counter()
     attrs = {
@@ -127,6 +150,7 @@ def analyze(
         "malformed_payloads": malformed_totals(merged),
         "problems": [p.to_dict() for p in plan.problems],
         "software_version": __version__,
+        "iena_keys": [list(e) for e in settings.iena_keys],
     }
     write_store(store, tables, attrs, overwrite)
     phases["write"] = time.perf_counter() - t2

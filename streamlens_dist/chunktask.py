@@ -21,7 +21,8 @@ from .capture import pcap, pcapng
 from .capture.columns import record_columns
 from .capture.split import ChunkSpec
 from .dissect.columnar import FrameClasses, classify_columns
-from .dissect.names import MALFORMED_NAMES, TYPE_NAMES, hint_names
+from .dissect.names import MALFORMED_NAMES, TYPE_ID, TYPE_NAMES, hint_names
+from .dissect.streams import IENA, ChunkMessages, chunk_messages
 from .errors import CaptureFormatError
 from .gcpause import without_gc
 from .partial import (
@@ -35,6 +36,7 @@ from .partial import (
 )
 from .scopestats import TS_LIMIT, scope_stats
 from .settings import Settings
+from .streamchunk import accumulate_streams, stream_ids
 from .wire import pack, partial_from_bytes, partial_to_bytes, prefix_from_bytes, unpack
 
 NTYPES = len(TYPE_NAMES)
@@ -95,9 +97,22 @@ class ChunkFrames:
     untimed: np.ndarray
     size: np.ndarray
     cls: FrameClasses
+    msgs: ChunkMessages
 
 
-def chunk_frames(spec: ChunkSpec, profile: dict[str, float] | None = None) -> ChunkFrames:
+def apply_key_map(ftype: np.ndarray, msgs: ChunkMessages, settings: Settings) -> None:
+    """IENA frames whose key the user's map declares get the map's type (STREAMS.md §6)."""
+    c = msgs.cols
+    iena = np.flatnonzero(c["proto"] == IENA)
+    if not len(iena) or not settings.iena_keys:
+        return
+    rows, keys = c["row"][iena], c["id1"][iena]
+    for key, ptype, _name in settings.iena_keys:
+        ftype[rows[keys == key]] = TYPE_ID["IENA-" + ptype]
+
+
+def chunk_frames(spec: ChunkSpec, settings: Settings,
+                 profile: dict[str, float] | None = None) -> ChunkFrames:
     t0 = time.perf_counter()
     buf = map_range(spec.path, spec.start, spec.end)
     t1 = time.perf_counter()
@@ -105,17 +120,21 @@ def chunk_frames(spec: ChunkSpec, profile: dict[str, float] | None = None) -> Ch
     t2 = time.perf_counter()
     cls = classify_columns(buf, cols)
     t3 = time.perf_counter()
+    msgs = chunk_messages(buf, cols.offset, cols.caplen, cols.linktype, cls.ftype, cls.flow >= 0,
+                          getattr(cls, "app_off", None), getattr(cls, "app_len", None))
+    apply_key_map(cls.ftype, msgs, settings)
+    t4 = time.perf_counter()
     if profile is not None:
-        profile.update(read=t1 - t0, walk=t2 - t1, classify=t3 - t2,
+        profile.update(read=t1 - t0, walk=t2 - t1, classify=t3 - t2, messages=t4 - t3,
                        slow_path_frames=float(cls.slow_frames))
     frame = spec.first_frame + np.arange(len(cols), dtype=np.int64)
-    return ChunkFrames(frame, cols.ts, cols.untimed, cols.caplen, cls)
+    return ChunkFrames(frame, cols.ts, cols.untimed, cols.caplen, cls, msgs)
 
 
 def analyze_chunk(spec: ChunkSpec, settings: Settings) -> bytes:
     """Pass 1: the chunk's Partial, as wire bytes."""
     p = Partial(lo=spec.index, hi=spec.index, frames=spec.frames)
-    cf = chunk_frames(spec, p.profile)
+    cf = chunk_frames(spec, settings, p.profile)
     t0 = time.perf_counter()
     cls = cf.cls
     timed = ~cf.untimed
@@ -140,6 +159,7 @@ def analyze_chunk(spec: ChunkSpec, settings: Settings) -> bytes:
         _accumulate_per_frame(p, cf, idx)  # int64 IATs could overflow: exact Python ints
     elif len(idx):
         _accumulate_columnar(p, cf, idx)
+    accumulate_streams(p, cf.msgs, cf.frame, cf.ts, cls.flow, cls.ftype, cls.keys)
     p.profile["stats"] = time.perf_counter() - t0
     return partial_to_bytes(p)
 
@@ -175,18 +195,20 @@ def _accumulate_per_frame(p: Partial, cf: ChunkFrames, idx: np.ndarray) -> None:
         p.hints.setdefault(key, set()).update(hint_names(int(cls.hints[i])))
 
 
-def thresholds_to_bytes(flows: dict, types: dict) -> bytes:
+def thresholds_to_bytes(flows: dict, types: dict, streams: dict) -> bytes:
     return pack("thresholds", {
         "flows": [[*k, x] for k, x in flows.items()],
         "types": [[*k[0], k[1], x] for k, x in types.items()],
+        "streams": [[*k[0], *k[1:], x] for k, x in streams.items()],
     })
 
 
 @without_gc
-def thresholds_from_bytes(data: bytes) -> tuple[dict, dict]:
+def thresholds_from_bytes(data: bytes) -> tuple[dict, dict, dict]:
     m = unpack(data, "thresholds")
     return ({tuple(r[:3]): r[3] for r in m["flows"]},
-            {(tuple(r[:3]), r[3]): r[4] for r in m["types"]})
+            {(tuple(r[:3]), r[3]): r[4] for r in m["types"]},
+            {(tuple(r[:3]), *r[3:8]): r[8] for r in m["streams"]})
 
 
 def _from_tops(scopes: dict, tops: dict, thr: dict) -> tuple[list, dict]:
@@ -218,14 +240,16 @@ def _iat_hits(group: np.ndarray, frame: np.ndarray, ts: np.ndarray, thr: np.ndar
     return g[1:][hit], f[1:][hit], t[1:][hit], iat[hit]
 
 
-def _rescan(cf: ChunkFrames, scope: np.ndarray, keys: list, cand: dict) -> list[list]:
-    """Outlier rows [*key, frame, ts, iat] for the candidate scopes, from the chunk's frames."""
+def _rescan(frame: np.ndarray, ts: np.ndarray, scope: np.ndarray, keys: list, cand: dict
+            ) -> list[list]:
+    """Outlier rows [key, frame, ts, iat] for the candidate scopes, from the chunk's frames
+    (or messages) in order."""
     thr = np.full(len(keys), _I64_MAX, dtype=np.int64)
     for i, k in enumerate(keys):
         x = cand.get(k)
         if x is not None and x <= _I64_MAX:
             thr[i] = x
-    g, f, t, iat = _iat_hits(scope, cf.frame[cf.cls.flow >= 0], cf.ts[cf.cls.flow >= 0], thr)
+    g, f, t, iat = _iat_hits(scope, frame, ts, thr)
     return [[keys[gi], fi, ti, xi] for gi, fi, ti, xi in
             zip(g.tolist(), f.tolist(), t.tolist(), iat.tolist(), strict=True)]
 
@@ -241,27 +265,33 @@ def chunk_outliers(spec: ChunkSpec, settings: Settings, partial: bytes,
     """
     t0 = time.perf_counter()
     part = partial_from_bytes(partial)
-    flow_thr, type_thr = thresholds_from_bytes(thresholds)
+    flow_thr, type_thr, stream_thr = thresholds_from_bytes(thresholds)
     f_found, fcand = _from_tops(part.flows, part.flow_tops, flow_thr)
     t_found, tcand = _from_tops(part.types, part.type_tops, type_thr)
-    f_seams, t_seams = seam_iats(prefix_from_bytes(prefix), part)
-    f_found += [r for r in f_seams if r[0] in flow_thr and r[3] >= flow_thr[r[0]]]
-    t_found += [r for r in t_seams if r[0] in type_thr and r[3] >= type_thr[r[0]]]
-    frows = [[*k, f, t, i] for k, f, t, i in f_found]
-    trows = [[*k[0], k[1], f, t, i] for k, f, t, i in t_found]
-    if fcand or tcand:
-        cf = chunk_frames(spec)
+    s_found, scand = _from_tops(part.streams, part.stream_tops, stream_thr)
+    seams = seam_iats(prefix_from_bytes(prefix), part)
+    for found, seam, thr in zip((f_found, t_found, s_found), seams,
+                                (flow_thr, type_thr, stream_thr), strict=True):
+        found += [r for r in seam if r[0] in thr and r[3] >= thr[r[0]]]
+    if fcand or tcand or scand:
+        cf = chunk_frames(spec, settings)
         cls = cf.cls
         decoded = cls.flow >= 0
         flow = cls.flow[decoded].astype(np.int64)
+        frame, ts = cf.frame[decoded], cf.ts[decoded]
         if fcand:
-            frows += [[*k, f, t, i] for k, f, t, i in _rescan(cf, flow, cls.keys, fcand)]
+            f_found += _rescan(frame, ts, flow, cls.keys, fcand)
         if tcand:
             type_keys = [(cls.keys[s // NTYPES], TYPE_NAMES[s % NTYPES])
                          for s in range(len(cls.keys) * NTYPES)]
-            scope = flow * NTYPES + cls.ftype[decoded]
-            trows += [[*k[0], k[1], f, t, i] for k, f, t, i in
-                      _rescan(cf, scope, type_keys, tcand)]
-    return pack("outliers", {"index": spec.index, "flows": frows, "types": trows,
-                             "reread": bool(fcand or tcand),
+            t_found += _rescan(frame, ts, flow * NTYPES + cls.ftype[decoded], type_keys, tcand)
+        if scand:
+            sid, skeys = stream_ids(cf.msgs, cls.flow, cls.keys)
+            row = cf.msgs.cols["row"]
+            s_found += _rescan(cf.frame[row], cf.ts[row], sid, skeys, scand)
+    return pack("outliers", {"index": spec.index,
+                             "flows": [[*k, f, t, i] for k, f, t, i in f_found],
+                             "types": [[*k[0], k[1], f, t, i] for k, f, t, i in t_found],
+                             "streams": [[*k[0], *k[1:], f, t, i] for k, f, t, i in s_found],
+                             "reread": bool(fcand or tcand or scand),
                              "seconds": time.perf_counter() - t0})

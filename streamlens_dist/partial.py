@@ -16,10 +16,14 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass, field
 
+from . import seqstate
 from .gcpause import without_gc
 
 FlowKey = tuple[str, str, str]  # (src, dst, kind)
 TypeKey = tuple[FlowKey, str]  # (flow, frame type)
+# (flow, protocol, id1, id2, id3, id4): a protocol stream inside a flow (docs/STREAMS.md)
+StreamKey = tuple[FlowKey, str, int, int, int, int]
+SyncKey = tuple[FlowKey, int, int, int]  # PTP (flow, domain, clock identity, port)
 MAX_UNDECODABLE_LISTED = 20
 # Per scope, a chunk's partial keeps its largest in-chunk IATs (at least TOP_BASE, growing
 # by one per TOP_PER in-chunk IATs, so that the usual rate of 3-sigma tails fits) and the
@@ -104,9 +108,19 @@ class Partial:
     # (flow, malformed-payload name) -> [frames, first frame]: payloads that were broken
     # but still classified, or that fell down the ladder (names in dissect/names.py)
     malformed: dict[tuple[FlowKey, str], list[int]] = field(default_factory=dict)
+    # Protocol streams (docs/STREAMS.md): IAT stats over messages, and the state of
+    # seqstate.py: sequence runs, counters, PTP pairing, grandmaster and TMATS changes
+    streams: dict[StreamKey, list] = field(default_factory=dict)
+    seq: dict[StreamKey, list] = field(default_factory=dict)
+    counters: dict[StreamKey, list] = field(default_factory=dict)
+    sync: dict[SyncKey, list] = field(default_factory=dict)
+    # domain -> [[grandmaster, flow, frame, ts], ...]; flow -> [[frame, ts, channel, text]]
+    grandmasters: dict[int, list] = field(default_factory=dict)
+    tmats: dict[FlowKey, list] = field(default_factory=dict)
     # Only in one-chunk partials (combine drops them): the largest in-chunk IATs per scope.
     flow_tops: dict[FlowKey, list] = field(default_factory=dict)
     type_tops: dict[TypeKey, list] = field(default_factory=dict)
+    stream_tops: dict[StreamKey, list] = field(default_factory=dict)
     # Diagnostics only (worker seconds per sub-phase); never part of any result.
     profile: dict[str, float] = field(default_factory=dict)
 
@@ -125,6 +139,14 @@ def _merge_scopes(a: dict, b: dict) -> dict:
     for k, sb in b.items():
         sa = out.get(k)
         out[k] = sb if sa is None else merge_stats(sa, sb)[0]
+    return out
+
+
+def _merge_with(a: dict, b: dict, merge) -> dict:  # noqa: ANN001 - a two-argument merge
+    out = dict(a)
+    for k, vb in b.items():
+        va = out.get(k)
+        out[k] = vb if va is None else merge(va, vb)
     return out
 
 
@@ -153,6 +175,13 @@ def combine(a: Partial, b: Partial) -> Partial:
     for k, v in b.profile.items():
         profile[k] = profile.get(k, 0.0) + v
     return Partial(
+        streams=_merge_scopes(a.streams, b.streams),
+        seq=_merge_with(a.seq, b.seq, seqstate.merge_seq),
+        counters=_merge_with(a.counters, b.counters, seqstate.merge_counters),
+        sync=_merge_with(a.sync, b.sync, seqstate.merge_sync),
+        grandmasters=_merge_with(a.grandmasters, b.grandmasters,
+                                 lambda x, y: seqstate.merge_changes(x, y, 0)),
+        tmats=_merge_with(a.tmats, b.tmats, lambda x, y: seqstate.merge_changes(x, y, 3)),
         lo=a.lo, hi=b.hi, frames=a.frames + b.frames, untimed=a.untimed + b.untimed,
         undecodable=a.undecodable + b.undecodable,
         undecodable_first=(a.undecodable_first + b.undecodable_first)[:MAX_UNDECODABLE_LISTED],
@@ -179,21 +208,24 @@ class Prefix:
 
     flows: dict[FlowKey, int] = field(default_factory=dict)
     types: dict[TypeKey, int] = field(default_factory=dict)
+    streams: dict[StreamKey, int] = field(default_factory=dict)
 
 
 @without_gc
 def advance(prefix: Prefix, part: Partial) -> Prefix:
     """The prefix after `part` (which directly follows the chunks `prefix` covers)."""
-    flows, types = dict(prefix.flows), dict(prefix.types)
+    flows, types, streams = dict(prefix.flows), dict(prefix.types), dict(prefix.streams)
     flows.update((k, st[LAST_NS]) for k, st in part.flows.items())
     types.update((k, st[LAST_NS]) for k, st in part.types.items())
-    return Prefix(flows, types)
+    streams.update((k, st[LAST_NS]) for k, st in part.streams.items())
+    return Prefix(flows, types, streams)
 
 
-def seam_iats(prefix: Prefix, part: Partial) -> tuple[list, list]:
-    """The IATs that end at the first frame of each scope of `part`:
-    ([(flow key, frame, ts, iat)], [(type key, frame, ts, iat)])."""
+def seam_iats(prefix: Prefix, part: Partial) -> tuple[list, list, list]:
+    """The IATs that end at the first frame (message) of each scope of `part`:
+    ([(flow key, frame, ts, iat)], [(type key, ...)], [(stream key, ...)])."""
     def seams(last: dict, scopes: dict) -> list:
         return [(k, st[FIRST_FRAME], st[FIRST_NS], st[FIRST_NS] - last[k])
                 for k, st in scopes.items() if k in last]
-    return seams(prefix.flows, part.flows), seams(prefix.types, part.types)
+    return (seams(prefix.flows, part.flows), seams(prefix.types, part.types),
+            seams(prefix.streams, part.streams))

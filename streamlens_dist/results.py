@@ -28,8 +28,10 @@ from .partial import (
     Partial,
     Q,
     S,
+    StreamKey,
     TypeKey,
 )
+from .streamtables import build_stream_tables
 from .wire import unpack
 
 STAT_COLUMNS = ("frames", "bytes", "first_ns", "last_ns", "first_frame", "last_frame",
@@ -37,7 +39,8 @@ STAT_COLUMNS = ("frames", "bytes", "first_ns", "last_ns", "first_frame", "last_f
                 "iat_std_ns", "outliers")
 
 
-def thresholds(part: Partial, k: Fraction) -> tuple[dict[FlowKey, int], dict[TypeKey, int]]:
+def thresholds(part: Partial, k: Fraction) -> tuple[dict[FlowKey, int], dict[TypeKey, int],
+                                                    dict[StreamKey, int]]:
     """Per-scope integer thresholds (only scopes with n >= 2)."""
     def make(scopes: dict) -> dict:
         out = {}
@@ -46,7 +49,7 @@ def thresholds(part: Partial, k: Fraction) -> tuple[dict[FlowKey, int], dict[Typ
             if x is not None:
                 out[key] = x
         return out
-    return make(part.flows), make(part.types)
+    return make(part.flows), make(part.types), make(part.streams)
 
 
 @dataclass
@@ -56,6 +59,12 @@ class Tables:
     flow_outliers: dict[str, np.ndarray]
     frame_type_outliers: dict[str, np.ndarray]
     malformed_payloads: dict[str, np.ndarray]
+    # docs/STREAMS.md
+    streams: dict[str, np.ndarray]
+    stream_outliers: dict[str, np.ndarray]
+    sequence_gaps: dict[str, np.ndarray]
+    tmats: dict[str, np.ndarray]
+    ptp_grandmasters: dict[str, np.ndarray]
 
 
 def malformed_totals(part: Partial) -> dict[str, int]:
@@ -87,7 +96,8 @@ def _strings(values: list[str]) -> np.ndarray:
 
 
 @without_gc
-def build_tables(part: Partial, k: Fraction, outlier_messages: list[bytes]) -> Tables:
+def build_tables(part: Partial, k: Fraction, outlier_messages: list[bytes],
+                 iena_keys: tuple = ()) -> Tables:
     flow_keys = sorted(part.flows, key=lambda key: part.flows[key][FIRST_FRAME])
     flow_row = {key: i for i, key in enumerate(flow_keys)}
     type_keys = sorted(part.types, key=lambda t: (flow_row[t[0]], part.types[t][FIRST_FRAME]))
@@ -96,10 +106,12 @@ def build_tables(part: Partial, k: Fraction, outlier_messages: list[bytes]) -> T
     # (row, frame, ts, iat), from the outlier pass (inside chunks and at their seams)
     f_out: list[tuple[int, int, int, int]] = []
     t_out: list[tuple[int, int, int, int]] = []
+    s_out: list[tuple[StreamKey, int, int, int]] = []
     for msg in outlier_messages:
         m = unpack(msg, "outliers")
         f_out.extend((flow_row[tuple(r[:3])], r[3], r[4], r[5]) for r in m["flows"])
         t_out.extend((type_row[(tuple(r[:3]), r[3])], r[4], r[5], r[6]) for r in m["types"])
+        s_out.extend(((tuple(r[:3]), *r[3:8]), r[8], r[9], r[10]) for r in m["streams"])
     f_out.sort(key=lambda r: r[1])
     t_out.sort(key=lambda r: r[1])
 
@@ -138,4 +150,5 @@ def build_tables(part: Partial, k: Fraction, outlier_messages: list[bytes]) -> T
                  "frames": np.array([r[3] for r in bad], dtype=np.int64),
                  "first_frame": np.array([r[1] for r in bad], dtype=np.int64)}
     return Tables(flows, frame_types, outlier_table(f_out, fstats, "flow"),
-                  outlier_table(t_out, tstats, "frame_type_row"), malformed)
+                  outlier_table(t_out, tstats, "frame_type_row"), malformed,
+                  **build_stream_tables(part, flow_row, _stat_columns, s_out, iena_keys))

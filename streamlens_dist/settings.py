@@ -43,16 +43,33 @@ def parse_sigma(text: str | int | float) -> str:
     return s
 
 
+IENA_TYPES = ("P", "D", "N", "M", "Q")
+
+
+def _key_triples(entries) -> tuple[tuple[int, str, str], ...]:  # noqa: ANN001 - any iterable
+    out = {}
+    for entry in entries:
+        key, ptype, name = (*entry, "")[:3] if len(entry) == 2 else entry
+        if not isinstance(key, int) or not 0 <= key <= 0xFFFF or ptype not in IENA_TYPES:
+            raise SettingsError(f"invalid IENA key map entry {entry!r}: need (key 0..65535, "
+                                f"type one of {', '.join(IENA_TYPES)}, name)")
+        out[key] = (key, ptype, str(name))
+    return tuple(out[k] for k in sorted(out))
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a chunk task needs to know besides its chunk."""
 
     sigma: str = "3"
     chunk_size: int = DEFAULT_CHUNK_SIZE
+    # IENA key map (docs/STREAMS.md §6): sorted (key, type letter, name) triples
+    iena_keys: tuple[tuple[int, str, str], ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "sigma", parse_sigma(self.sigma))
         object.__setattr__(self, "chunk_size", parse_size(self.chunk_size))
+        object.__setattr__(self, "iena_keys", _key_triples(self.iena_keys))
 
     @property
     def k(self) -> Fraction:
@@ -60,6 +77,9 @@ class Settings:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def iena_key_map(self) -> dict[int, tuple[str, str]]:
+        return {k: (t, n) for k, t, n in self.iena_keys}
 
     @classmethod
     def from_dict(cls, d: dict) -> Settings:

@@ -38,6 +38,25 @@ LAYOUT: dict[str, dict[str, str]] = {
     # name, how many frames and the first one; rows by (flow row, first frame).
     "malformed_payloads": {"flow": "int64", "problem": STRING, "frames": "int64",
                            "first_frame": "int64"},
+    # Protocol streams, sequence gaps, TMATS and PTP grandmasters: docs/STREAMS.md
+    "streams": {"flow": "int64", "protocol": STRING, "id1": "int64", "id2": "int64",
+                "id3": "int64", "id4": "int64", "stream": STRING,
+                **{("messages" if c == "frames" else c): t for c, t in _STATS.items()},
+                **dict.fromkeys(("seq_bits", "seq_first", "seq_last", "expected", "received",
+                                 "lost", "duplicated", "out_of_order", "gap_count",
+                                 "gap_missing"), "int64"),
+                "seq_irregular": "bool",
+                **dict.fromkeys(("errors", "status_changes", "status_first", "status_last",
+                                 "segments", "unpaired_syncs"), "int64"),
+                "iena_type": STRING, "iena_type_source": STRING, "tmats_name": STRING},
+    "stream_outliers": {"stream_row": "int64", **OUTLIER_COLUMNS},
+    "sequence_gaps": {"stream_row": "int64", "frame_before": "int64", "frame_after": "int64",
+                      "ts_before_ns": "int64", "ts_after_ns": "int64", "span_ns": "int64",
+                      "seq_before": "int64", "seq_after": "int64", "missing": "int64"},
+    "tmats": {"flow": "int64", "frame": "int64", "ts_ns": "int64", "channel_id": "int64",
+              "text": STRING, "change": "int64"},
+    "ptp_grandmasters": {"domain": "int64", "grandmaster": STRING, "flow": "int64",
+                         "frame": "int64", "ts_ns": "int64", "change": "int64"},
 }
 ROWS_PER_CHUNK = 1 << 20
 

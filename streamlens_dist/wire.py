@@ -16,7 +16,7 @@ from .gcpause import without_gc
 from .partial import Partial, Prefix
 
 SCHEMA = "streamlens-dist/partial"
-VERSION = 1
+VERSION = 2
 BIGINT_EXT = 1
 MAX_MESSAGE = 1 << 31  # bytes; a partial is per-flow, not per-packet, so this is generous
 _I64_MIN, _U64_MAX = -(1 << 63), (1 << 64) - 1
@@ -58,11 +58,41 @@ def _stats(st: list) -> list:
     return [*st[:8], _int(st[8]), st[9], st[10]]
 
 
+def _stream_fields(p: Partial, flow_index: dict) -> dict:
+    stream_index = {k: i for i, k in enumerate(p.streams)}
+    return {
+        "streams": [[flow_index[k[0]], *k[1:], *_stats(st)] for k, st in p.streams.items()],
+        "seq": [[stream_index[k], *v] for k, v in p.seq.items()],
+        "counters": [[stream_index[k], *v] for k, v in p.counters.items()],
+        "stop": [[stream_index[k], [list(t) for t in h], d, c]
+                 for k, (h, d, c) in p.stream_tops.items()],
+        "sync": [[flow_index[k[0]], *k[1:], *v] for k, v in p.sync.items()],
+        "gm": [[d, [[g, flow_index[f], fr, t] for g, f, fr, t in rows]]
+               for d, rows in p.grandmasters.items()],
+        "tmats": [[flow_index[k], v] for k, v in p.tmats.items()],
+    }
+
+
+def _stream_parts(m: dict, flow_keys: list) -> dict:
+    keys = [(flow_keys[r[0]], *r[1:6]) for r in m["streams"]]
+    return {
+        "streams": {k: list(r[6:17]) for k, r in zip(keys, m["streams"], strict=True)},
+        "seq": {keys[r[0]]: list(r[1:]) for r in m["seq"]},
+        "counters": {keys[r[0]]: list(r[1:]) for r in m["counters"]},
+        "stream_tops": {keys[i]: [[tuple(t) for t in h], d, c] for i, h, d, c in m["stop"]},
+        "sync": {(flow_keys[r[0]], *r[1:4]): list(r[4:]) for r in m["sync"]},
+        "grandmasters": {d: [[g, flow_keys[f], fr, t] for g, f, fr, t in rows]
+                         for d, rows in m["gm"]},
+        "tmats": {flow_keys[i]: [list(x) for x in v] for i, v in m["tmats"]},
+    }
+
+
 @without_gc
 def partial_to_bytes(p: Partial) -> bytes:
     flow_index = {k: i for i, k in enumerate(p.flows)}
     type_index = {k: i for i, k in enumerate(p.types)}
     return pack("partial", {
+        **_stream_fields(p, flow_index),
         "lo": p.lo, "hi": p.hi, "frames": p.frames, "untimed": p.untimed,
         "undecodable": p.undecodable, "undecodable_first": p.undecodable_first,
         "first_ns": p.first_ns, "last_ns": p.last_ns,
@@ -94,6 +124,7 @@ def partial_from_bytes(data: bytes) -> Partial:
             profile=dict(m.get("profile", {})),
             flow_tops={flow_keys[i]: [[tuple(t) for t in h], d, c] for i, h, d, c in m["ftop"]},
             type_tops={type_keys[i]: [[tuple(t) for t in h], d, c] for i, h, d, c in m["ttop"]},
+            **_stream_parts(m, flow_keys),
         )
     except (KeyError, IndexError, TypeError, ValueError) as exc:
         raise WireFormatError(f"malformed partial message: {exc!r}") from exc
@@ -101,7 +132,8 @@ def partial_from_bytes(data: bytes) -> Partial:
 
 def prefix_to_bytes(p: Prefix) -> bytes:
     return pack("prefix", {"flows": [[*k, t] for k, t in p.flows.items()],
-                           "types": [[*k[0], k[1], t] for k, t in p.types.items()]})
+                           "types": [[*k[0], k[1], t] for k, t in p.types.items()],
+                           "streams": [[*k[0], *k[1:], t] for k, t in p.streams.items()]})
 
 
 @without_gc
@@ -109,6 +141,7 @@ def prefix_from_bytes(data: bytes) -> Prefix:
     m = unpack(data, "prefix")
     try:
         return Prefix({tuple(r[:3]): r[3] for r in m["flows"]},
-                      {(tuple(r[:3]), r[3]): r[4] for r in m["types"]})
+                      {(tuple(r[:3]), r[3]): r[4] for r in m["types"]},
+                      {(tuple(r[:3]), *r[3:8]): r[8] for r in m["streams"]})
     except (KeyError, IndexError, TypeError) as exc:
         raise WireFormatError(f"malformed prefix message: {exc!r}") from exc

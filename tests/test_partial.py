@@ -127,7 +127,7 @@ def test_wire_rejects_foreign_and_future_messages() -> None:
         partial_from_bytes(b"\x93\x01\x02\x03")
     with pytest.raises(WireFormatError):
         partial_from_bytes(b"not msgpack at all \xc1")
-    future = pack("partial", {}).replace(b"\xa1v\x01", b"\xa1v\x63")
+    future = pack("partial", {}).replace(b"\xa1v\x02", b"\xa1v\x63")
     with pytest.raises(WireFormatError, match="version"):
         partial_from_bytes(future)
     with pytest.raises(WireFormatError, match="malformed"):

@@ -11,6 +11,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ..api import Summary, analyze
+from ..errors import SettingsError
+from ..ienakeys import load_key_map
 from ..settings import DEFAULT_CHUNK_SIZE, parse_sigma, parse_size
 from . import EXIT_DATA_PROBLEMS, EXIT_OK, cli
 
@@ -32,6 +34,15 @@ def _sigma(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
         raise click.BadParameter(str(exc)) from exc
 
 
+def _key_map(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple | None:
+    if value is None:
+        return None
+    try:
+        return load_key_map(value)
+    except SettingsError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
 @cli.command("analyze")
 @click.argument("paths", nargs=-1, required=True)
 @click.option("-o", "--output", "store", required=True, help="Zarr store to write.")
@@ -49,9 +60,12 @@ def _sigma(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option("--profile", is_flag=True,
               help="Print where the time went: wall time per phase, worker time per step.")
+@click.option("--iena-keys", "iena_keys", default=None, metavar="FILE", callback=_key_map,
+              help="IENA key map (CSV `key,type[,name]` or YAML `key: type`): the packet type "
+                   "of the listed keys (docs/STREAMS.md).")
 def analyze_cmd(paths: tuple[str, ...], store: str, sigma: str, chunk_size: int,
                 workers: int | None, scheduler: str | None, serial: bool, overwrite: bool,
-                as_json: bool, quiet: bool, profile: bool) -> int:
+                as_json: bool, quiet: bool, profile: bool, iena_keys: tuple | None) -> int:
     """Analyse one capture (files of a rotated set or a glob count as one capture) into STORE.
 
     Example: streamlens-dist analyze flight-042/*.pcapng -o flight-042.zarr
@@ -69,7 +83,7 @@ def analyze_cmd(paths: tuple[str, ...], store: str, sigma: str, chunk_size: int,
 
         summary = analyze(list(paths), store, sigma=sigma, chunk_size=chunk_size,
                           workers=workers, scheduler=scheduler, serial=serial,
-                          overwrite=overwrite, progress=progress)
+                          overwrite=overwrite, progress=progress, iena_keys=iena_keys)
     if as_json:
         click.echo(json.dumps(summary.to_dict(), indent=2, default=str))
     else:
@@ -103,6 +117,18 @@ def print_summary(s: Summary, console: Console) -> None:
             table.add_row(f["src"], f["dst"], f["kind"], str(f["frames"]), str(f["outliers"]),
                           _ms(f["iat_mean_ns"]))
         console.print(table)
+    for title, key in (("Worst streams by loss", "lost"), ("Worst streams by outliers", "outliers")):
+        worst = [r for r in s.top_streams(5, by=key) if r[key] > 0]
+        if worst:
+            table = Table(title=title)
+            for col in ("flow", "stream", "msgs", "lost", "gaps", "late", "outliers", "IAT ms"):
+                table.add_column(col, overflow="fold",
+                                 justify="left" if col in ("flow", "stream") else "right")
+            for r in worst:
+                table.add_row(f"{r['src']} > {r['dst']}", f"{r['protocol']} {r['stream']}",
+                              str(r["messages"]), str(r["lost"]), str(r["gap_count"]),
+                              str(r["out_of_order"]), str(r["outliers"]), _ms(r["iat_mean_ns"]))
+            console.print(table)
     problems = a["problems"]
     for p in problems[:MAX_PROBLEMS_SHOWN]:
         console.print(problem_line(p), markup=False, highlight=False)
@@ -126,7 +152,7 @@ def problem_line(p: dict) -> str:
 
 
 _WALL = ("split", "cluster_start", "dissect", "merge", "outliers", "tables", "write")
-_WORKER = ("read", "walk", "classify", "stats", "outlier_pass")
+_WORKER = ("read", "walk", "classify", "messages", "stats", "outlier_pass")
 
 
 def print_profile(s: Summary, console: Console) -> None:

@@ -35,9 +35,9 @@ def header_ok(buf: bytes, off: int) -> tuple[int, int, bool] | None:
     return dtype, off + hlen, csum_ok
 
 
-def _candidates(p: bytes) -> list[int]:
-    """Offsets where the first packet header would start, Format 2 first (its first byte is a
-    sequence byte whose low nibble can look like Format 1 or 3)."""
+def candidates(p: bytes) -> list[tuple[int, int]]:
+    """(transfer format, offset) where the first packet header would start, Format 2 first
+    (its first byte is a sequence byte whose low nibble can look like Format 1 or 3)."""
     cands = []
     if (p[3] & 0x0F) == 2 and p[4] == 0 and p[8:10] == b"\0\0":
         # Format 2, segment offset 0. The size field is the Chapter 10 packet's size in words:
@@ -46,14 +46,14 @@ def _candidates(p: bytes) -> list[int]:
         # 1424-byte segments). docs/DECISIONS.md explains this departure from PROTOCOLS §1.8.
         words = int.from_bytes(p[5:8], "big") * 4
         if words == len(p) - 12 or (p[3] >> 4 == 1 and words > len(p) - 12):
-            cands.append(12)
+            cands.append((2, 12))
     fmt, typ = p[0] & 0x0F, p[0] >> 4
     if fmt == 1 and typ == 0:
-        cands.append(4)
+        cands.append((1, 4))
     elif fmt == 1 and typ == 1 and p[8:12] == b"\0\0\0\0":
-        cands.append(12)
+        cands.append((1, 12))
     elif fmt == 3:
-        cands.append(8 + int.from_bytes(p[2:4], "little"))
+        cands.append((3, 8 + int.from_bytes(p[2:4], "little")))
     return cands
 
 
@@ -77,7 +77,7 @@ def detect(p: bytes, whole: bool = True) -> tuple[str, str | None] | None:
     """(frame type, malformed name or None); `whole`: the datagram was captured entirely."""
     if len(p) < 28:
         return None
-    for off in _candidates(p):
+    for _fmt, off in candidates(p):
         h = header_ok(p, off)
         if h is None:
             continue
@@ -102,4 +102,4 @@ def broken(p: bytes) -> bool:
     """A sync word where the transfer header puts the first packet header, but no valid
     header there (lengths impossible or beyond the datagram); the caller checks `detect`
     refused the payload."""
-    return len(p) >= 28 and any(p[off:off + 2] == SYNC for off in _candidates(p))
+    return len(p) >= 28 and any(p[off:off + 2] == SYNC for _fmt, off in candidates(p))

@@ -1,0 +1,168 @@
+"""Merged stream state -> the tables of docs/STREAMS.md: streams, stream_outliers,
+sequence_gaps, tmats, ptp_grandmasters (as columns). Sequence accounting is evaluated here,
+once, from the merged runs (seqstate.account)."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from . import seqstate
+from .dissect.names import TYPE_NAMES
+from .dissect.ptp import NAMES as PTP_NAMES
+from .dissect.streams import PROTOCOLS
+from .outliers import deviation, mean_std
+from .partial import FIRST_FRAME, N, Partial, Q, S, StreamKey
+
+STREAM_ID_COLUMNS = ("flow", "protocol", "id1", "id2", "id3", "id4", "stream")
+SEQ_COLUMNS = ("seq_bits", "seq_first", "seq_last", "expected", "received", "lost",
+               "duplicated", "out_of_order", "gap_count", "gap_missing", "seq_irregular",
+               "errors", "status_changes", "status_first", "status_last", "segments",
+               "unpaired_syncs", "iena_type", "iena_type_source", "tmats_name")
+TEXT_COLUMNS = frozenset(("protocol", "stream", "iena_type", "iena_type_source", "tmats_name",
+                          "text", "grandmaster"))
+_RANK = {p: i for i, p in enumerate(PROTOCOLS)}
+_TK1 = re.compile(r"R-(\d+)\\TK1-(\d+):([^;]*);")
+_DSI = re.compile(r"R-(\d+)\\DSI-(\d+):([^;]*);")
+
+
+def tmats_channel_names(text: str) -> dict[int, str]:
+    """Channel ID -> data source ID from `R-x\\TK1-n` and `R-x\\DSI-n` attributes."""
+    names = {(r, n): v.strip() for r, n, v in _DSI.findall(text)}
+    out = {}
+    for r, n, v in _TK1.findall(text):
+        try:
+            chan = int(v.strip())
+        except ValueError:
+            continue
+        if (r, n) in names:
+            out[chan] = names[(r, n)]
+    return out
+
+
+def stream_text(key: StreamKey, key_names: dict[int, tuple[str, str]]) -> str:
+    _flow, proto, a, b, c, d = key
+    if proto == "CH10":
+        return f"ch 0x{a:04x} type 0x{b:02x}"
+    if proto == "CH10-UDP":
+        return f"fmt 3 src 0x{b:x}" if a == 3 else f"fmt {a}"
+    if proto == "PTP":
+        name = PTP_NAMES.get(b, f"type {b}")
+        return f"domain {a} {name} {c & 0xFFFFFFFFFFFFFFFF:016x}-{d}"
+    if proto == "IENA":
+        name = key_names.get(a, ("", ""))[1]
+        return f"key 0x{a:04x}" + (f" {name}" if name else "")
+    return f"stream 0x{a:08x}"
+
+
+def _strings(values: list[str]) -> np.ndarray:
+    return np.array(values, dtype=np.dtypes.StringDType())
+
+
+def _columns(rows: list[dict], names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    out = {}
+    for c in names:
+        vals = [r[c] for r in rows]
+        if c in TEXT_COLUMNS:
+            out[c] = _strings(vals)
+        elif c in ("iat_mean_ns", "iat_std_ns", "deviation"):
+            out[c] = np.array(vals, dtype=np.float64)
+        elif c == "seq_irregular":
+            out[c] = np.array(vals, dtype=bool)
+        else:
+            out[c] = np.array(vals, dtype=np.int64)
+    return out
+
+
+def build_stream_tables(part: Partial, flow_row: dict, stat_columns, stream_out: list,
+                        iena_keys: tuple = ()) -> dict[str, dict[str, np.ndarray]]:
+    """`stat_columns(stats, outlier_counts)` makes the statistics columns (results.py);
+    `stream_out`: [(stream key, frame, ts, iat)] from the outlier pass."""
+    key_names = {k: (t, n) for k, t, n in iena_keys}
+    ch10_flows = {k[0] for k in part.streams if k[1] == "CH10"}
+    keys = [k for k in part.streams if k[1] != "CH10-UDP" or k[0] in ch10_flows]
+    keys.sort(key=lambda k: (flow_row[k[0]], part.streams[k][FIRST_FRAME], _RANK[k[1]], *k[2:]))
+    row_of = {k: i for i, k in enumerate(keys)}
+
+    outs = sorted(((row_of[k], f, t, x) for k, f, t, x in stream_out if k in row_of),
+                  key=lambda r: (r[1], r[0], r[3]))
+    counts = [0] * len(keys)
+    for r in outs:
+        counts[r[0]] += 1
+    stats = [part.streams[k] for k in keys]
+
+    latest_tmats = {fk: tmats_channel_names(rows[-1][3]) for fk, rows in part.tmats.items()}
+    rows, gaps = [], []
+    for i, k in enumerate(keys):
+        seq, cnt = part.seq.get(k), part.counters[k]
+        received = cnt[seqstate.NUMBERED]
+        acc = seqstate.account(seq, received)
+        gaps.extend((i, *g) for g in acc.gaps)
+        unpaired = 0
+        if k[1] == "PTP" and k[3] == 0:
+            sync = part.sync.get((k[0], k[2], k[4], k[5]))
+            if sync is not None:
+                unpaired = sync[seqstate.UNPAIRED] + sync[seqstate.PENDING]
+        iena = k[1] == "IENA"
+        rows.append({
+            "flow": flow_row[k[0]], "protocol": k[1], "id1": k[2], "id2": k[3], "id3": k[4],
+            "id4": k[5], "stream": stream_text(k, key_names),
+            "seq_bits": seq[seqstate.BITS] if seq else 24,
+            "seq_first": seq[seqstate.SEQ_FIRST] if seq else -1,
+            "seq_last": seq[seqstate.SEQ_LAST] if seq else -1,
+            "expected": acc.expected, "received": received,
+            "lost": acc.lost, "duplicated": acc.duplicated, "out_of_order": acc.out_of_order,
+            "gap_count": acc.gap_count, "gap_missing": acc.gap_missing,
+            "seq_irregular": acc.irregular, "errors": cnt[seqstate.ERRORS],
+            "status_changes": cnt[seqstate.CHANGES] if iena else 0,
+            "status_first": cnt[seqstate.STATUS_FIRST] if iena else -1,
+            "status_last": cnt[seqstate.STATUS_LAST] if iena else -1,
+            "segments": cnt[seqstate.SEGMENTS], "unpaired_syncs": unpaired,
+            "iena_type": ",".join(sorted(TYPE_NAMES[t].removeprefix("IENA-")
+                                         for t in cnt[seqstate.TYPES])) if iena else "",
+            "iena_type_source": ("map" if k[2] in key_names else "flags") if iena else "",
+            "tmats_name": latest_tmats.get(k[0], {}).get(k[2], "") if k[1] == "CH10" else "",
+        })
+    ident = _columns(rows, STREAM_ID_COLUMNS)
+    streams = {**ident, **{("messages" if c == "frames" else c): v
+                           for c, v in stat_columns(stats, counts).items()},
+               **_columns(rows, SEQ_COLUMNS)}
+
+    devs = []
+    for r, _f, _t, x in outs:
+        st = stats[r]
+        devs.append(deviation(x, *mean_std(st[N], st[S], st[Q])))
+    stream_outliers = {"stream_row": np.array([r[0] for r in outs], dtype=np.int64),
+                       "frame": np.array([r[1] for r in outs], dtype=np.int64),
+                       "ts_ns": np.array([r[2] for r in outs], dtype=np.int64),
+                       "iat_ns": np.array([r[3] for r in outs], dtype=np.int64),
+                       "deviation": np.array(devs, dtype=np.float64)}
+
+    gaps.sort(key=lambda g: (g[2], g[0]))  # stable: ties keep message order
+    gap_rows = [{"stream_row": g[0], "frame_before": g[1], "frame_after": g[2],
+                 "ts_before_ns": g[3], "ts_after_ns": g[4], "span_ns": g[4] - g[3],
+                 "seq_before": g[5], "seq_after": g[6], "missing": g[7]} for g in gaps]
+    sequence_gaps = _columns(gap_rows, ("stream_row", "frame_before", "frame_after",
+                                        "ts_before_ns", "ts_after_ns", "span_ns", "seq_before",
+                                        "seq_after", "missing"))
+
+    tm = []
+    for fk, trows in part.tmats.items():
+        tm.extend({"flow": flow_row[fk], "frame": f, "ts_ns": t, "channel_id": ch, "text": text,
+                   "change": n} for n, (f, t, ch, text) in enumerate(trows))
+    tm.sort(key=lambda r: r["frame"])
+    gm = []
+    for dom, grows in part.grandmasters.items():
+        gm.extend({"domain": dom, "grandmaster": f"{g & 0xFFFFFFFFFFFFFFFF:016x}",
+                   "flow": flow_row[fk], "frame": f, "ts_ns": t, "change": n}
+                  for n, (g, fk, f, t) in enumerate(grows))
+    gm.sort(key=lambda r: r["frame"])
+    return {
+        "streams": streams,
+        "stream_outliers": stream_outliers,
+        "sequence_gaps": sequence_gaps,
+        "tmats": _columns(tm, ("flow", "frame", "ts_ns", "channel_id", "text", "change")),
+        "ptp_grandmasters": _columns(gm, ("domain", "grandmaster", "flow", "frame", "ts_ns",
+                                          "change")),
+    }
