@@ -286,7 +286,7 @@ def chunk_outliers(spec: ChunkSpec, settings: Settings, partial: bytes,
                          for s in range(len(cls.keys) * NTYPES)]
             t_found += _rescan(frame, ts, flow * NTYPES + cls.ftype[decoded], type_keys, tcand)
         if scand:
-            sid, skeys = stream_ids(cf.msgs, cls.flow, cls.keys)
+            sid, skeys, _order = stream_ids(cf.msgs, cls.flow, cls.keys)
             row = cf.msgs.cols["row"]
             s_found += _rescan(cf.frame[row], cf.ts[row], sid, skeys, scand)
     return pack("outliers", {"index": spec.index,

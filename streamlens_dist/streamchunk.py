@@ -12,6 +12,7 @@ import numpy as np
 from . import seqstate
 from .dissect.streams import (
     CONTINUATION,
+    IENA,
     PROTOCOLS,
     PTP,
     PTP_ANNOUNCE,
@@ -22,12 +23,32 @@ from .dissect.streams import (
 from .partial import Partial, StreamKey, add_iat, keep_top, new_stats
 from .scopestats import TS_LIMIT, scope_stats
 
+try:  # the compiled interning; the numpy path below gives the same streams
+    from .dissect import _messages
+except ImportError:  # pragma: no cover - exercised by tests with the import blocked
+    _messages = None
 
-def stream_ids(cm: ChunkMessages, flow: np.ndarray, keys: list) -> tuple[np.ndarray, list]:
-    """Per message its chunk-local stream id, and the stream keys by id."""
+
+def stream_ids(cm: ChunkMessages, flow: np.ndarray, keys: list
+               ) -> tuple[np.ndarray, list, np.ndarray]:
+    """Per message its chunk-local stream id, the stream keys by id, and the messages in
+    stream order (a stable sort by id: message order within each stream)."""
     c = cm.cols
     if not len(cm):
-        return np.zeros(0, np.int64), []
+        return np.zeros(0, np.int64), [], np.zeros(0, np.int64)
+    if _messages is not None:
+        n = len(cm)
+        mflow = flow[c["row"]].astype(np.int64)
+        sid, order = np.empty(n, np.int64), np.empty(n, np.int64)
+        table = np.empty(1 << max(4, (2 * n - 1).bit_length()), np.int64)
+        k = _messages.intern(mflow, c["proto"], c["id1"], c["id2"], c["id3"], c["id4"], sid,
+                             order, table)
+        starts = np.r_[0, np.cumsum(np.bincount(sid, minlength=k))[:-1]]
+        first = order[starts]
+        cols = [mflow[first].tolist(), c["proto"][first].tolist(),
+                *(c[x][first].tolist() for x in ("id1", "id2", "id3", "id4"))]
+        skeys = [(keys[a], PROTOCOLS[b], *rest) for a, b, *rest in zip(*cols, strict=True)]
+        return sid, skeys, order
     # Two int64 words per message identify its stream (flow < 2^28, id1 < 2^32, id2 and
     # id4 < 2^16, id3 -- a 64-bit clock identity -- replaced by its index among the chunk's):
     # sorting word pairs is far cheaper than np.unique over rows of six.
@@ -44,7 +65,7 @@ def stream_ids(cm: ChunkMessages, flow: np.ndarray, keys: list) -> tuple[np.ndar
     f, p = flow[c["row"][first]].tolist(), c["proto"][first].tolist()
     ids = [c[k][first].tolist() for k in ("id1", "id2", "id3", "id4")]
     skeys = [(keys[a], PROTOCOLS[b], *rest) for a, b, *rest in zip(f, p, *ids, strict=True)]
-    return sid, skeys
+    return sid, skeys, order  # lexsort is stable
 
 
 def accumulate_streams(p: Partial, cm: ChunkMessages, frame: np.ndarray, ts: np.ndarray,
@@ -52,7 +73,7 @@ def accumulate_streams(p: Partial, cm: ChunkMessages, frame: np.ndarray, ts: np.
     if not len(cm):
         return
     c = cm.cols
-    sid, skeys = stream_ids(cm, flow, keys)
+    sid, skeys, order = stream_ids(cm, flow, keys)
     row = c["row"]
     mframe, mts = frame[row], ts[row]
     if int(np.abs(mts).max()) > TS_LIMIT:  # int64 IATs could overflow: exact Python ints
@@ -69,8 +90,8 @@ def accumulate_streams(p: Partial, cm: ChunkMessages, frame: np.ndarray, ts: np.
         for s, st, top in zip(ss.ids, ss.stats, ss.tops, strict=True):
             p.streams[skeys[s]] = st
             p.stream_tops[skeys[s]] = top
-    _sequences(p, sid, skeys, c, mframe, mts)
-    _counters(p, sid, skeys, c, ftype[row])
+    _sequences(p, sid, skeys, c, mframe, mts, order)
+    _counters(p, sid, skeys, c, ftype[row], order)
     _ptp(p, c, flow, keys, mframe, mts)
     for r, chan, text in cm.tmats:
         rows = p.tmats.setdefault(keys[flow[r]], [])
@@ -79,12 +100,12 @@ def accumulate_streams(p: Partial, cm: ChunkMessages, frame: np.ndarray, ts: np.
 
 
 def _sequences(p: Partial, sid: np.ndarray, skeys: list[StreamKey], c: dict,
-               mframe: np.ndarray, mts: np.ndarray) -> None:
+               mframe: np.ndarray, mts: np.ndarray, order: np.ndarray) -> None:
+    """`order`: the messages sorted stably by stream id."""
     # segment continuations repeat their packet's number: not part of sequence accounting
-    numbered = np.flatnonzero(c["segment"] != CONTINUATION)
-    if not len(numbered):
+    order = order[c["segment"][order] != CONTINUATION]
+    if not len(order):
         return
-    order = numbered[np.argsort(sid[numbered], kind="stable")]
     g, s, bits = sid[order], c["seq"][order], c["bits"][order]
     f, t = mframe[order], mts[order]
     n = len(g)
@@ -106,12 +127,11 @@ def _sequences(p: Partial, sid: np.ndarray, skeys: list[StreamKey], c: dict,
 
 
 def _counters(p: Partial, sid: np.ndarray, skeys: list[StreamKey], c: dict,
-              ftype: np.ndarray) -> None:
+              ftype: np.ndarray, order: np.ndarray) -> None:
     m = len(skeys)
     errors = np.bincount(sid, weights=c["error"], minlength=m).astype(np.int64).tolist()
     segments = np.bincount(sid, weights=c["segment"] > 0, minlength=m).astype(np.int64).tolist()
     numbered = np.bincount(sid, weights=c["segment"] != CONTINUATION, minlength=m)
-    order = np.argsort(sid, kind="stable")
     g, st = sid[order], c["state"][order]
     same = g[1:] == g[:-1]
     changes = np.bincount(g[1:][same & (st[1:] != st[:-1])], minlength=m).tolist()
@@ -119,33 +139,58 @@ def _counters(p: Partial, sid: np.ndarray, skeys: list[StreamKey], c: dict,
     last = np.r_[~same, True]
     sfirst = dict(zip(g[first].tolist(), st[first].tolist(), strict=True))
     slast = dict(zip(g[last].tolist(), st[last].tolist(), strict=True))
-    types: dict[int, set] = {}
-    for s, ft in set(zip(sid.tolist(), ftype.tolist(), strict=True)):
-        types.setdefault(s, set()).add(ft)
+    types: dict[int, list] = {}
+    iena = np.flatnonzero(c["proto"] == IENA)  # only IENA rows report their frame types
+    for combo in np.unique(sid[iena] * 65536 + ftype[iena]).tolist():
+        types.setdefault(combo >> 16, []).append(combo & 0xFFFF)
     for s, k in enumerate(skeys):
         p.counters[k] = [errors[s], segments[s], changes[s], sfirst[s], slast[s],
-                         sorted(types[s]), int(numbered[s])]
+                         types.get(s, []), int(numbered[s])]
 
 
 def _ptp(p: Partial, c: dict, flow: np.ndarray, keys: list, mframe: np.ndarray,
          mts: np.ndarray) -> None:
-    ptp = np.flatnonzero((c["proto"] == PTP) & np.isin(c["id2"], (PTP_SYNC, PTP_FOLLOW_UP,
-                                                                  PTP_ANNOUNCE)))
-    if not len(ptp):
+    """Grandmaster changes per domain and Sync/Follow_Up pairing per PTP source."""
+    is_ptp = c["proto"] == PTP
+    ann = np.flatnonzero(is_ptp & (c["id2"] == PTP_ANNOUNCE) & ((c["aux"] != -1)
+                                                                | (c["size"] >= 63)))
+    if len(ann):
+        ann = ann[np.argsort(c["id1"][ann], kind="stable")]
+        dom, gm = c["id1"][ann], c["aux"][ann]
+        keep = np.ones(len(ann), dtype=bool)
+        keep[1:] = (dom[1:] != dom[:-1]) | (gm[1:] != gm[:-1])
+        for i in ann[keep].tolist():
+            p.grandmasters.setdefault(int(c["id1"][i]), []).append(
+                [int(c["aux"][i]), keys[flow[c["row"][i]]], int(mframe[i]), int(mts[i])])
+    sel = np.flatnonzero(is_ptp & ((c["id2"] == PTP_SYNC) | (c["id2"] == PTP_FOLLOW_UP)))
+    if not len(sel):
         return
-    events: dict[tuple, list] = {}
-    for i in ptp.tolist():
-        mtype, dom = int(c["id2"][i]), int(c["id1"][i])
-        fk = keys[flow[c["row"][i]]]
-        if mtype == PTP_ANNOUNCE:
-            gm = int(c["aux"][i])
-            if gm == -1 and int(c["size"][i]) < 63:
-                continue
-            rows = p.grandmasters.setdefault(dom, [])
-            if not rows or rows[-1][0] != gm:
-                rows.append([gm, fk, int(mframe[i]), int(mts[i])])
-            continue
-        key = (fk, dom, int(c["id3"][i]), int(c["id4"][i]))
-        events.setdefault(key, []).append((mtype == PTP_SYNC, int(c["seq"][i]), int(c["aux"][i])))
-    for key, ev in events.items():
-        p.sync[key] = seqstate.sync_state(ev)
+    mflow = flow[c["row"][sel]].astype(np.int64)
+    sel = sel[np.lexsort((c["id4"][sel], c["id3"][sel], c["id1"][sel], mflow))]  # stable
+    mflow = flow[c["row"][sel]].astype(np.int64)
+    dom, clock, port = c["id1"][sel], c["id3"][sel], c["id4"][sel]
+    n = len(sel)
+    start = np.ones(n, dtype=bool)
+    start[1:] = (mflow[1:] != mflow[:-1]) | (dom[1:] != dom[:-1]) | (clock[1:] != clock[:-1]) \
+        | (port[1:] != port[:-1])
+    group = np.cumsum(start) - 1
+    gstart = np.flatnonzero(start)
+    is_sync = c["id2"][sel] == PTP_SYNC
+    seq, two_step = c["seq"][sel], c["aux"][sel] == 1
+    j = np.arange(n)
+    last_sync = np.maximum.accumulate(np.where(is_sync, j, -1))
+    last_sync[last_sync < gstart[group]] = -1  # a Sync of an earlier source
+    fu = ~is_sync
+    head = fu & (last_sync < 0)
+    follows = np.flatnonzero(fu & (last_sync >= 0))
+    matched = np.zeros(n, dtype=bool)
+    matched[last_sync[follows][seq[follows] == seq[last_sync[follows]]]] = True
+    waiting = is_sync & two_step & ~matched
+    gend = np.r_[gstart[1:], n]
+    for a, b in zip(gstart.tolist(), gend.tolist(), strict=True):
+        syncs = np.flatnonzero(is_sync[a:b]) + a
+        last = int(syncs[-1]) if len(syncs) else -1
+        unpaired = int(waiting[syncs[:-1]].sum()) if len(syncs) else 0
+        key = (keys[mflow[a]], int(dom[a]), int(clock[a]), int(port[a]))
+        p.sync[key] = [unpaired, sorted(set(seq[a:b][head[a:b]].tolist())), int(last >= 0),
+                       int(seq[last]) if last >= 0 else -1, int(waiting[last]) if last >= 0 else 0]

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from streamlens_dist import seqstate
 from streamlens_dist.partial import Partial
-from streamlens_dist.streamchunk import _sequences
+from streamlens_dist.streamchunk import _ptp, _sequences
 
 
 def brute(seqs: list[int], bits: int) -> dict:
@@ -49,7 +49,7 @@ def chunked(seqs: list[int], bits: int, cuts: list[int]) -> seqstate.Accounting:
                 "segment": np.zeros(n, np.int64)}
         # message i is frame i, at time 10*i
         frames = np.arange(a, b, dtype=np.int64)
-        _sequences(p, np.zeros(n, np.int64), ["k"], cols, frames, frames * 10)
+        _sequences(p, np.zeros(n, np.int64), ["k"], cols, frames, frames * 10, np.arange(n))
         states.append(p.seq["k"])
     while len(states) > 1:  # the engine's ordered pairwise tree
         states = [seqstate.merge_seq(states[i], states[i + 1]) if i + 1 < len(states)
@@ -123,3 +123,27 @@ def test_sync_pairing_over_any_chunking(events, cuts) -> None:
                   else states[i] for i in range(0, len(states), 2)]
     got = states[0][seqstate.UNPAIRED] + states[0][seqstate.PENDING]
     assert got == brute_unpaired(events)
+
+
+@settings(max_examples=200, deadline=None)
+@given(events=st.lists(st.tuples(st.integers(0, 2), st.booleans(), st.integers(0, 4),
+                                 st.sampled_from([0, 1])), max_size=50))
+def test_vectorised_pairing_equals_sequential_state(events) -> None:
+    """streamchunk._ptp (numpy, all sources at once) == seqstate.sync_state per source."""
+    n = len(events)
+    col = {"proto": np.full(n, 2, np.int64), "row": np.arange(n, dtype=np.int64),
+           "id1": np.zeros(n, np.int64), "id2": np.array([0 if e[1] else 8 for e in events],
+                                                         dtype=np.int64),
+           "id3": np.array([e[0] * 7 - 3 for e in events], dtype=np.int64),
+           "id4": np.ones(n, np.int64), "seq": np.array([e[2] for e in events], dtype=np.int64),
+           "aux": np.array([e[3] if e[1] else -1 for e in events], dtype=np.int64),
+           "size": np.full(n, 44, np.int64)}
+    p = Partial()
+    _ptp(p, col, np.zeros(n, np.int64), [("a", "b", "l2")], np.arange(n), np.arange(n))
+    for src in range(3):
+        mine = [(e[1], e[2], e[3]) for e in events if e[0] == src]
+        key = (("a", "b", "l2"), 0, src * 7 - 3, 1)
+        if mine:
+            assert p.sync[key] == seqstate.sync_state(mine)
+        else:
+            assert key not in p.sync

@@ -12,6 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+try:  # the compiled pass; the numpy path below gives the same messages
+    from . import _messages
+except ImportError:  # pragma: no cover - exercised by tests with the import blocked
+    _messages = None
 from . import ch10, ip, link, transport
 from .names import TYPE_ID, TYPE_NAMES
 
@@ -32,6 +36,15 @@ _PTP_TYPES = frozenset(i for i, n in enumerate(TYPE_NAMES) if n.startswith("PTP-
 _IENA_TYPES = frozenset(i for i, n in enumerate(TYPE_NAMES) if n.startswith("IENA-"))
 _INETX = TYPE_ID.get("INETX", -1)
 _UDP = TYPE_ID["UDP"]
+# frame type code -> which protocol's messages it may carry (_UDP_KIND: continuations)
+_NONE, _UDP_KIND = -1, 5
+_KIND = np.full(len(TYPE_NAMES), _NONE, dtype=np.int64)
+_KIND[list(_CH10_TYPES)] = CH10
+_KIND[list(_PTP_TYPES)] = PTP
+_KIND[list(_IENA_TYPES)] = IENA
+if _INETX >= 0:
+    _KIND[_INETX] = INETX
+_KIND[_UDP] = _UDP_KIND
 PTP_SYNC, PTP_FOLLOW_UP, PTP_ANNOUNCE = 0x0, 0x8, 0xB
 
 
@@ -175,23 +188,35 @@ def _from_rows(rows: list[tuple]) -> dict[str, np.ndarray]:
 
 
 class _Bytes:
+    """Field gathers from the chunk buffer; offsets always lie inside a frame's payload."""
+
     def __init__(self, buf: bytes | memoryview) -> None:
         self.b = np.frombuffer(buf, dtype=np.uint8)
+        self._views: dict[str, np.ndarray] = {}
+
+    def _view(self, dtype: str) -> np.ndarray:
+        # unaligned views with a one-byte stride: one gather per field, not one per byte
+        v = self._views.get(dtype)
+        if v is None:
+            width = np.dtype(dtype).itemsize
+            v = self._views[dtype] = np.ndarray((max(len(self.b) - width + 1, 0),), dtype=dtype,
+                                                buffer=self.b, strides=(1,))
+        return v
 
     def u8(self, i: np.ndarray) -> np.ndarray:
         return self.b[i].astype(np.int64)
 
     def le(self, i: np.ndarray, width: int) -> np.ndarray:
-        v = np.zeros(len(i), dtype=np.int64)
-        for k in reversed(range(width)):
-            v = (v << 8) | self.b[i + k]
-        return v
+        if width == 3:
+            return self.le(i, 2) | (self.u8(i + 2) << 16)
+        return self._view(f"<u{width}")[i].astype(np.int64)
 
     def be(self, i: np.ndarray, width: int) -> np.ndarray:
-        v = np.zeros(len(i), dtype=np.uint64)
-        for k in range(width):
-            v = (v << np.uint64(8)) | self.b[i + k].astype(np.uint64)
-        return v.view(np.int64) if width == 8 else v.astype(np.int64)
+        if width == 3:
+            return (self.u8(i) << 16) | self.be(i + 1, 2)
+        if width == 8:
+            return self._view(">u8")[i].astype(np.uint64).view(np.int64)
+        return self._view(f">u{width}")[i].astype(np.int64)
 
 
 def _vector(b: _Bytes, rows: np.ndarray, q: np.ndarray, plen: np.ndarray, proto: int
@@ -232,7 +257,7 @@ def _ch10_header(b: _Bytes, h: np.ndarray, room: np.ndarray) -> np.ndarray:
 
 
 def _ch10_vector(b: _Bytes, rows: np.ndarray, q: np.ndarray, n: np.ndarray
-                 ) -> tuple[dict[str, np.ndarray] | None, np.ndarray]:
+                 ) -> tuple[list[dict[str, np.ndarray]], np.ndarray]:
     """Messages of Chapter 10 datagrams holding exactly one packet that is not TMATS (the
     transfer header and that packet), and the mask of rows left to the per-frame walk."""
     b0, b3 = b.u8(q), b.u8(q + 3)
@@ -261,7 +286,7 @@ def _ch10_vector(b: _Bytes, rows: np.ndarray, q: np.ndarray, n: np.ndarray
     single = found & (dtype != TMATS_TYPE) & (~full | (n - off - plen < 24))
     i = np.flatnonzero(single)
     if not len(i):
-        return None, ~single
+        return [], ~single
     qi, hi, m = q[i], h[i], len(i)
     word = b.le(qi + 4, 4)
     bits = np.where(tfmt[i] == 3, 32 - 4 * (b0[i] >> 4), 24)
@@ -278,13 +303,13 @@ def _ch10_vector(b: _Bytes, rows: np.ndarray, q: np.ndarray, n: np.ndarray
               "id1": b.le(hi + 2, 2), "id2": dtype[i], "id3": z, "id4": z, "seq": b.u8(hi + 13),
               "bits": np.full(m, 8, np.int64), "size": plen[i], "state": m1,
               "error": ((flags & 0x30) != 0).astype(np.int64), "segment": z, "aux": m1}
-    both = {c: np.concatenate([transfer[c], packet[c]]) for c in MESSAGE_COLUMNS}
-    return both, ~single
+    return [transfer, packet], ~single
 
 
 def chunk_messages(buf: bytes | memoryview, offset: np.ndarray, caplen: np.ndarray,
                    linktype: np.ndarray, ftype: np.ndarray, in_flow: np.ndarray,
-                   app_off: np.ndarray | None, app_len: np.ndarray | None) -> ChunkMessages:
+                   app_off: np.ndarray | None, app_len: np.ndarray | None,
+                   force_numpy: bool = False) -> ChunkMessages:
     """Every message of a chunk's frames that belong to a flow (`in_flow`), in message order.
 
     `app_off`/`app_len`: the payload of each frame where the classifier located it (-1: not
@@ -294,26 +319,37 @@ def chunk_messages(buf: bytes | memoryview, offset: np.ndarray, caplen: np.ndarr
         app_off, app_len = np.full(n, -1, np.int64), np.zeros(n, np.int64)
     b = _Bytes(buf)
     parts, slow_rows = [], []
-    ft = ftype.astype(np.int64)
-    located = in_flow & (app_off >= 0)
-    for proto, codes, need in ((IENA, _IENA_TYPES, 16), (INETX, {_INETX}, 28), (PTP, _PTP_TYPES, 34)):
-        sel = in_flow & np.isin(ft, list(codes))
+    kind = np.where(in_flow, _KIND[ftype], _NONE)
+    located = app_off >= 0
+    if _messages is not None and not force_numpy:
+        slow_rows = np.flatnonzero((kind != _NONE) & ~located).tolist()
+        cand = np.flatnonzero((kind != _NONE) & located)
+        parts, walk, texts = _compiled(buf, cand, kind[cand], app_off[cand], app_len[cand])
+        slow_rows += walk.tolist()
+        tmats = []
+        for i in texts.tolist():  # the messages are written; only the texts are read here
+            found: list[tuple[int, str]] = []
+            _ch10_messages(bytes(buf[int(app_off[i]):int(app_off[i] + app_len[i])]), found)
+            tmats.extend((i, chan, text) for chan, text in found)
+        return _finish(buf, offset, caplen, linktype, ftype, app_off, app_len, parts, slow_rows,
+                       tmats)
+    for proto, need in ((IENA, 16), (INETX, 28), (PTP, 34)):
+        sel = kind == proto
         fast = np.flatnonzero(sel & located & (app_len >= need))
         if len(fast):
             parts.append(_vector(b, fast, app_off[fast], app_len[fast], proto))
         slow_rows.extend(np.flatnonzero(sel & ~(located & (app_len >= need))).tolist())
     # Chapter 10 datagrams: one packet with numpy, several walked per frame
-    ch = np.flatnonzero(in_flow & np.isin(ft, list(_CH10_TYPES)))
+    ch = np.flatnonzero(kind == CH10)
     walk = ch[app_off[ch] < 0]
     fast = ch[app_off[ch] >= 0]
     if len(fast):
         msgs, rest = _ch10_vector(b, fast, app_off[fast], app_len[fast])
-        if msgs is not None:
-            parts.append(msgs)
+        parts += msgs
         walk = np.concatenate([walk, fast[rest]])
     slow_rows.extend(walk.tolist())
     # UDP frames that may be segment continuations
-    udp = in_flow & (ft == _UDP)
+    udp = kind == _UDP_KIND
     cont = udp & located & (app_len >= 12)
     maybe = np.zeros(n, dtype=bool)
     idx = np.flatnonzero(cont)
@@ -321,8 +357,37 @@ def chunk_messages(buf: bytes | memoryview, offset: np.ndarray, caplen: np.ndarr
         q = app_off[idx]
         maybe[idx] = (b.u8(q) == 0x11) | (b.u8(q + 3) == 0x12)
     slow_rows.extend(np.flatnonzero(maybe | (udp & ~located)).tolist())
+    return _finish(buf, offset, caplen, linktype, ftype, app_off, app_len, parts, slow_rows)
+
+
+def _compiled(buf: bytes | memoryview, rows: np.ndarray, kind: np.ndarray, off: np.ndarray,
+              length: np.ndarray) -> tuple[list[dict[str, np.ndarray]], np.ndarray, np.ndarray]:
+    """`_messages.messages` over the located frames: message columns, the rows it left to
+    the per-frame path, and the rows whose TMATS texts are still to be read."""
+    parts, walk, texts = [], [], []
+    done, m = 0, len(rows)
+    while done < m:
+        cap = (m - done) + 2 * int(np.count_nonzero(kind[done:] == CH10)) + 8192
+        out = np.empty((len(MESSAGE_COLUMNS), cap), dtype=np.int64)
+        flags = np.zeros(m - done, dtype=np.uint8)
+        k, used = _messages.messages(buf, rows[done:], kind[done:], off[done:], length[done:],
+                                     out, flags)
+        parts.append({c: out[i, :k] for i, c in enumerate(MESSAGE_COLUMNS)})
+        walk.append(rows[done:done + used][flags[:used] == 1])
+        texts.append(rows[done:done + used][flags[:used] == 2])
+        done += used
+    none = np.zeros(0, np.int64)
+    return (parts, np.concatenate(walk) if walk else none,
+            np.concatenate(texts) if texts else none)
+
+
+def _finish(buf, offset, caplen, linktype, ftype, app_off, app_len,  # noqa: ANN001
+            parts: list[dict[str, np.ndarray]], slow_rows: list[int],
+            tmats: list[tuple[int, int, str]] | None = None) -> ChunkMessages:
+    """Add the messages of `slow_rows` (per frame) and put everything in message order."""
+    ft = ftype
     rows: list[tuple] = []
-    tmats: list[tuple[int, int, str]] = []
+    tmats = [] if tmats is None else tmats
     for i in sorted(slow_rows):
         if app_off[i] >= 0:
             payload = bytes(buf[int(app_off[i]):int(app_off[i] + app_len[i])])
@@ -335,7 +400,14 @@ def chunk_messages(buf: bytes | memoryview, offset: np.ndarray, caplen: np.ndarr
         for m in frame_messages(int(ft[i]), payload, found):
             rows.append((i, *m))
         tmats.extend((i, chan, text) for chan, text in found)
-    parts.append(_from_rows(rows))
-    cols = {c: np.concatenate([p[c] for p in parts]) for c in MESSAGE_COLUMNS}
-    order = np.lexsort((cols["pos"], cols["row"]))
-    return ChunkMessages({c: v[order] for c, v in cols.items()}, tmats)
+    parts = [p for p in parts if len(p["row"])] + ([_from_rows(rows)] if rows else [])
+    if not parts:
+        return ChunkMessages(_empty(), tmats)
+    cols = {c: np.concatenate([p[c] for p in parts]) for c in MESSAGE_COLUMNS} \
+        if len(parts) > 1 else parts[0]
+    # message order: by frame, then position (< 2^13) in the frame
+    key = (cols["row"] << 13) | cols["pos"]
+    if len(key) > 1 and not (key[1:] > key[:-1]).all():
+        order = np.argsort(key, kind="stable")
+        cols = {c: v[order] for c, v in cols.items()}
+    return ChunkMessages(cols, sorted(tmats, key=lambda t: t[0]))
