@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 # A stream's sequence state: [bits, first seq, last seq, breaks, runs or None], where breaks
 # counts consecutive message pairs whose difference is not +1 (mod 2^bits) and a run is
-# [start seq, messages, first frame, first ts, last frame, last ts].
+# [start seq, messages, first frame, first ts, last frame, last ts, id2 of its first message]
+# (a Chapter 10 channel's counter is shared by its data types: id2 says whose message it is).
 BITS, SEQ_FIRST, SEQ_LAST, BREAKS, RUNS = range(5)
 IRREGULAR_PAIRS = 100_000  # beyond this many breaks a stream's gaps are not listed
 
@@ -83,8 +84,9 @@ class Accounting:
     gap_count: int = -1
     gap_missing: int = -1
     irregular: bool = False
-    # (frame before, frame after, ts before, ts after, seq before, seq after, missing)
-    gaps: list[tuple[int, int, int, int, int, int, int]] = field(default_factory=list)
+    # (frame before, frame after, ts before, ts after, seq before, seq after, missing,
+    #  id2 of the message after)
+    gaps: list[tuple[int, int, int, int, int, int, int, int]] = field(default_factory=list)
 
 
 def account(seq: list | None, messages: int) -> Accounting:
@@ -100,7 +102,7 @@ def account(seq: list | None, messages: int) -> Accounting:
     acc = Accounting(duplicated=0, out_of_order=0, gap_count=0, gap_missing=0)
     hi = lo = None  # highest / lowest extended numbers so far
     hi_frame = hi_ts = 0
-    for start, count, f0, t0, f1, t1 in runs:
+    for start, count, f0, t0, f1, t1, id2 in runs:
         if hi is None:
             hi = lo = start
             hi_frame, hi_ts = f0, t0
@@ -112,7 +114,7 @@ def account(seq: list | None, messages: int) -> Accounting:
         last = e0 + count - 1
         if e0 > hi and skip == 0:
             if e0 > hi + 1:
-                acc.gaps.append((hi_frame, f0, hi_ts, t0, hi % m, start, e0 - hi - 1))
+                acc.gaps.append((hi_frame, f0, hi_ts, t0, hi % m, start, e0 - hi - 1, id2))
                 acc.gap_count += 1
                 acc.gap_missing += e0 - hi - 1
         elif skip == 0:

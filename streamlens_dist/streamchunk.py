@@ -99,15 +99,30 @@ def accumulate_streams(p: Partial, cm: ChunkMessages, frame: np.ndarray, ts: np.
             rows.append([int(frame[r]), int(ts[r]), chan, text])
 
 
+def counter_key(key: StreamKey) -> StreamKey:
+    """The sequence counter a stream's messages use: a Chapter 10 packet sequence number is
+    per channel ID, shared by all data types on it (docs/STREAMS.md §2); other protocols'
+    counters are per stream."""
+    if key[1] == "CH10":
+        return (key[0], "CH10", key[2], -1, 0, 0)
+    return key
+
+
 def _sequences(p: Partial, sid: np.ndarray, skeys: list[StreamKey], c: dict,
                mframe: np.ndarray, mts: np.ndarray, order: np.ndarray) -> None:
-    """`order`: the messages sorted stably by stream id."""
+    """Sequence runs per counter. `order`: the messages sorted stably by stream id."""
+    ckeys: dict[StreamKey, int] = {}
+    counter = np.array([ckeys.setdefault(counter_key(k), len(ckeys)) for k in skeys],
+                       dtype=np.int64)
     # segment continuations repeat their packet's number: not part of sequence accounting
     order = order[c["segment"][order] != CONTINUATION]
     if not len(order):
         return
-    g, s, bits = sid[order], c["seq"][order], c["bits"][order]
-    f, t = mframe[order], mts[order]
+    if len(ckeys) < len(skeys):  # a Chapter 10 channel with several data types in this chunk
+        idx = np.sort(order)  # message order, then stably by counter
+        order = idx[np.argsort(counter[sid[idx]], kind="stable")]
+    g, s, bits = counter[sid[order]], c["seq"][order], c["bits"][order]
+    f, t, id2 = mframe[order], mts[order], c["id2"][order]
     n = len(g)
     new = np.ones(n, dtype=bool)
     new[1:] = (g[1:] != g[:-1]) | (((s[1:] - s[:-1]) & ((1 << bits[1:]) - 1)) != 1)
@@ -117,10 +132,11 @@ def _sequences(p: Partial, sid: np.ndarray, skeys: list[StreamKey], c: dict,
     first_of = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
     last_of = np.r_[first_of[1:], len(starts)]
     cols = [x.tolist() for x in (s[starts], ends - starts + 1, f[starts], t[starts], f[ends],
-                                 t[ends])]
+                                 t[ends], id2[starts])]
     runs_all = list(zip(*cols, strict=True))
+    names = list(ckeys)
     for a, b in zip(first_of.tolist(), last_of.tolist(), strict=True):
-        k = skeys[int(groups[a])]
+        k = names[int(groups[a])]
         runs = [list(r) for r in runs_all[a:b]] if b - a - 1 <= seqstate.IRREGULAR_PAIRS else None
         i0, i1 = starts[a], ends[b - 1]
         p.seq[k] = [int(bits[i0]), int(s[i0]), int(s[i1]), b - a - 1, runs]

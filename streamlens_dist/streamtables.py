@@ -14,6 +14,7 @@ from .dissect.ptp import NAMES as PTP_NAMES
 from .dissect.streams import PROTOCOLS
 from .outliers import deviation, mean_std
 from .partial import FIRST_FRAME, N, Partial, Q, S, StreamKey
+from .streamchunk import counter_key
 
 STREAM_ID_COLUMNS = ("flow", "protocol", "id1", "id2", "id3", "id4", "stream")
 SEQ_COLUMNS = ("seq_bits", "seq_first", "seq_last", "expected", "received", "lost",
@@ -93,12 +94,22 @@ def build_stream_tables(part: Partial, flow_row: dict, stat_columns, stream_out:
     stats = [part.streams[k] for k in keys]
 
     latest_tmats = {fk: tmats_channel_names(rows[-1][3]) for fk, rows in part.tmats.items()}
+    # Sequence accounting per counter (a Chapter 10 channel: all its data types); gap rows
+    # point at the stream row of the message after the gap.
+    numbered: dict[StreamKey, int] = {}
+    for k in keys:
+        ck = counter_key(k)
+        numbered[ck] = numbered.get(ck, 0) + part.counters[k][seqstate.NUMBERED]
+    accounts: dict[StreamKey, seqstate.Accounting] = {}
     rows, gaps = [], []
-    for i, k in enumerate(keys):
-        seq, cnt = part.seq.get(k), part.counters[k]
-        received = cnt[seqstate.NUMBERED]
-        acc = seqstate.account(seq, received)
-        gaps.extend((i, *g) for g in acc.gaps)
+    for k in keys:
+        ck = counter_key(k)
+        seq, cnt = part.seq.get(ck), part.counters[k]
+        received = numbered[ck]
+        acc = accounts.get(ck)
+        if acc is None:
+            acc = accounts[ck] = seqstate.account(seq, received)
+            gaps.extend((row_of[(*k[:3], g[7], *k[4:])], *g[:7]) for g in acc.gaps)
         unpaired = 0
         if k[1] == "PTP" and k[3] == 0:
             sync = part.sync.get((k[0], k[2], k[4], k[5]))

@@ -62,7 +62,8 @@ def _stream_fields(p: Partial, flow_index: dict) -> dict:
     stream_index = {k: i for i, k in enumerate(p.streams)}
     return {
         "streams": [[flow_index[k[0]], *k[1:], *_stats(st)] for k, st in p.streams.items()],
-        "seq": [[stream_index[k], *v] for k, v in p.seq.items()],
+        # sequence counters: stream keys, or a Chapter 10 channel's (streamchunk.counter_key)
+        "seq": [[flow_index[k[0]], *k[1:], *v] for k, v in p.seq.items()],
         "counters": [[stream_index[k], *v] for k, v in p.counters.items()],
         "stop": [[stream_index[k], [list(t) for t in h], d, c]
                  for k, (h, d, c) in p.stream_tops.items()],
@@ -77,7 +78,7 @@ def _stream_parts(m: dict, flow_keys: list) -> dict:
     keys = [(flow_keys[r[0]], *r[1:6]) for r in m["streams"]]
     return {
         "streams": {k: list(r[6:17]) for k, r in zip(keys, m["streams"], strict=True)},
-        "seq": {keys[r[0]]: list(r[1:]) for r in m["seq"]},
+        "seq": {(flow_keys[r[0]], *r[1:6]): list(r[6:]) for r in m["seq"]},
         "counters": {keys[r[0]]: list(r[1:]) for r in m["counters"]},
         "stream_tops": {keys[i]: [[tuple(t) for t in h], d, c] for i, h, d, c in m["stop"]},
         "sync": {(flow_keys[r[0]], *r[1:4]): list(r[4:]) for r in m["sync"]},

@@ -39,6 +39,9 @@ def brute(seqs: list[int], bits: int) -> dict:
     return out
 
 
+KEY = (("a", "b", "ip4"), "IENA", 1, 0, 0, 0)
+
+
 def chunked(seqs: list[int], bits: int, cuts: list[int]) -> seqstate.Accounting:
     bounds = [0, *sorted(set(c for c in cuts if 0 < c < len(seqs))), len(seqs)]
     states = []
@@ -46,11 +49,11 @@ def chunked(seqs: list[int], bits: int, cuts: list[int]) -> seqstate.Accounting:
         p = Partial()
         n = b - a
         cols = {"seq": np.array(seqs[a:b], np.int64), "bits": np.full(n, bits, np.int64),
-                "segment": np.zeros(n, np.int64)}
+                "segment": np.zeros(n, np.int64), "id2": np.zeros(n, np.int64)}
         # message i is frame i, at time 10*i
         frames = np.arange(a, b, dtype=np.int64)
-        _sequences(p, np.zeros(n, np.int64), ["k"], cols, frames, frames * 10, np.arange(n))
-        states.append(p.seq["k"])
+        _sequences(p, np.zeros(n, np.int64), [KEY], cols, frames, frames * 10, np.arange(n))
+        states.append(p.seq[KEY])
     while len(states) > 1:  # the engine's ordered pairwise tree
         states = [seqstate.merge_seq(states[i], states[i + 1]) if i + 1 < len(states)
                   else states[i] for i in range(0, len(states), 2)]

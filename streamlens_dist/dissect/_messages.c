@@ -180,7 +180,7 @@ static PyObject *messages(PyObject *self, PyObject *args) {
                 row_out(o, cap, rows[i], 0, CH10_UDP);
                 F(o, ID1) = 1; F(o, SEQ) = le(p + 1, 3);
             } else if (p[3] == 0x12 && ((int64_t)p[4] << 16 | be(p + 8, 2)) > 0 &&
-                       be(p + 5, 3) * 4 > ((int64_t)p[4] << 16 | be(p + 8, 2))) {
+                       be(p + 5, 3) > ((int64_t)p[4] << 16 | be(p + 8, 2))) {  /* words */
                 row_out(o, cap, rows[i], 0, CH10_UDP);
                 F(o, ID1) = 2; F(o, SEQ) = be(p, 3);
             } else {

@@ -89,7 +89,7 @@ def _continuation(p: bytes) -> tuple[int, int, int] | None:
         return 1, int.from_bytes(p[1:4], "little"), 24
     if p[3] == 0x12:
         offset = (p[4] << 16) | int.from_bytes(p[8:10], "big")
-        if offset > 0 and int.from_bytes(p[5:8], "big") * 4 > offset:
+        if offset > 0 and int.from_bytes(p[5:8], "big") > offset:  # both in 32-bit words
             return 2, int.from_bytes(p[0:3], "big"), 24
     return None
 
