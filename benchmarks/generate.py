@@ -52,8 +52,8 @@ BASE_FLOWS = 66
 MS = 1_000_000
 TAI_OFFSET_NS = 37 * 10**9
 # (protocol, frame type the engine reports) cycled over the fleet; periods cycled separately
-FLEET_KINDS = (("iena-d", "IENA-D"), ("inetx", "UDP"), ("ch10-pcm", "CH10-Data"),
-               ("iena-n", "IENA-N"), ("inetx-vlan", "UDP"), ("ch10-1553", "CH10-Data"))
+FLEET_KINDS = (("iena-d", "IENA-D"), ("inetx", "INETX"), ("ch10-pcm", "CH10-Data"),
+               ("iena-n", "IENA-N"), ("inetx-vlan", "INETX"), ("ch10-1553", "CH10-Data"))
 FLEET_PERIODS_MS = (20, 50, 100, 200, 10)
 
 

@@ -4,7 +4,8 @@
 Three ways are compared on every input: `classify_columns` with the kernel, with the kernel
 taken away (numpy `_fast`), and with `force_slow=True` (per-frame `classify` only). Besides
 equal records, the kernel must hand exactly the same frames to the slow path as `_fast`, intern
-the same flow keys in the same order and write the same codes for every handled frame.
+the same flow keys in the same order and write the same codes and application payload offsets
+(`app_off`, `app_len`, checked against dpkt too) for every handled frame.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pytest
 from conftest import CAPTURES
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_columnar import assert_app_payloads
 
 from streamlens_dist.capture.columns import RecordColumns, record_columns
 from streamlens_dist.capture.split import plan_capture
@@ -38,6 +40,7 @@ from streamlens_dist.synth import (
     icmp_echo,
     iena,
     igmp,
+    inetx,
     ip_frame,
     ipv4,
     ipv4_fragments,
@@ -87,6 +90,12 @@ def three_ways(buf: bytes, cols: RecordColumns) -> tuple[np.ndarray, columnar.Fr
         a, b = getattr(k_out, name)[both], getattr(n_out, name)[both]
         bad = np.flatnonzero(a != b)
         assert not len(bad), f"{name} differs at handled frame {np.flatnonzero(both)[bad[0]]}"
+    for name in ("app_off", "app_len"):
+        a, b = getattr(k_out, name), getattr(n_out, name)
+        bad = np.flatnonzero(both & (a != b))
+        assert not len(bad), f"{name} differs at handled frame {bad[0]}: {a[bad[0]]} {b[bad[0]]}"
+    for out, done in ((k_out, k_done), (n_out, n_done)):  # nothing located on unhandled frames
+        assert np.all(out.app_off[~done] == -1) and np.all(out.app_len[~done] == 0)
 
     kern = columnar.classify_columns(buf, cols)
     with numpy_only():
@@ -99,6 +108,11 @@ def three_ways(buf: bytes, cols: RecordColumns) -> tuple[np.ndarray, columnar.Fr
     bad = [i for i in range(n) if not got[i] == mid[i] == want[i]]
     assert not bad, f"frame index {bad[0]}: kernel {got[bad[0]]}, numpy {mid[bad[0]]}, " \
                     f"per-frame {want[bad[0]]}"
+    # payload offsets: where each path kept the frame, dpkt's; elsewhere -1/0. The kernel keeps
+    # frames numpy's wider suspect scan sends on, so there numpy has -1 and the kernel offsets.
+    assert_app_payloads(buf, cols, kern, k_done)
+    assert_app_payloads(buf, cols, fast, n_done & ~suspects)
+    assert_app_payloads(buf, cols, slow, np.zeros(n, dtype=bool))
     return k_done, kern
 
 
@@ -244,6 +258,12 @@ F3 = _ch10(3)
 _INNER = ch10_packet(0x09, 3, 1, b"\0\0\0\0" + b"\x80" * 480 + ch10_packet(0x01, 0, 0, bytes(4)))
 F2_AND_F3 = bytes([3, 0, 0, 2, 0]) + (len(_INNER) // 4).to_bytes(3, "big") + bytes(4) + _INNER
 PKT = ch10_packet(0x09, 3, 1, b"\0\0\0\0" + bytes(range(128, 228)))
+# as inetx_stream_ca_8hz.pcap sends it: stream 0xCA, 44 data bytes, nanoseconds just below 10^9
+INETX = inetx(0xCA, 1011, bytes(range(44)), ptp_ns=755 * 10**9 + 999_999_500)
+
+
+def _be32(v: int) -> bytes:
+    return v.to_bytes(4, "big")
 
 # (name, frame, expected frame type or None, expected path: "fast", "slow" or None)
 CASES: list[tuple[str, bytes, str | None, str | None]] = [
@@ -458,6 +478,52 @@ CASES: list[tuple[str, bytes, str | None, str | None]] = [
      "UDP", "fast"),
     ("iena trailer before ethernet padding", _u4(_iena_raw(0x80, b""), dst=M4), "IENA-P", "fast"),
     ("iena on ptp port", _u4(iena(4, "M", 1, 3), 320, 5000), "IENA-M", "fast"),
+    # iNET-X (ladder rule after IENA, docs/DECISIONS.md)
+    ("inetx", _u4(INETX, 1023, 1023), "INETX", "fast"),
+    ("inetx header only", _u4(inetx(1, 2, b"")), "INETX", "fast"),
+    ("inetx 27 bytes", _u4(inetx(1, 2, b"")[:27]), "UDP", "fast"),
+    ("inetx 27 bytes, length 27", _u4(_with(inetx(1, 2, b"")[:27], 12, _be32(27))), "UDP",
+     "fast"),
+    ("inetx ns 999999999", _u4(_with(INETX, 20, _be32(10**9 - 1))), "INETX", "fast"),
+    ("inetx ns 10^9", _u4(_with(INETX, 20, _be32(10**9))), "UDP", "fast"),
+    ("inetx ns 2^32 - 1", _u4(_with(INETX, 20, _be32(2**32 - 1))), "UDP", "fast"),
+    ("inetx control word 0x11000001", _u4(_with(INETX, 0, _be32(0x11000001))), "UDP", "fast"),
+    ("inetx control word 0x10000000", _u4(_with(INETX, 0, _be32(0x10000000))), "UDP", "fast"),
+    ("inetx control word little-endian", _u4(_with(INETX, 0, _be32(0x11))), "UDP", "fast"),
+    ("inetx length + 1", _u4(_with(INETX, 12, _be32(len(INETX) + 1))), "UDP", "fast"),
+    ("inetx length - 1", _u4(_with(INETX, 12, _be32(len(INETX) - 1))), "UDP", "fast"),
+    ("inetx length with udp header", _u4(_with(INETX, 12, _be32(len(INETX) + 8))), "UDP",
+     "fast"),
+    ("inetx length 2^16 off", _u4(_with(INETX, 12, _be32(len(INETX) + 65536))), "UDP", "fast"),
+    ("inetx ulen trims", _raw4(_with(udp(6000, 6000, INETX + b"zz"), 4,
+                                     (8 + len(INETX)).to_bytes(2, "big"))), "INETX", "fast"),
+    ("inetx ulen cuts the header", _raw4(_with(udp(6000, 6000, INETX), 4, b"\0\x23")), "UDP",
+     "fast"),
+    ("inetx cut by the snap length", _u4(INETX)[:-5], "UDP", "fast"),
+    ("inetx ip total cuts it", ether(MAC2, MAC1, 0x0800, _with(ipv4(A4, B4, 17, udp(
+        6000, 6000, INETX)), 2, (20 + 8 + 40).to_bytes(2, "big"))), "UDP", "fast"),
+    ("inetx on ptp port", _u4(INETX, 319, 319), "INETX", "fast"),
+    ("inetx on ptp port, bad length", _u4(_with(INETX, 12, _be32(3)), 40000, 320), "UDP",
+     "slow"),
+    ("inetx on dns port", _u4(INETX, 53, 6000), "INETX", "fast"),
+    ("inetx on iena port", _u4(INETX, 50000, 50000), "INETX", "fast"),
+    ("inetx on ch10 port", _u4(INETX, 8010, 8010), "INETX", "fast"),
+    ("inetx ending in 0xdead", _u4(inetx(1, 2, b"ab\xde\xad")), "INETX", "fast"),
+    ("inetx ending in 0xdead, ns 10^9", _u4(_with(inetx(1, 2, b"ab\xde\xad"), 20,
+                                                   _be32(10**9))), "UDP", "slow"),
+    ("inetx pif error bits", _u4(inetx(1, 2, bytes(8), pif=0xFFFFFFFF)), "INETX", "fast"),
+    ("inetx multicast", _u4(INETX, dst=M4), "INETX", "fast"),
+    ("inetx ipv6 vlan", ip_frame(A6, M6, 17, udp(6000, 6000, INETX), vlans=[(0x8100, 7)]),
+     "INETX", "fast"),
+    ("inetx qinq", _u4(INETX, vlans=[(0x88A8, 5), (0x8100, 6)]), "INETX", "fast"),
+    ("inetx three tags", _u4(INETX, vlans=[(0x8100, 1), (0x8100, 2), (0x8100, 3)]), "INETX",
+     "slow"),
+    ("inetx on tcp", _raw4(tcp(6000, 6000) + INETX, proto=6), "TCP", "fast"),
+    ("inetx first fragment", ether(MAC2, MAC1, 0x0800, ipv4_fragments(
+        A4, M4, udp(6000, 6000, inetx(1, 2, bytes(3000))))[0]), "UDP", "fast"),
+    ("inetx small first fragment", ether(MAC2, MAC1, 0x0800, ipv4(
+        A4, B4, 17, udp(6000, 6000, inetx(1, 2, bytes(8))), frag_offset=0, more_fragments=True)),
+     "INETX", "fast"),
 ]
 
 
@@ -509,16 +575,42 @@ def test_old_build_falls_back_to_numpy() -> None:
 
     class Drifted(Old):
         CLASSIFY_NAMES = ("type:No-Such-Type",)
+        LADDER_VERSION = 3
 
         @staticmethod
         def classify_frames(*_args):  # pragma: no cover - must not be called
             raise AssertionError("called")
 
-    for mod in (Old, Drifted):
+    class Version2(Drifted):  # before iNET-X and the payload offsets
+        CLASSIFY_NAMES = tuple(n for n in columnar._kernels.CLASSIFY_NAMES if "INETX" not in n)
+        LADDER_VERSION = 2
+
+    for mod in (Old, Drifted, Version2):
         assert columnar._kernel_tables(mod) is None
-    buf, cols = columns_of([_u4(F1), _u4(ch10_tmats_udp(tmats_text()))])
+    buf, cols = columns_of([_u4(F1), _u4(ch10_tmats_udp(tmats_text())), _u4(INETX)])
     want = records(columnar.classify_columns(buf, cols))
-    for mod in (Old, Drifted):
+    for mod in (Old, Drifted, Version2):
         with mock.patch.object(columnar, "_kernels", mod):
             assert records(columnar.classify_columns(buf, cols)) == want
     assert columnar._kernel_tables(columnar._kernels) is not None
+
+
+def test_inetx_hints_and_payload() -> None:
+    """An iNET-X frame carries the INETX hint beside its port hint (or UDP); its payload
+    offsets span the datagram's payload, without bytes past the UDP length."""
+    from streamlens_dist.dissect.names import HINT_BIT, hint_names
+
+    assert columnar._kernels.LADDER_VERSION >= 3
+    frames = [_u4(INETX, 1023, 1023), _u4(INETX, 53, 6000, dst=M4),
+              _raw4(_with(udp(6000, 6000, INETX + b"zz"), 4, (8 + len(INETX)).to_bytes(2, "big"))),
+              ether(MAC2, MAC1, 0x88F7, PTP_SYNC, [(0x8100, 3)], pad=False)]
+    buf, cols = columns_of(frames)
+    done, cls = three_ways(buf, cols)
+    assert done.all()
+    assert [hint_names(int(h)) for h in cls.hints] == [
+        {"UDP", "INETX"}, {"DNS", "INETX", "Multicast"}, {"UDP", "INETX"}, {"PTP"}]
+    assert HINT_BIT["INETX"] == 1 << 22
+    b = np.frombuffer(buf, np.uint8)
+    for i, want in enumerate((INETX, INETX, INETX, PTP_SYNC)):
+        off, n = int(cls.app_off[i]), int(cls.app_len[i])
+        assert b[off:off + n].tobytes() == want

@@ -19,7 +19,7 @@ LINKTYPES = [0, 1, 12, 14, 101, 108, 113, 228, 229, 276, 147]
 def _real_frames() -> list[tuple[int, bytes]]:
     frames = []
     for name in ("mixed_many_protocols_vlan_ipv6.pcap", "ch10udp_f1_arinc429_random_hdrs.pcap",
-                 "iena_m_two_packets.pcap", "ptpv2_l2_gptp_pdelay.pcap",
+                 "iena_m_two_packets.pcap", "inetx_stream_ca_8hz.pcap", "ptpv2_l2_gptp_pdelay.pcap",
                  "nsec_littleendian_sll_tcp_handshake.pcap", "ipv6_http_rawip_linktype.pcap",
                  "pcapng_11_interfaces_mixed_linktypes.pcapng"):
         for spec in plan_capture([CAPTURES / name], 1 << 30).chunks:
@@ -62,7 +62,8 @@ def test_damaged_real_frames_never_raise(frame: tuple[int, bytes], data: st.Data
 
 
 @pytest.mark.parametrize("name", ["ch10udp_f1_arinc429_random_hdrs.pcap",
-                                  "pcapng_comments_ether_and_sll.pcapng"])
+                                  "pcapng_comments_ether_and_sll.pcapng",
+                                  "inetx_mpegts_video.pcap"])
 def test_per_frame_classification_equals_reference(name: str) -> None:
     ours = []
     for spec in plan_capture([CAPTURES / name], 4096).chunks:

@@ -58,7 +58,7 @@ done:
  * classify_frames(data, offset, caplen, linktype, untimed,
  *                 codes, tpids, ip6_ext, ptp_ports, ptp_types,
  *                 udp_hint, udp_type, tcp_hint, tcp_type,
- *                 handled, kind, src, dst, ftype, hints, malformed)
+ *                 handled, kind, src, dst, ftype, hints, malformed, key4, app_off, app_len)
  *
  * Inputs, one row per frame: offset, caplen (int64), linktype (int32), untimed (uint8).
  * Constant tables built by columnar.py from names.py / ports.py / link.py, so that every code
@@ -68,13 +68,17 @@ done:
  * nothing).
  * Outputs, one row per frame: handled (uint8), kind (int8: -1 no flow key, 0 ip4, 1 ip6,
  * 2 l2), src and dst (int64 offsets of the addresses in data: 4, 16 or 6 bytes by kind),
- * ftype (int16), hints (int32), malformed (int8, -1 none).
+ * ftype (int16), hints (int32), malformed (int8, -1 none), key4 (uint64: an IPv4 frame's
+ * address pair, big-endian, else 0), app_off and app_len (int64: where the application payload
+ * of a handled frame lies in data, the UDP payload or the body of an 0x88F7 frame; -1 and 0 for
+ * other frames, see columnar.FrameClasses).
  *
  * A frame is handled exactly when columnar._fast handles it, and then every output equals
  * what the numpy path writes. kind is set for every frame whose flow key the numpy path
  * interns, handled or not (a Chapter 10 body that might be TMATS text is left to the
  * per-frame regex but its IP addresses are known), so both paths intern the same keys in the
- * same order. ftype/hints/malformed of a frame that is not handled are 0/0/-1. Every read is
+ * same order. ftype/hints/malformed/app_off/app_len of a frame that is not handled are
+ * 0/0/-1/-1/0. Every read is
  * bounded by the frame's captured bytes.
  * ------------------------------------------------------------------------------------------ */
 
@@ -83,11 +87,12 @@ done:
     X(T_CH10, "type:CH10-Data") X(T_TMATS, "type:TMATS") \
     X(T_IENA_P, "type:IENA-P") X(T_IENA_D, "type:IENA-D") X(T_IENA_N, "type:IENA-N") \
     X(T_IENA_M, "type:IENA-M") X(T_IENA_Q, "type:IENA-Q") X(T_IENA_UNKNOWN, "type:IENA-Unknown") \
+    X(T_INETX, "type:INETX") \
     X(T_UDP, "type:UDP") X(T_TCP, "type:TCP") X(T_ICMP, "type:ICMP") X(T_IGMP, "type:IGMP") \
     X(T_FRAGMENT, "type:IP-Fragment") X(T_ARP, "type:ARP") X(T_OTHER, "type:OTHER") \
     X(H_CH10, "hint:CH10") X(H_TMATS, "hint:TMATS") X(H_PTP, "hint:PTP") X(H_IENA, "hint:IENA") \
     X(H_UDP, "hint:UDP") X(H_TCP, "hint:TCP") X(H_ICMP, "hint:ICMP") X(H_IGMP, "hint:IGMP") \
-    X(H_MULTICAST, "hint:Multicast") \
+    X(H_MULTICAST, "hint:Multicast") X(H_INETX, "hint:INETX") \
     X(M_CH10_CSUM, "malformed:CH10-header-checksum") \
     X(L_ETHERNET, "link:ETHERNET") X(E_IP4, "link:ETH_IP4") X(E_IP6, "link:ETH_IP6") \
     X(E_ARP, "link:ETH_ARP") X(E_PTP, "link:ETH_PTP")
@@ -121,7 +126,10 @@ typedef struct {
 
 typedef struct { /* one frame's result */
     int64_t ftype, hints, malformed;
+    int64_t app_off, app_len; /* the application payload [app_off, app_off + app_len) or -1, 0 */
 } class_t;
+
+#define NO_RESULT ((class_t){0, 0, -1, -1, 0})
 
 static inline int64_t be16(const unsigned char *d, int64_t i) {
     return ((int64_t)d[i] << 8) | d[i + 1];
@@ -131,6 +139,9 @@ static inline int64_t le16(const unsigned char *d, int64_t i) {
 }
 static inline int64_t le32(const unsigned char *d, int64_t i) {
     return le16(d, i) | (le16(d, i + 2) << 16);
+}
+static inline int64_t be32(const unsigned char *d, int64_t i) {
+    return (be16(d, i) << 16) | be16(d, i + 2);
 }
 
 static inline int is_tpid(const ladder_t *L, int64_t et) {
@@ -232,6 +243,8 @@ static int udp_ladder(const ladder_t *L, int64_t l4, int64_t l4end, int64_t mcas
     r->hints = mcast | (hint < 0 ? c[H_UDP] : hint);
     r->ftype = port_type < 0 ? c[T_UDP] : port_type;
     r->malformed = -1;
+    r->app_off = q; /* kept only when the frame is handled (classify_frames) */
+    r->app_len = plen;
 
     /* 1. Chapter 10 over UDP: Format 2 candidate first, then formats 1 / 3 */
     if (plen >= 28) {
@@ -305,6 +318,14 @@ static int udp_ladder(const ladder_t *L, int64_t l4, int64_t l4end, int64_t mcas
         r->hints |= c[H_IENA];
         return 1;
     }
+
+    /* 3b. iNET-X: control word, packet length == payload length, nanoseconds < 10^9 */
+    if (plen >= 28 && be32(d, q) == 0x11000000 && be32(d, q + 12) == plen &&
+        be32(d, q + 20) < 1000000000) {
+        r->ftype = c[T_INETX];
+        r->hints |= c[H_INETX];
+        return 1;
+    }
     if (whole) {
         if (L->ptp_port[sport] || L->ptp_port[dport])
             return 0;
@@ -325,6 +346,8 @@ static int transport(const ladder_t *L, int64_t proto, int64_t l4, int64_t l4end
     const int64_t *c = L->c;
     int64_t l4len = l4end - l4;
     r->malformed = -1;
+    r->app_off = -1;
+    r->app_len = 0;
     if (proto == 17) {
         if (l4len < 8) {
             r->ftype = c[T_UDP];
@@ -391,6 +414,8 @@ static int classify_one(const ladder_t *L, int64_t base, int64_t end, int8_t *ki
             r->ftype = c[T_FRAGMENT];
             r->hints = mcast;
             r->malformed = -1;
+            r->app_off = -1;
+            r->app_len = 0;
             return 1;
         }
         return transport(L, d[l3 + 9], l3 + ihl, l4end, mcast, r);
@@ -413,7 +438,11 @@ static int classify_one(const ladder_t *L, int64_t base, int64_t end, int8_t *ki
     r->ftype = et == c[E_ARP] ? c[T_ARP] : c[T_OTHER];
     r->hints = 0;
     r->malformed = -1;
+    r->app_off = -1;
+    r->app_len = 0;
     if (et == c[E_PTP]) {
+        r->app_off = l3;
+        r->app_len = end - l3;
         int64_t t = ptp_type(L, l3, end);
         if (t < 0)
             return 0; /* the per-frame ladder decides whether it is malformed */
@@ -423,17 +452,17 @@ static int classify_one(const ladder_t *L, int64_t base, int64_t end, int8_t *ki
     return 1;
 }
 
-#define N_BUFS 22
+#define N_BUFS 24
 static PyObject *classify_frames(PyObject *self, PyObject *args) {
     Py_buffer b[N_BUFS];
     enum { DATA, OFFSET, CAPLEN, LINKTYPE, UNTIMED, CODES, TPIDS, IP6EXT, PTPPORTS, PTPTYPES,
            UDPHINT, UDPTYPE, TCPHINT, TCPTYPE, HANDLED, KIND, SRC, DST, FTYPE, HINTS, MALFORMED,
-           KEY4 };
+           KEY4, APPOFF, APPLEN };
     memset(b, 0, sizeof b);
-    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*y*y*y*y*y*y*y*w*w*w*w*w*w*w*w*", &b[0], &b[1],
-                          &b[2], &b[3], &b[4], &b[5], &b[6], &b[7], &b[8], &b[9], &b[10], &b[11],
-                          &b[12], &b[13], &b[14], &b[15], &b[16], &b[17], &b[18], &b[19], &b[20],
-                          &b[21]))
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*y*y*y*y*y*y*y*w*w*w*w*w*w*w*w*w*w*", &b[0],
+                          &b[1], &b[2], &b[3], &b[4], &b[5], &b[6], &b[7], &b[8], &b[9], &b[10],
+                          &b[11], &b[12], &b[13], &b[14], &b[15], &b[16], &b[17], &b[18], &b[19],
+                          &b[20], &b[21], &b[22], &b[23]))
         return NULL; /* PyArg_ParseTuple releases what it acquired */
     PyObject *result = NULL;
     ladder_t *L = PyMem_Calloc(1, sizeof(ladder_t));
@@ -448,7 +477,8 @@ static PyObject *classify_frames(PyObject *self, PyObject *args) {
         [CODES] = N_CODES * 8, [TPIDS] = 0, [IP6EXT] = 0, [PTPPORTS] = 0, [PTPTYPES] = 16 * 8,
         [UDPHINT] = 65536 * 4, [UDPTYPE] = 65536 * 4, [TCPHINT] = 65536 * 4,
         [TCPTYPE] = 65536 * 4, [HANDLED] = n, [KIND] = n, [SRC] = n * 8, [DST] = n * 8,
-        [FTYPE] = n * 2, [HINTS] = n * 4, [MALFORMED] = n, [KEY4] = n * 8};
+        [FTYPE] = n * 2, [HINTS] = n * 4, [MALFORMED] = n, [KEY4] = n * 8, [APPOFF] = n * 8,
+        [APPLEN] = n * 8};
     for (int k = 1; k < N_BUFS; k++) {
         if (want[k] ? b[k].len != want[k] : (b[k].len % 8 != 0 || b[k].len > MAX_SET * 8)) {
             PyErr_Format(PyExc_ValueError, "classify_frames: argument %d has %zd bytes", k + 1,
@@ -493,6 +523,7 @@ static PyObject *classify_frames(PyObject *self, PyObject *args) {
     /* IPv4 flows: the address pair packed as one big-endian uint64, read while the header is
      * still in cache (interning sorts these instead of gathering the addresses again) */
     uint64_t *key4 = (uint64_t *)b[KEY4].buf;
+    int64_t *app_off = (int64_t *)b[APPOFF].buf, *app_len = (int64_t *)b[APPLEN].buf;
 
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t i = 0; i < n; i++) {
@@ -503,12 +534,12 @@ static PyObject *classify_frames(PyObject *self, PyObject *args) {
         }
         int8_t k = -1;
         int64_t s = 0, t = 0;
-        class_t r = {0, 0, -1};
+        class_t r = NO_RESULT;
         int ok = 0;
         if (!untimed[i] && lt[i] == L->c[L_ETHERNET] && cap[i] >= 14)
             ok = classify_one(L, off[i], off[i] + cap[i], &k, &s, &t, &r);
         if (!ok)
-            r = (class_t){0, 0, -1};
+            r = NO_RESULT;
         handled[i] = (unsigned char)ok;
         kind[i] = k;
         src[i] = s;
@@ -519,6 +550,8 @@ static PyObject *classify_frames(PyObject *self, PyObject *args) {
         ftype[i] = (int16_t)r.ftype;
         hints[i] = (int32_t)r.hints;
         malformed[i] = (int8_t)r.malformed;
+        app_off[i] = r.app_off;
+        app_len[i] = r.app_len;
     }
     Py_END_ALLOW_THREADS
     result = Py_None;
@@ -615,7 +648,7 @@ static PyMethodDef methods[] = {
     {"classify_frames", classify_frames, METH_VARARGS,
      "classify_frames(data, offset, caplen, linktype, untimed, codes, tpids, ip6_ext, ptp_ports, "
      "ptp_types, udp_hint, udp_type, tcp_hint, tcp_type, handled, kind, src, dst, ftype, hints, "
-     "malformed): the columnar fast-path ladder"},
+     "malformed, key4, app_off, app_len): the columnar fast-path ladder"},
     {"intern_u64", intern_u64, METH_VARARGS,
      "intern_u64(keys, ids, uniq) -> number of distinct keys (ids in order of first appearance)"},
     {NULL, NULL, 0, NULL},
@@ -644,8 +677,9 @@ PyMODINIT_FUNC PyInit__kernels(void) {
         Py_DECREF(names);
         goto fail;
     }
-    /* 2: frames that might carry a malformed payload the ladder names are left unhandled */
-    if (PyModule_AddIntConstant(m, "LADDER_VERSION", 2) < 0)
+    /* 2: frames that might carry a malformed payload the ladder names are left unhandled;
+     * 3: iNET-X (type and hint INETX) and the app_off / app_len outputs */
+    if (PyModule_AddIntConstant(m, "LADDER_VERSION", 3) < 0)
         goto fail;
     return m;
 fail:

@@ -12,7 +12,7 @@ the capture cut short (snap length) is never called malformed.
 
 from __future__ import annotations
 
-from . import ch10, iena, ip, link, ptp, transport
+from . import ch10, iena, inetx, ip, link, ptp, transport
 from .ports import PTP_PORTS, TCP_HINTS, TCP_TYPES, UDP_HINTS, UDP_TYPES, by_port
 
 Classified = tuple[tuple[str, str, str], str, tuple[str, ...], str | None]
@@ -91,6 +91,9 @@ def _udp(key: tuple[str, str, str], hints: list[str], l4: bytes) -> Classified:
     if t is not None:
         hints.append("IENA")
         return key, t, tuple(hints), None
+    if inetx.detect(payload):
+        hints.append("INETX")
+        return key, "INETX", tuple(hints), None
     bad = None
     if whole:  # fell through: say which protocol's test it failed, first on the ladder
         if ch10.broken(payload):

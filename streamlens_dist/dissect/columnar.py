@@ -65,12 +65,23 @@ H = HINT_BIT
 @dataclass
 class FrameClasses:
     """Per frame of a chunk: flow id (-1: untimed or undecodable), frame type code, hint
-    bits, malformed code (-1: none); `keys[flow id]` is the flow key."""
+    bits, malformed code (-1: none); `keys[flow id]` is the flow key.
+
+    `app_off`, `app_len` (int64): where the application payload of a frame the fast path
+    handled lies in the chunk buffer: for a UDP datagram (a header of 8 bytes or more) the UDP
+    payload (bytes 8..ulen when 8 <= ulen <= the IP payload, else all of it), for an Ethernet
+    frame with ethertype 0x88F7 (PTP over L2, behind VLAN tags) the bytes after the ethertype.
+    Every other frame, and every frame the per-frame `classify` handled (`slow_frames`), has
+    app_off -1 and app_len 0: its payload must be found per frame. Which frames the fast path
+    keeps differs between the compiled kernel and numpy (numpy sends a wider set of possibly
+    malformed frames to `classify`), so -1 is "not located here", never "no payload"."""
 
     flow: np.ndarray
     ftype: np.ndarray
     hints: np.ndarray
     malformed: np.ndarray
+    app_off: np.ndarray
+    app_len: np.ndarray
     keys: list[FlowKey]
     slow_frames: int = 0
 
@@ -140,6 +151,8 @@ class _Out:
         self.ftype = np.zeros(n, dtype=np.int16)
         self.hints = np.zeros(n, dtype=np.int32)
         self.malformed = np.full(n, -1, dtype=np.int8)
+        self.app_off = np.full(n, -1, dtype=np.int64)
+        self.app_len = np.zeros(n, dtype=np.int64)
         self.keys: list[FlowKey] = []
         self.index: dict[FlowKey, int] = {}
 
@@ -155,6 +168,10 @@ class _Out:
         self.ftype[rows] = ftype
         self.hints[rows] = hints
         self.malformed[rows] = malformed
+
+    def app(self, rows: np.ndarray, off: np.ndarray, length: np.ndarray) -> None:
+        self.app_off[rows] = off
+        self.app_len[rows] = length
 
 
 def _intern_keys(out: _Out, c: _Chunk, rows: np.ndarray, src: np.ndarray, dst: np.ndarray,
@@ -205,9 +222,10 @@ def _kernel_tables(kern) -> tuple | None:
     if _kernel_cache[0] is not kern:
         tables = None
         names = getattr(kern, "CLASSIFY_NAMES", None)
-        # version 2 leaves frames that might carry a malformed payload to the per-frame path
+        # version 2 leaves frames that might carry a malformed payload to the per-frame path;
+        # version 3 adds iNET-X and the application payload offsets (app_off, app_len)
         if hasattr(kern, "classify_frames") and names is not None and \
-                getattr(kern, "LADDER_VERSION", 0) >= 2:
+                getattr(kern, "LADDER_VERSION", 0) >= 3:
             try:
                 values = [_KERNEL_SPACES[space][name]
                           for space, name in (n.split(":", 1) for n in names)]
@@ -224,8 +242,9 @@ def _kernel_tables(kern) -> tuple | None:
 
 
 def _compiled(c: _Chunk, cols: RecordColumns, out: _Out, tables: tuple) -> np.ndarray:
-    """`_fast` in one compiled pass: fills out's ftype/hints/malformed, interns the flow keys
-    (same frames, same order as `_fast`) and returns the mask of frames it handled."""
+    """`_fast` in one compiled pass: fills out's ftype/hints/malformed/app_off/app_len, interns
+    the flow keys (same frames, same order as `_fast`) and returns the mask of frames it
+    handled."""
     n = len(cols)
     handled = np.empty(n, dtype=np.uint8)
     kind = np.empty(n, dtype=np.int8)
@@ -236,7 +255,8 @@ def _compiled(c: _Chunk, cols: RecordColumns, out: _Out, tables: tuple) -> np.nd
         c.b, np.ascontiguousarray(cols.offset, np.int64), np.ascontiguousarray(cols.caplen, np.int64),
         np.ascontiguousarray(cols.linktype, np.int32),
         np.ascontiguousarray(cols.untimed, np.bool_).view(np.uint8), *tables,
-        handled, kind, src, dst, out.ftype, out.hints, out.malformed, key4)
+        handled, kind, src, dst, out.ftype, out.hints, out.malformed, key4, out.app_off,
+        out.app_len)
     for code, width, name in ((2, 6, "l2"), (0, 4, "ip4"), (1, 16, "ip6")):
         rows = np.flatnonzero(kind == code)
         _intern_keys(out, c, rows, src[rows], dst[rows], width, name,
@@ -259,6 +279,10 @@ def classify_columns(buf: bytes | memoryview, cols: RecordColumns, force_slow: b
             done = _compiled(c, cols, out, tables)
         slow = slow & ~done
     rows = np.flatnonzero(slow)
+    # frames classified per frame carry no payload offsets (numpy's `_fast` located payloads of
+    # frames its suspect scan then sends on)
+    out.app_off[rows] = -1
+    out.app_len[rows] = 0
     for i in rows.tolist():
         off = int(cols.offset[i])
         r = classify(int(cols.linktype[i]), bytes(buf[off:off + int(cols.caplen[i])]))
@@ -270,7 +294,9 @@ def classify_columns(buf: bytes | memoryview, cols: RecordColumns, force_slow: b
         out.hints[i] = hint_bits(hints)
         if bad is not None:
             out.malformed[i] = MALFORMED_ID[bad]
-    return FrameClasses(out.flow, out.ftype, out.hints, out.malformed, out.keys, len(rows))
+    return FrameClasses(flow=out.flow, ftype=out.ftype, hints=out.hints, malformed=out.malformed,
+                        app_off=out.app_off, app_len=out.app_len, keys=out.keys,
+                        slow_frames=len(rows))
 
 
 def _fast(c: _Chunk, cols: RecordColumns, out: _Out) -> np.ndarray:
@@ -310,6 +336,7 @@ def _l2(c: _Chunk, out: _Out, rows, base, end, et, l3) -> np.ndarray:
         found = t >= 0
         ftype[ptp[found]] = t[found]
         hints[ptp[found]] = H["PTP"]
+        out.app(rows[ptp], l3[ptp], end[ptp] - l3[ptp])
     out.set(rows, ftype, hints)
     _intern_keys(out, c, rows, base + 6, base, 6, "l2")
     return np.ones(len(rows), dtype=bool)
@@ -391,6 +418,15 @@ def _transport(c: _Chunk, out: _Out, rows, proto, l4, l4end, mcast) -> np.ndarra
     out.set(rows[t], np.where(ftype < 0, T["TCP"], ftype),
             mcast[t] | np.where(hint < 0, H["TCP"], hint))
     return handled
+
+
+def _be32(w: np.ndarray, k: int) -> np.ndarray:
+    """The big-endian 32-bit field at bytes k..k+3 of little-endian words from `_Chunk.u64`,
+    as int64."""
+    w = w >> np.uint64(8 * k)
+    return (((w & np.uint64(0xFF)) << np.uint64(24)) | ((w & np.uint64(0xFF00)) << np.uint64(8))
+            | ((w >> np.uint64(8)) & np.uint64(0xFF00)) | ((w >> np.uint64(24)) & np.uint64(0xFF))
+            ).astype(np.int64)
 
 
 def _ch10_header(c: _Chunk, q: np.ndarray, plen: np.ndarray, off: np.ndarray) -> dict:
@@ -524,6 +560,19 @@ def _udp(c: _Chunk, out: _Out, rows, l4, l4end, mcast) -> np.ndarray:
         hints[idx] |= H["IENA"]
         todo[idx] = False
 
+    # 3b. iNET-X: control word, packet length == payload length, nanoseconds < 10^9
+    idx = np.flatnonzero(todo & (plen >= 28))
+    if len(idx):
+        qx = q[idx]
+        w0, w8, w16 = c.u64(qx), c.u64(qx + 8), c.u64(qx + 16)  # payload bytes 0..23
+        valid = ((w0 & np.uint64(0xFFFFFFFF)) == 0x11) & (_be32(w8, 4) == plen[idx]) & \
+            (_be32(w16, 4) < 1_000_000_000)
+        idx = idx[valid]
+        ftype[idx] = T["INETX"]
+        hints[idx] |= H["INETX"]
+        todo[idx] = False
+
     keep = handled
     out.set(rows[keep], ftype[keep], hints[keep], malformed[keep])
+    out.app(rows[keep], q[keep], plen[keep])
     return handled

@@ -11,7 +11,7 @@ from .ptp import NAMES as _PTP_NAMES
 TYPE_NAMES: tuple[str, ...] = (
     "CH10-Data", "TMATS",
     *("PTP-" + n for n in _PTP_NAMES.values()), "PTP-Unknown",
-    "IENA-P", "IENA-D", "IENA-N", "IENA-M", "IENA-Q", "IENA-Unknown",
+    "IENA-P", "IENA-D", "IENA-N", "IENA-M", "IENA-Q", "IENA-Unknown", "INETX",
     "DNS", "DHCP", "NTP", "UDP", "HTTP", "HTTPS", "TCP", "ICMP", "IGMP", "IP-Fragment",
     "ARP", "OTHER",
 )
@@ -20,6 +20,7 @@ TYPE_ID = {n: i for i, n in enumerate(TYPE_NAMES)}
 HINT_NAMES: tuple[str, ...] = (
     "CH10", "TMATS", "PTP", "IENA", "DHCP", "DNS", "NTP", "SNMP", "TFTP", "HTTP", "HTTPS",
     "SSH", "Telnet", "FTP", "SMTP", "POP3", "IMAP", "UDP", "TCP", "IGMP", "ICMP", "Multicast",
+    "INETX",
 )
 HINT_BIT = {n: 1 << i for i, n in enumerate(HINT_NAMES)}
 

@@ -110,8 +110,27 @@ def _iena(rng: random.Random, flow: Flow) -> list[bytes]:
 
 
 def _inetx(rng: random.Random, flow: Flow) -> list[bytes]:
-    payload = inetx(rng.randrange(1 << 32), rng.randrange(1 << 32), rng.randbytes(64))
-    return _udp(flow, 6000, 6000, payload)
+    """A valid iNET-X packet, or now and then a near miss of the ladder's test (PROTOCOLS.md
+    §4): control word, packet length or nanoseconds off, or a header cut short."""
+    ns = rng.choice([0, 999_999_999, rng.randrange(10**9)])
+    payload = inetx(rng.randrange(1 << 32), rng.randrange(1 << 32),
+                    rng.randbytes(rng.choice([0, 1, 64, rng.randrange(200)])),
+                    ptp_ns=rng.randrange(1 << 32) * 10**9 + ns,
+                    pif=rng.choice([0, 1 << 31, 1 << 26, rng.getrandbits(32)]))
+    r = rng.random()
+    if r < 0.08:
+        payload = rng.choice([0x11000001, 0x10000000, 0x00000011, 0x11000000 ^ (1 << rng.randrange(32)),
+                              rng.getrandbits(32)]).to_bytes(4, "big") + payload[4:]
+    elif r < 0.16:
+        length = len(payload) + rng.choice([-1, 1, -28, 4, 1 << 16, -len(payload)])
+        payload = payload[:12] + (length % (1 << 32)).to_bytes(4, "big") + payload[16:]
+    elif r < 0.24:
+        ns = rng.choice([10**9, 10**9 + 1, 0xFFFFFFFF, rng.randrange(10**9, 1 << 32)])
+        payload = payload[:20] + ns.to_bytes(4, "big") + payload[24:]
+    elif r < 0.28:
+        payload = payload[:rng.randrange(28)]  # header cut short (its length field is stale)
+    port = rng.choice([6000, 6000, 1023, 8010, 53, 319, 320, 50000, rng.randrange(1, 65536)])
+    return _udp(flow, rng.choice([port, rng.randrange(1024, 65536)]), port, payload)
 
 
 def _it(rng: random.Random, flow: Flow) -> list[bytes]:
