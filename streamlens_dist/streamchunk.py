@@ -41,8 +41,9 @@ def stream_ids(cm: ChunkMessages, flow: np.ndarray, keys: list
         mflow = flow[c["row"]].astype(np.int64)
         sid, order = np.empty(n, np.int64), np.empty(n, np.int64)
         table = np.empty(1 << max(4, (2 * n - 1).bit_length()), np.int64)
-        k = _messages.intern(mflow, c["proto"], c["id1"], c["id2"], c["id3"], c["id4"], sid,
-                             order, table)
+        cols6 = [np.ascontiguousarray(x, np.int64) for x in
+                 (mflow, c["proto"], c["id1"], c["id2"], c["id3"], c["id4"])]
+        k = _messages.intern(*cols6, sid, order, table)
         starts = np.r_[0, np.cumsum(np.bincount(sid, minlength=k))[:-1]]
         first = order[starts]
         cols = [mflow[first].tolist(), c["proto"][first].tolist(),

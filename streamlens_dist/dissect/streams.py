@@ -183,8 +183,8 @@ def _empty() -> dict[str, np.ndarray]:
 def _from_rows(rows: list[tuple]) -> dict[str, np.ndarray]:
     if not rows:
         return _empty()
-    arr = np.array(rows, dtype=np.int64)
-    return {c: arr[:, i] for i, c in enumerate(MESSAGE_COLUMNS)}
+    arr = np.array(rows, dtype=np.int64).T.copy()  # contiguous columns
+    return {c: arr[i] for i, c in enumerate(MESSAGE_COLUMNS)}
 
 
 class _Bytes:
