@@ -123,7 +123,6 @@ def _sequences(p: Partial, sid: np.ndarray, skeys: list[StreamKey], c: dict,
         idx = np.sort(order)  # message order, then stably by counter
         order = idx[np.argsort(counter[sid[idx]], kind="stable")]
     g, s, bits = counter[sid[order]], c["seq"][order], c["bits"][order]
-    f, t, id2 = mframe[order], mts[order], c["id2"][order]
     n = len(g)
     new = np.ones(n, dtype=bool)
     new[1:] = (g[1:] != g[:-1]) | (((s[1:] - s[:-1]) & ((1 << bits[1:]) - 1)) != 1)
@@ -132,8 +131,9 @@ def _sequences(p: Partial, sid: np.ndarray, skeys: list[StreamKey], c: dict,
     groups = g[starts]
     first_of = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
     last_of = np.r_[first_of[1:], len(starts)]
-    cols = [x.tolist() for x in (s[starts], ends - starts + 1, f[starts], t[starts], f[ends],
-                                 t[ends], id2[starts])]
+    a, z = order[starts], order[ends]  # messages opening and closing each run
+    cols = [x.tolist() for x in (s[starts], ends - starts + 1, mframe[a], mts[a], mframe[z],
+                                 mts[z], c["id2"][a])]
     runs_all = list(zip(*cols, strict=True))
     names = list(ckeys)
     for a, b in zip(first_of.tolist(), last_of.tolist(), strict=True):
@@ -146,23 +146,33 @@ def _sequences(p: Partial, sid: np.ndarray, skeys: list[StreamKey], c: dict,
 def _counters(p: Partial, sid: np.ndarray, skeys: list[StreamKey], c: dict,
               ftype: np.ndarray, order: np.ndarray) -> None:
     m = len(skeys)
-    errors = np.bincount(sid, weights=c["error"], minlength=m).astype(np.int64).tolist()
-    segments = np.bincount(sid, weights=c["segment"] > 0, minlength=m).astype(np.int64).tolist()
-    numbered = np.bincount(sid, weights=c["segment"] != CONTINUATION, minlength=m)
-    g, st = sid[order], c["state"][order]
-    same = g[1:] == g[:-1]
-    changes = np.bincount(g[1:][same & (st[1:] != st[:-1])], minlength=m).tolist()
-    first = np.r_[True, ~same]
-    last = np.r_[~same, True]
-    sfirst = dict(zip(g[first].tolist(), st[first].tolist(), strict=True))
-    slast = dict(zip(g[last].tolist(), st[last].tolist(), strict=True))
+    seg = c["segment"]
+    errors = np.bincount(sid[c["error"] != 0], minlength=m).tolist()
+    segments = np.bincount(sid[seg > 0], minlength=m).tolist()
+    numbered = (np.bincount(sid, minlength=m) - np.bincount(sid[seg == CONTINUATION],
+                                                            minlength=m)).tolist()
+    changes, sfirst, slast = [0] * m, [-1] * m, [-1] * m
     types: dict[int, list] = {}
-    iena = np.flatnonzero(c["proto"] == IENA)  # only IENA rows report their frame types
-    for combo in np.unique(sid[iena] * 65536 + ftype[iena]).tolist():
-        types.setdefault(combo >> 16, []).append(combo & 0xFFFF)
+    # only IENA messages have a status, and only IENA rows report their frame types
+    iena = np.flatnonzero(c["proto"] == IENA)
+    if len(iena):
+        iena = iena[np.argsort(sid[iena], kind="stable")]
+        g, st = sid[iena], c["state"][iena]
+        same = g[1:] == g[:-1]
+        for s, n in enumerate(np.bincount(g[1:][same & (st[1:] != st[:-1])], minlength=m)
+                              .tolist()):
+            changes[s] = n
+        for s, v in zip(g[np.r_[True, ~same]].tolist(), st[np.r_[True, ~same]].tolist(),
+                        strict=True):
+            sfirst[s] = v
+        for s, v in zip(g[np.r_[~same, True]].tolist(), st[np.r_[~same, True]].tolist(),
+                        strict=True):
+            slast[s] = v
+        for combo in np.unique(g * 65536 + ftype[iena]).tolist():
+            types.setdefault(combo >> 16, []).append(combo & 0xFFFF)
     for s, k in enumerate(skeys):
         p.counters[k] = [errors[s], segments[s], changes[s], sfirst[s], slast[s],
-                         types.get(s, []), int(numbered[s])]
+                         types.get(s, []), numbered[s]]
 
 
 def _ptp(p: Partial, c: dict, flow: np.ndarray, keys: list, mframe: np.ndarray,
