@@ -29,16 +29,19 @@ _DSI = re.compile(r"R-(\d+)\\DSI-(\d+):([^;]*);")
 
 
 def tmats_channel_names(text: str) -> dict[int, str]:
-    """Channel ID -> data source ID from `R-x\\TK1-n` and `R-x\\DSI-n` attributes."""
-    names = {(r, n): v.strip() for r, n, v in _DSI.findall(text)}
-    out = {}
+    """Channel ID -> data source ID from `R-x\\TK1-n` and `R-x\\DSI-n` attributes with the
+    same x and n (STREAMS.md §4): IDs decimal or 0x hex, names as written, the first TK1
+    declaring a channel wins."""
+    names = {(r, n): v for r, n, v in _DSI.findall(text)}
+    out: dict[int, str] = {}
     for r, n, v in _TK1.findall(text):
+        v = v.strip()
         try:
-            chan = int(v.strip())
+            chan = int(v, 16) if v.lower().startswith("0x") else int(v, 10)
         except ValueError:
             continue
         if (r, n) in names:
-            out[chan] = names[(r, n)]
+            out.setdefault(chan, names[(r, n)])
     return out
 
 

@@ -188,7 +188,7 @@ def read_capture(path: str | Path) -> list:
 
 
 # --------------------------------------------------------------------------------------
-# Application protocols (PROTOCOLS.md §1.7, §1.8, §2.3, §2.6, §3.3, §3.4)
+# Application protocols (PROTOCOLS.md §1.7, §1.8, §2.3, §2.6, §3.3, §3.4, §4)
 # --------------------------------------------------------------------------------------
 
 SYNC = b"\x25\xeb"  # Chapter 10 sync 0xEB25, little-endian
@@ -359,6 +359,15 @@ def iena_frame_type(p: bytes) -> str | None:
     return "IENA-" + kind
 
 
+def is_inetx(p: bytes) -> bool:
+    """iNET-X (PROTOCOLS.md §4, in the ladder after IENA by docs/DECISIONS.md): a whole 28-byte
+    header, control word 0x11000000, packet length = UDP payload length, nanoseconds < 10^9."""
+    if len(p) < 28:
+        return False
+    control, _stream, _seq, length, _sec, nanoseconds = struct.unpack_from(">6I", p, 0)
+    return control == 0x11000000 and length == len(p) and nanoseconds < 10**9
+
+
 # --------------------------------------------------------------------------------------
 # Transport and network layers
 # --------------------------------------------------------------------------------------
@@ -430,6 +439,9 @@ def classify_udp(l4: bytes) -> tuple[str, set, str | None]:
     if frame_type is not None:
         hints.add("IENA")
         return frame_type, hints, None
+    if is_inetx(payload):
+        hints.add("INETX")
+        return "INETX", hints, None
     malformed = None
     if 8 <= ulen <= len(l4):  # fell through a whole datagram: which test did it fail first?
         if any(payload[off : off + 2] == SYNC for _f, off in ch10_candidates(payload)):
@@ -693,6 +705,8 @@ def reference_frames(paths: list[str | Path]) -> list[dict]:
                 else:
                     frame["status"] = "ok"
                     frame.update(decoded)
+                    # raw bytes for the protocol streams (tests/reference_streams.py)
+                    frame["linktype"], frame["data"] = linktype, data
             frames.append(frame)
     return frames
 
@@ -766,12 +780,18 @@ FLOW_OUTLIER_COLUMNS = ["flow", "frame", "ts_ns", "iat_ns", "deviation"]
 FRAME_TYPE_OUTLIER_COLUMNS = ["frame_type_row", "frame", "ts_ns", "iat_ns", "deviation"]
 
 
-def reference_analyze(paths: list[str | Path], sigma: str = "3") -> dict:
-    """The contract's result tables for one capture (a file or an ordered set of files)."""
+def reference_analyze(paths: list[str | Path], sigma: str = "3",
+                      iena_keys: dict | None = None) -> dict:
+    """The contract's result tables for one capture (a file or an ordered set of files),
+    plus the protocol-stream tables of docs/STREAMS.md (tests/reference_streams.py).
+    `iena_keys`: {key: type} or {key: (type, name)}, the --iena-keys map (STREAMS.md §6)."""
+    from reference_streams import apply_iena_keys, reference_streams
+
     k = Fraction(sigma)
     if k < 0:
         raise ValueError("sigma must not be negative")
     frames = reference_frames(paths)
+    apply_iena_keys(frames, iena_keys)  # the map decides IENA frame types (STREAMS.md §6)
 
     timed = [f for f in frames if f["ts_ns"] is not None]
     attrs = {
@@ -829,7 +849,9 @@ def reference_analyze(paths: list[str | Path], sigma: str = "3") -> dict:
             if m["malformed"] is not None:
                 malformed.setdefault((flow_row, m["malformed"]), []).append(m["frame"])
     bad = sorted((row, frames[0], name, len(frames)) for (row, name), frames in malformed.items())
+    flow_rows = {key: row for row, key in enumerate(flows)}
     return {
+        **reference_streams(frames, flow_rows, sigma, iena_keys),
         "malformed_payloads": {
             "flow": [r[0] for r in bad],
             "problem": [r[2] for r in bad],

@@ -84,3 +84,27 @@ def test_dask_run_equals_serial(tmp_path) -> None:
     b, _ = load_store(dist)
     assert_tables_equal(a, b)
     assert np.sum(a["streams"]["messages"]) > 0
+
+
+@pytest.mark.parametrize("nibble", [0, 4, 8, 9, 15])
+def test_format3_source_id_width_any_nibble(tmp_path, nibble) -> None:
+    """Format 3 keeps 32 - 4L sequence bits; L >= 8 leaves none (STREAMS.md §1), never a
+    crash, and the engine equals the reference."""
+    from reference import reference_analyze
+
+    records, t = [], 1_600_000_000 * 10**9
+    for i in range(6):
+        word = (0xABCD1234 + i) & 0xFFFFFFFF
+        payload = bytes([0x03 | nibble << 4, 0, 0, 0]) + word.to_bytes(4, "little") + \
+            ch10_packet(0x09, 7, i, b"\0" * 8)
+        records.append((t + i * 1000, udp_frame("10.0.0.2", "239.0.0.9", 1, 2, payload)))
+    cap = tmp_path / "f3.pcap"
+    write_pcap(cap, records)
+    store = tmp_path / "f3.zarr"
+    streamlens_dist.analyze(cap, store, serial=True, chunk_size="1KiB")
+    t_, _ = load_store(store)
+    ref = reference_analyze([cap])
+    assert_tables_equal({k: t_[k] for k in STREAM_TABLES}, {k: ref[k] for k in STREAM_TABLES})
+    s = t_["streams"]
+    udp = [i for i, p in enumerate(s["protocol"]) if str(p) == "CH10-UDP"]
+    assert len(udp) >= 1 and int(s["seq_bits"][udp[0]]) == max(0, 32 - 4 * nibble)

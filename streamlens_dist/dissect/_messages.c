@@ -94,6 +94,7 @@ static int64_t ch10(const uint8_t *p, int64_t n, int64_t row, int64_t *out, int6
         F(t, SEQ) = le(p + 1, 3);
     } else {
         int64_t word = le(p + 4, 4), bits = 32 - 4 * (p[0] >> 4);
+        if (bits < 0) bits = 0; /* L >= 8: the whole word is the source ID */
         full = 1;
         F(t, BITS) = bits;
         F(t, ID2) = bits < 32 ? word >> bits : 0;

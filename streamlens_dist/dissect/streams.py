@@ -76,7 +76,7 @@ def _transfer(p: bytes) -> tuple[int, int, int, int, int, bool] | None:
             return 2, 0, int.from_bytes(p[0:3], "big"), 24, off, p[3] >> 4 == 0
         if fmt == 1:
             return 1, 0, int.from_bytes(p[1:4], "little"), 24, off, p[0] >> 4 == 0
-        word, bits = int.from_bytes(p[4:8], "little"), 32 - 4 * (p[0] >> 4)
+        word, bits = int.from_bytes(p[4:8], "little"), max(0, 32 - 4 * (p[0] >> 4))
         return 3, word >> bits if bits < 32 else 0, word & ((1 << bits) - 1), bits, off, True
     return None
 
@@ -289,7 +289,7 @@ def _ch10_vector(b: _Bytes, rows: np.ndarray, q: np.ndarray, n: np.ndarray
         return [], ~single
     qi, hi, m = q[i], h[i], len(i)
     word = b.le(qi + 4, 4)
-    bits = np.where(tfmt[i] == 3, 32 - 4 * (b0[i] >> 4), 24)
+    bits = np.where(tfmt[i] == 3, np.maximum(0, 32 - 4 * (b0[i] >> 4)), 24)
     seq = np.where(tfmt[i] == 2, b.be(qi, 3), np.where(tfmt[i] == 1, b.le(qi + 1, 3),
                                                          word & ((1 << bits) - 1)))
     source = np.where((tfmt[i] == 3) & (bits < 32), word >> np.minimum(bits, 63), 0)

@@ -55,6 +55,7 @@ from streamlens_dist.synth.scenario import (
     flight_test_records,
     stream_infos,
 )
+from streamlens_dist.synth.telemetry import SeqGap, StreamTruth, Truth, telemetry_capture
 from streamlens_dist.synth.writers import (
     Interface,
     PcapngWriter,
@@ -74,7 +75,10 @@ __all__ = [
     "GroundTruth",
     "Interface",
     "PcapngWriter",
+    "SeqGap",
     "StreamInfo",
+    "StreamTruth",
+    "Truth",
     "arp",
     "ch10_checksum",
     "ch10_packet",
@@ -111,6 +115,7 @@ __all__ = [
     "random_records",
     "stream_infos",
     "tcp",
+    "telemetry_capture",
     "ticks_for_ns",
     "tmats_text",
     "udp",
