@@ -52,6 +52,9 @@ US = 1_000
 TAI_OFFSET_NS = 37 * 10**9
 
 REC1, GRP1 = "192.168.28.10", "239.28.0.1"
+# TMATS goes to its own setup group: on GRP1 its transfer counter would interleave with the
+# PCM stream's, which a recorder numbering one datagram series per socket never does
+GRP_SETUP = "239.28.0.9"
 REC2, GRP2 = "192.168.28.11", "239.28.0.2"
 REC3 = "192.168.28.12"
 GM, SLAVE, PTP_GRP = "192.168.28.1", "192.168.28.50", "224.0.1.129"
@@ -130,7 +133,7 @@ def flight_test_streams(rng: random.Random, start_ns: int) -> list[StreamSpec]:
                               ident=k))
 
     def tmats(k: int, t: int, r: random.Random) -> Burst:
-        return _one(udp_frame(REC1, GRP1, 8010, 8010, ch10_tmats_udp(text, seq=k), ident=k))
+        return _one(udp_frame(REC1, GRP_SETUP, 8010, 8010, ch10_tmats_udp(text, seq=k), ident=k))
 
     def bus1553(k: int, t: int, r: random.Random) -> Burst:
         body = struct.pack("<I", 4) + data(k, 4 * 46)
@@ -250,7 +253,7 @@ def flight_test_streams(rng: random.Random, start_ns: int) -> list[StreamSpec]:
     S = StreamSpec
     return [
         S("ch10-pcm", REC1, GRP1, "ip4", ("CH10-Data",), 10 * MS, pcm, gaps=True),
-        S("tmats", REC1, GRP1, "ip4", ("TMATS",), 1000 * MS, tmats),
+        S("tmats", REC1, GRP_SETUP, "ip4", ("TMATS",), 1000 * MS, tmats),
         S("ch10-1553", REC2, GRP2, "ip4", ("CH10-Data",), 20 * MS, bus1553, gaps=True),
         S("ch10-eth", REC3, GS, "ip4", ("CH10-Data", "UDP"), 50 * MS, eth_f0),
         S("ptp-sync", GM, PTP_GRP, "ip4", ("PTP-Sync", "PTP-Follow_Up"), 1000 * MS,
