@@ -122,35 +122,54 @@ def _sequences(p: Partial, sid: np.ndarray, skeys: list[StreamKey], c: dict,
     if len(ckeys) < len(skeys):  # a Chapter 10 channel with several data types in this chunk
         idx = np.sort(order)  # message order, then stably by counter
         order = idx[np.argsort(counter[sid[idx]], kind="stable")]
-    g, s, bits = counter[sid[order]], c["seq"][order], c["bits"][order]
-    n = len(g)
-    new = np.ones(n, dtype=bool)
-    new[1:] = (g[1:] != g[:-1]) | (((s[1:] - s[:-1]) & ((1 << bits[1:]) - 1)) != 1)
-    starts = np.flatnonzero(new)
-    ends = np.r_[starts[1:], n] - 1
-    groups = g[starts]
+    n = len(order)
+    if _messages is not None:
+        group = sid if len(ckeys) == len(skeys) else counter[sid]  # one stream per counter
+        starts = np.empty(n, np.int64)
+        starts = starts[:_messages.runs(order, np.ascontiguousarray(group, np.int64),
+                                        c["seq"], c["bits"], starts)]
+        s = c["seq"][order[starts]]
+        groups = counter[sid[order[starts]]]
+        ends = np.r_[starts[1:], n] - 1
+        s_end = c["seq"][order[ends]]
+    else:
+        g, s, bits = counter[sid[order]], c["seq"][order], c["bits"][order]
+        new = np.ones(n, dtype=bool)
+        new[1:] = (g[1:] != g[:-1]) | (((s[1:] - s[:-1]) & ((1 << bits[1:]) - 1)) != 1)
+        starts = np.flatnonzero(new)
+        ends = np.r_[starts[1:], n] - 1
+        groups = g[starts]
+        s, s_end = s[starts], s[ends]
     first_of = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
     last_of = np.r_[first_of[1:], len(starts)]
     a, z = order[starts], order[ends]  # messages opening and closing each run
-    cols = [x.tolist() for x in (s[starts], ends - starts + 1, mframe[a], mts[a], mframe[z],
+    cols = [x.tolist() for x in (s, ends - starts + 1, mframe[a], mts[a], mframe[z],
                                  mts[z], c["id2"][a])]
     runs_all = list(zip(*cols, strict=True))
     names = list(ckeys)
     for a, b in zip(first_of.tolist(), last_of.tolist(), strict=True):
         k = names[int(groups[a])]
         runs = [list(r) for r in runs_all[a:b]] if b - a - 1 <= seqstate.IRREGULAR_PAIRS else None
-        i0, i1 = starts[a], ends[b - 1]
-        p.seq[k] = [int(bits[i0]), int(s[i0]), int(s[i1]), b - a - 1, runs]
+        # bits of the counter's first message (a stream's width never changes but for a
+        # Format 3 sender changing its source-ID length, which keeps the first)
+        p.seq[k] = [int(c["bits"][order[starts[a]]]), int(s[a]), int(s_end[b - 1]), b - a - 1,
+                    runs]
 
 
 def _counters(p: Partial, sid: np.ndarray, skeys: list[StreamKey], c: dict,
               ftype: np.ndarray, order: np.ndarray) -> None:
     m = len(skeys)
     seg = c["segment"]
-    errors = np.bincount(sid[c["error"] != 0], minlength=m).tolist()
-    segments = np.bincount(sid[seg > 0], minlength=m).tolist()
-    numbered = (np.bincount(sid, minlength=m) - np.bincount(sid[seg == CONTINUATION],
-                                                            minlength=m)).tolist()
+    if _messages is not None:
+        err, segs, cont = (np.empty(m, np.int64) for _ in range(3))
+        _messages.counts(sid, c["error"], seg, err, segs, cont)
+        errors, segments = err.tolist(), segs.tolist()
+        numbered = (np.bincount(sid, minlength=m) - cont).tolist()
+    else:
+        errors = np.bincount(sid[c["error"] != 0], minlength=m).tolist()
+        segments = np.bincount(sid[seg > 0], minlength=m).tolist()
+        numbered = (np.bincount(sid, minlength=m) - np.bincount(sid[seg == CONTINUATION],
+                                                                minlength=m)).tolist()
     changes, sfirst, slast = [0] * m, [-1] * m, [-1] * m
     types: dict[int, list] = {}
     # only IENA messages have a status, and only IENA rows report their frame types

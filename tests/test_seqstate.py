@@ -8,7 +8,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamlens_dist import seqstate
+from streamlens_dist import seqstate, streamchunk
 from streamlens_dist.partial import Partial
 from streamlens_dist.streamchunk import _ptp, _sequences
 
@@ -42,7 +42,8 @@ def brute(seqs: list[int], bits: int) -> dict:
 KEY = (("a", "b", "ip4"), "IENA", 1, 0, 0, 0)
 
 
-def chunked(seqs: list[int], bits: int, cuts: list[int]) -> seqstate.Accounting:
+def chunked(seqs: list[int], bits: int, cuts: list[int], compiled: bool = True
+            ) -> seqstate.Accounting:
     bounds = [0, *sorted(set(c for c in cuts if 0 < c < len(seqs))), len(seqs)]
     states = []
     for a, b in zip(bounds, bounds[1:], strict=False):
@@ -52,7 +53,13 @@ def chunked(seqs: list[int], bits: int, cuts: list[int]) -> seqstate.Accounting:
                 "segment": np.zeros(n, np.int64), "id2": np.zeros(n, np.int64)}
         # message i is frame i, at time 10*i
         frames = np.arange(a, b, dtype=np.int64)
-        _sequences(p, np.zeros(n, np.int64), [KEY], cols, frames, frames * 10, np.arange(n))
+        saved = streamchunk._messages
+        if not compiled:
+            streamchunk._messages = None
+        try:
+            _sequences(p, np.zeros(n, np.int64), [KEY], cols, frames, frames * 10, np.arange(n))
+        finally:
+            streamchunk._messages = saved
         states.append(p.seq[KEY])
     while len(states) > 1:  # the engine's ordered pairwise tree
         states = [seqstate.merge_seq(states[i], states[i + 1]) if i + 1 < len(states)
@@ -74,7 +81,7 @@ def _sequence(bits: int) -> st.SearchStrategy:
 def test_runs_merged_over_any_chunking_equal_message_replay(data, bits) -> None:
     seqs = data.draw(_sequence(bits))
     cuts = data.draw(st.lists(st.integers(0, len(seqs)), max_size=8))
-    got = chunked(seqs, bits, cuts)
+    got = chunked(seqs, bits, cuts, compiled=data.draw(st.booleans()))
     want = brute(seqs, bits)
     assert not got.irregular
     assert (got.duplicated, got.out_of_order, got.expected, got.lost) == \

@@ -108,3 +108,23 @@ def test_format3_source_id_width_any_nibble(tmp_path, nibble) -> None:
     s = t_["streams"]
     udp = [i for i, p in enumerate(s["protocol"]) if str(p) == "CH10-UDP"]
     assert len(udp) >= 1 and int(s["seq_bits"][udp[0]]) == max(0, 32 - 4 * nibble)
+
+
+def test_numpy_fallback_equals_compiled(tmp_path, monkeypatch) -> None:
+    """Without the compiled message pass (no C compiler at install) the stores are identical."""
+    from streamlens_dist import streamchunk
+    from streamlens_dist.dissect import streams
+    from streamlens_dist.synth import telemetry_capture
+
+    cap = tmp_path / "t.pcap"
+    telemetry_capture(cap, seed=11, n_messages=150)
+    stores = []
+    for compiled in (True, False):
+        if not compiled:
+            monkeypatch.setattr(streams, "_messages", None)
+            monkeypatch.setattr(streamchunk, "_messages", None)
+        store = tmp_path / f"{compiled}.zarr"
+        streamlens_dist.analyze(cap, store, chunk_size="8KiB", serial=True)
+        stores.append(load_store(store)[0])
+    assert_tables_equal(stores[0], stores[1])
+    assert len(stores[0]["sequence_gaps"]["frame_after"]) > 0

@@ -18,6 +18,14 @@
  *   per message (int64 columns) its stream id in order of first appearance, and `order`: the
  *   messages sorted stably by stream id (a counting sort); table int64[2^k] work space
  *   (k with 2^k >= 2 * messages).
+ *
+ * runs(order, group, seq, bits, starts) -> number of runs
+ *   over the messages in `order` (grouped by `group`, message order inside a group), the
+ *   positions in `order` where a run of +1 steps (mod 2^bits) starts: a new group, or a step
+ *   that is not +1.
+ *
+ * counts(sid, error, segment, errors, segments, continuations)
+ *   per stream id: messages with an error flag, with segment > 0, with segment == 2.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -266,7 +274,75 @@ done:
     return result;
 }
 
+static PyObject *runs(PyObject *self, PyObject *args) {
+    Py_buffer b[5];
+    memset(b, 0, sizeof b);
+    if (!PyArg_ParseTuple(args, "y*y*y*y*w*", &b[0], &b[1], &b[2], &b[3], &b[4]))
+        return NULL;
+    PyObject *result = NULL;
+    Py_ssize_t n = b[0].len / 8, m = b[1].len / 8;
+    if (b[2].len != m * 8 || b[3].len != m * 8 || b[4].len < n * 8) {
+        PyErr_SetString(PyExc_ValueError, "runs: column lengths differ");
+        goto done;
+    }
+    const int64_t *order = b[0].buf, *group = b[1].buf, *seq = b[2].buf, *bits = b[3].buf;
+    int64_t *starts = b[4].buf, k = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int64_t j = order[i];
+        if (j < 0 || j >= m) {
+            PyErr_SetString(PyExc_IndexError, "runs: order out of range");
+            goto done;
+        }
+        if (i == 0) {
+            starts[k++] = 0;
+            continue;
+        }
+        int64_t p = order[i - 1];
+        uint64_t mask = bits[j] >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << bits[j]) - 1);
+        if (group[j] != group[p] || (((uint64_t)seq[j] - (uint64_t)seq[p]) & mask) != 1)
+            starts[k++] = i;
+    }
+    result = PyLong_FromLongLong(k);
+done:
+    for (int j = 0; j < 5; j++)
+        if (b[j].obj) PyBuffer_Release(&b[j]);
+    return result;
+}
+
+static PyObject *counts(PyObject *self, PyObject *args) {
+    Py_buffer b[6];
+    memset(b, 0, sizeof b);
+    if (!PyArg_ParseTuple(args, "y*y*y*w*w*w*", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5]))
+        return NULL;
+    PyObject *result = NULL;
+    Py_ssize_t n = b[0].len / 8, k = b[3].len / 8;
+    if (b[1].len != n * 8 || b[2].len != n * 8 || b[4].len != k * 8 || b[5].len != k * 8) {
+        PyErr_SetString(PyExc_ValueError, "counts: column lengths differ");
+        goto done;
+    }
+    const int64_t *sid = b[0].buf, *error = b[1].buf, *segment = b[2].buf;
+    int64_t *errors = b[3].buf, *segments = b[4].buf, *cont = b[5].buf;
+    for (Py_ssize_t s = 0; s < k; s++) errors[s] = segments[s] = cont[s] = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int64_t s = sid[i];
+        if (s < 0 || s >= k) {
+            PyErr_SetString(PyExc_IndexError, "counts: stream id out of range");
+            goto done;
+        }
+        errors[s] += error[i] != 0;
+        segments[s] += segment[i] > 0;
+        cont[s] += segment[i] == 2;
+    }
+    result = Py_NewRef(Py_None);
+done:
+    for (int j = 0; j < 6; j++)
+        if (b[j].obj) PyBuffer_Release(&b[j]);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+    {"runs", runs, METH_VARARGS, "Starts of runs of +1 sequence steps."},
+    {"counts", counts, METH_VARARGS, "Error, segment and continuation counts per stream."},
     {"messages", messages, METH_VARARGS, "Protocol messages of located payloads."},
     {"intern", intern, METH_VARARGS, "Stream ids in order of first appearance."},
     {NULL, NULL, 0, NULL},
