@@ -14,6 +14,7 @@ from .capture.split import plan_capture
 from .engine import Progress, _noop, cluster_client, run_dask, run_serial, scheduler_address
 from .ienakeys import load_key_map
 from .results import Tables, build_tables, malformed_totals
+from .security import TLSArg, check_tls, tls_config
 from .settings import DEFAULT_CHUNK_SIZE, Settings
 from .store import check_writable, write_store
 from .wire import unpack
@@ -90,6 +91,7 @@ def analyze(
     overwrite: bool = False,
     progress: Progress = _noop,
     iena_keys: str | os.PathLike | Sequence | None = None,
+    tls: TLSArg = None,
 ) -> Summary:
     """Analyse one capture (a file, or the files of a rotated set, or globs) into `store`.
 
@@ -106,12 +108,18 @@ def analyze(
 
     `iena_keys`: an IENA key map (docs/STREAMS.md §6), as a CSV/YAML file path or as
     (key, type[, name]) entries.
+
+    `tls`: `(ca_file, cert, key)` PEM paths for mutual TLS with a `tls://` scheduler (README
+    "Command line"); without it a `tls://` scheduler uses the certificates dask's config names
+    (`distributed.comm.tls.ca-file`, `.client.cert`, `.client.key`). Raises SettingsError when
+    the files are missing or unreadable, or given without a `tls://` scheduler.
     """
     t0 = time.perf_counter()
     if isinstance(iena_keys, (str, os.PathLike)):
         iena_keys = load_key_map(iena_keys)
     settings = Settings(sigma=str(sigma), chunk_size=chunk_size, iena_keys=iena_keys or ())
     store = os.fspath(store)
+    tls_files = check_tls(tls, None if serial or client is not None else scheduler_address(scheduler))
     check_writable(store, overwrite)
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
@@ -131,7 +139,7 @@ def analyze(
     elif client is not None:
         merged, outliers = run_dask(plan, settings, client, progress, phases)
     else:
-        with cluster_client(scheduler, workers) as c:
+        with tls_config(tls_files), cluster_client(scheduler, workers) as c:
             phases["cluster_start"] = time.perf_counter() - t1
             merged, outliers = run_dask(plan, settings, c, progress, phases)
     t2 = time.perf_counter()

@@ -12,6 +12,7 @@ trusted. Everything is msgpack (wire.py), never pickle.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -80,9 +81,7 @@ class Checkpoint:
                 f.write(data)
             os.replace(tmp, path)
         except BaseException:
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(tmp)
-            except OSError:
-                pass
             raise
         self.stored += 1

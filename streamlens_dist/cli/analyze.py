@@ -63,9 +63,17 @@ def _key_map(_ctx: click.Context, _param: click.Parameter, value: str | None) ->
 @click.option("--iena-keys", "iena_keys", default=None, metavar="FILE", callback=_key_map,
               help="IENA key map (CSV `key,type[,name]` or YAML `key: type`): the packet type "
                    "of the listed keys (docs/STREAMS.md).")
+@click.option("--tls-ca-file", default=None, metavar="CA",
+              help="Mutual TLS with a tls:// --scheduler: the CA (PEM) that signed the cluster's "
+                   "certificates [default: dask config distributed.comm.tls.ca-file].")
+@click.option("--tls-cert", default=None, metavar="CERT",
+              help="This client's certificate (PEM) for a tls:// --scheduler.")
+@click.option("--tls-key", default=None, metavar="KEY",
+              help="The private key (PEM) of --tls-cert (omit if CERT holds it).")
 def analyze_cmd(paths: tuple[str, ...], store: str, sigma: str, chunk_size: int,
                 workers: int | None, scheduler: str | None, serial: bool, overwrite: bool,
-                as_json: bool, quiet: bool, profile: bool, iena_keys: tuple | None) -> int:
+                as_json: bool, quiet: bool, profile: bool, iena_keys: tuple | None,
+                tls_ca_file: str | None, tls_cert: str | None, tls_key: str | None) -> int:
     """Analyse one capture (files of a rotated set or a glob count as one capture) into STORE.
 
     Example: streamlens-dist analyze flight-042/*.pcapng -o flight-042.zarr
@@ -83,7 +91,8 @@ def analyze_cmd(paths: tuple[str, ...], store: str, sigma: str, chunk_size: int,
 
         summary = analyze(list(paths), store, sigma=sigma, chunk_size=chunk_size,
                           workers=workers, scheduler=scheduler, serial=serial,
-                          overwrite=overwrite, progress=progress, iena_keys=iena_keys)
+                          overwrite=overwrite, progress=progress, iena_keys=iena_keys,
+                          tls=(tls_ca_file, tls_cert, tls_key))
     if as_json:
         click.echo(json.dumps(summary.to_dict(), indent=2, default=str))
     else:
