@@ -9,7 +9,9 @@ process, used as the oracle and for tiny inputs.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
+import logging
 import os
 import time
 import uuid
@@ -33,24 +35,43 @@ def _noop(phase: str, done: int, total: int) -> None:
 
 
 # --- task wrappers: plain data in, bytes out (what crosses the network) ---------------------
+# Every task is pure and idempotent: its result depends only on its arguments, so Dask may run
+# it again on another worker when the worker holding its result dies (workers/README.md
+# "Faults"). Each one first checks that its worker passed the version check (workerplugin).
+
+def _check_worker() -> None:
+    from .workerplugin import check_worker  # only tasks import it: Dask is loaded there
+
+    check_worker()
+
 
 @without_gc
 def pass1_task(spec: dict, settings: dict) -> bytes:
+    _check_worker()
     return analyze_chunk(ChunkSpec.from_dict(spec), Settings.from_dict(settings))
 
 
 @without_gc
 def combine_task(a: bytes, b: bytes) -> bytes:
+    _check_worker()
     return partial_to_bytes(combine(partial_from_bytes(a), partial_from_bytes(b)))
 
 
 @without_gc
 def prefix_task(prefix: bytes, left: bytes) -> bytes:
+    _check_worker()
     return prefix_to_bytes(advance(prefix_from_bytes(prefix), partial_from_bytes(left)))
 
 
 @without_gc
+def thresholds_task(root: bytes, sigma: str) -> bytes:
+    _check_worker()
+    return thresholds_to_bytes(*thresholds(partial_from_bytes(root), Fraction(sigma)))
+
+
+@without_gc
 def pass2_task(spec: dict, settings: dict, partial: bytes, thr: bytes, prefix: bytes) -> bytes:
+    _check_worker()
     return chunk_outliers(ChunkSpec.from_dict(spec), Settings.from_dict(settings), partial, thr,
                           prefix)
 
@@ -82,6 +103,43 @@ def run_serial(plan: CapturePlan, settings: Settings, progress: Progress = _noop
 
 def run_dask(plan: CapturePlan, settings: Settings, client, progress: Progress = _noop,
              phases: dict | None = None) -> tuple[Partial, list[bytes]]:
+    """The pipeline on `client`'s cluster. Losing a worker costs only recomputation; losing
+    the scheduler, or workers that keep dying, ends in a ClusterError saying what to do."""
+    from distributed import KilledWorker
+
+    from .workerplugin import register_version_check
+
+    address = client.scheduler.address
+    try:
+        register_version_check(client)
+        return _run_dask(plan, settings, client, progress, phases)
+    except KilledWorker as exc:
+        raise ClusterError(
+            f"Dask workers of the scheduler at {address} died {exc.allowed_failures + 1} "
+            f"time(s) running task {exc.task} (the last: {exc.last_worker.address}); check "
+            "the worker logs (memory limit?), restart the workers and rerun: a rerun "
+            "recomputes everything") from exc
+    except (concurrent.futures.CancelledError, OSError, TimeoutError) as exc:
+        # Usually FutureCancelledError "scheduler-connection-lost", or a comm error while the
+        # client is no longer connected. An OSError of a task (a capture unreadable on a
+        # worker) while the client is still connected stays what it is.
+        reason = getattr(exc, "reason", "")
+        if reason == "scheduler-connection-lost" or client.status != "running":
+            raise ClusterError(
+                f"lost the Dask scheduler at {address} during the analysis; nothing was "
+                "written. Restart the scheduler (`dask scheduler`) and the workers (`dask "
+                "worker ADDRESS`), then rerun the same command: a rerun recomputes "
+                "everything") from exc
+        if isinstance(exc, concurrent.futures.CancelledError):
+            raise ClusterError(
+                f"the Dask scheduler at {address} cancelled the analysis ({exc}); nothing "
+                "was written. Was it restarted or the run cancelled from another client? "
+                "Rerun the same command: a rerun recomputes everything") from exc
+        raise
+
+
+def _run_dask(plan: CapturePlan, settings: Settings, client, progress: Progress,
+              phases: dict | None) -> tuple[Partial, list[bytes]]:
     from distributed import as_completed
 
     phases = {} if phases is None else phases
@@ -94,6 +152,12 @@ def run_dask(plan: CapturePlan, settings: Settings, client, progress: Progress =
     # Keys must never collide with another run's on a shared scheduler, or Dask would hand
     # back that run's results.
     token = uuid.uuid4().hex
+    # No `retries=`: they re-run tasks that *raised*, and ours only raise on a real error
+    # (a bug, a version refusal) that would raise again. A worker that dies is handled by
+    # the scheduler without them: the results it held are recomputed from their tasks (the
+    # futures below keep the whole graph alive until the end), and a task that was running
+    # on it is resubmitted until `distributed.scheduler.allowed-failures` workers died
+    # running it (default 3; workers/distributed.yaml), then KilledWorker -> ClusterError.
     p1 = client.map(pass1_task, specs, settings=sdict, key=[f"sl-pass1-{token}-{i}"
                                                             for i in range(n)])
     # Up-sweep: an ordered pairwise tree, submitted now, running as pass-1 results arrive.
@@ -116,11 +180,13 @@ def run_dask(plan: CapturePlan, settings: Settings, client, progress: Progress =
     merged = partial_from_bytes(level[0].result())
     progress("merge", 1, 1)
     t2 = time.perf_counter()
-    thr = client.scatter(thresholds_to_bytes(*thresholds(merged, Fraction(settings.sigma))),
-                         broadcast=True)
+    # Thresholds and the first prefix are tasks (thresholds from the root of the tree, the
+    # empty prefix as a literal argument), not `client.scatter`ed data: Dask cannot recompute
+    # scattered data, so a worker dying with the only copy would fail the whole run.
+    thr = client.submit(thresholds_task, level[0], settings.sigma, key=f"sl-thr-{token}")
     # Down-sweep: a node's prefix goes to its left child; its right child gets it advanced
     # past the left child. Leaves end with the prefix of their chunk.
-    prefix_of = {level[0].key: client.scatter(prefix_to_bytes(Prefix()))}
+    prefix_of = {level[0].key: prefix_to_bytes(Prefix())}
     stack = [level[0]]
     while stack:
         node = stack.pop()
@@ -167,7 +233,7 @@ def cluster_client(scheduler: str | None, workers: int | None) -> Iterator:
                 f"cannot reach the Dask scheduler at {address} ({exc}); start one with "
                 "`dask scheduler` and `dask worker ADDRESS`, or omit --scheduler (and unset "
                 "DASK_SCHEDULER_ADDRESS) to run on a local cluster") from exc
-        with client:
+        with _quiet_client_log(), client:
             yield client
         return
     n = workers or max(1, min(os.cpu_count() or 1, 8))
@@ -189,3 +255,17 @@ def cluster_client(scheduler: str | None, workers: int | None) -> Iterator:
         Client(cluster) as client,
     ):
         yield client
+
+
+@contextlib.contextmanager
+def _quiet_client_log() -> Iterator[None]:
+    """Mute the `distributed.client` logger: when the scheduler is lost it logs the reconnect
+    attempts' tracebacks, while run_dask already ends with a ClusterError saying what
+    happened and what to do (the CLI prints it as one line)."""
+    log = logging.getLogger("distributed.client")
+    level = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        log.setLevel(level)

@@ -37,3 +37,7 @@ class WireFormatError(StreamlensError, ValueError):
 
 class ClusterError(StreamlensError, RuntimeError):
     """The Dask scheduler could not be reached or was lost."""
+
+
+class WorkerVersionError(ClusterError):
+    """A Dask worker runs different streamlens-dist/dpkt/msgpack/numpy versions than the client."""

@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
@@ -21,14 +22,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@dataclass
+class DaskProcesses:
+    """The running processes: `workers` are the `dask worker` processes (with `nanny=False`
+    each one is the worker itself, so SIGKILL loses its tasks and data for good)."""
+
+    address: str
+    scheduler: subprocess.Popen
+    workers: list[subprocess.Popen] = field(default_factory=list)
+
+
 @contextmanager
-def dask_processes(n_workers: int = 2, timeout: float = 60.0) -> Iterator[str]:
-    """Start `dask scheduler` and `dask worker` processes; yield the scheduler address."""
+def dask_cluster(n_workers: int = 2, timeout: float = 60.0, nanny: bool = True,
+                 env: dict | None = None) -> Iterator[DaskProcesses]:
+    """Start `dask scheduler` and `dask worker` processes; yield them once all workers joined.
+    `env` is added to every process's environment (e.g. DASK_DISTRIBUTED__... settings)."""
     from distributed import Client
 
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     procs = [subprocess.Popen([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1",
                                "--port", str(port), "--no-dashboard"], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
@@ -36,7 +49,7 @@ def dask_processes(n_workers: int = 2, timeout: float = 60.0) -> Iterator[str]:
         for _ in range(n_workers):
             procs.append(subprocess.Popen(
                 [str(BIN / "dask"), "worker", address, "--nthreads", "1", "--no-dashboard",
-                 "--host", "127.0.0.1"], env=env,
+                 "--host", "127.0.0.1", *([] if nanny else ["--no-nanny"])], env=env,
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         deadline = time.monotonic() + timeout
         while True:
@@ -48,12 +61,24 @@ def dask_processes(n_workers: int = 2, timeout: float = 60.0) -> Iterator[str]:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.5)
-        yield address
+        yield DaskProcesses(address, procs[0], procs[1:])
     finally:
-        for p in reversed(procs):
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        # Workers first, while the scheduler still answers their goodbye (stopped together,
+        # the workers spend seconds trying to reach it).
+        for group in (procs[1:], procs[:1]):
+            for p in group:
+                if p.poll() is None:
+                    p.send_signal(signal.SIGTERM)
+            for p in group:
+                try:
+                    p.wait(10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait(10)
+
+
+@contextmanager
+def dask_processes(n_workers: int = 2, timeout: float = 60.0) -> Iterator[str]:
+    """Start `dask scheduler` and `dask worker` processes; yield the scheduler address."""
+    with dask_cluster(n_workers, timeout) as procs:
+        yield procs.address
