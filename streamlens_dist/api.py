@@ -11,6 +11,7 @@ from typing import Any
 
 from . import __version__
 from .capture.split import plan_capture
+from .checkpoint import Checkpoint
 from .engine import Progress, _noop, cluster_client, run_dask, run_serial, scheduler_address
 from .ienakeys import load_key_map
 from .results import Tables, build_tables, malformed_totals
@@ -92,6 +93,7 @@ def analyze(
     progress: Progress = _noop,
     iena_keys: str | os.PathLike | Sequence | None = None,
     tls: TLSArg = None,
+    checkpoint: str | os.PathLike | None = None,
 ) -> Summary:
     """Analyse one capture (a file, or the files of a rotated set, or globs) into `store`.
 
@@ -113,6 +115,10 @@ def analyze(
     "Command line"); without it a `tls://` scheduler uses the certificates dask's config names
     (`distributed.comm.tls.ca-file`, `.client.cert`, `.client.key`). Raises SettingsError when
     the files are missing or unreadable, or given without a `tls://` scheduler.
+
+    `checkpoint`: a directory keeping every finished chunk's partial (on this machine), so
+    that a rerun after a crash recomputes only the chunks not yet done (checkpoint.py);
+    `phases["checkpoint_hits"]` says how many were found.
     """
     t0 = time.perf_counter()
     if isinstance(iena_keys, (str, os.PathLike)):
@@ -121,6 +127,7 @@ def analyze(
     store = os.fspath(store)
     tls_files = check_tls(tls, None if serial or client is not None else scheduler_address(scheduler))
     check_writable(store, overwrite)
+    ckpt = Checkpoint(checkpoint) if checkpoint is not None else None
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     phases: dict[str, Any] = {}
@@ -135,13 +142,15 @@ def analyze(
         serial = True
         phases["cluster_skipped"] = "one chunk"
     if serial:
-        merged, outliers = run_serial(plan, settings, progress, phases)
+        merged, outliers = run_serial(plan, settings, progress, phases, ckpt)
     elif client is not None:
-        merged, outliers = run_dask(plan, settings, client, progress, phases)
+        merged, outliers = run_dask(plan, settings, client, progress, phases, ckpt)
     else:
         with tls_config(tls_files), cluster_client(scheduler, workers) as c:
             phases["cluster_start"] = time.perf_counter() - t1
-            merged, outliers = run_dask(plan, settings, c, progress, phases)
+            merged, outliers = run_dask(plan, settings, c, progress, phases, ckpt)
+    if ckpt is not None:
+        phases.update(checkpoint_hits=ckpt.hits, checkpoint_stored=ckpt.stored)
     t2 = time.perf_counter()
     tables = build_tables(merged, Fraction(settings.sigma), outliers, settings.iena_keys)
     phases["tables"] = time.perf_counter() - t2

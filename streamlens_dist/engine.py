@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from fractions import Fraction
 
 from .capture.split import CapturePlan, ChunkSpec
+from .checkpoint import Checkpoint
 from .chunktask import analyze_chunk, chunk_outliers, thresholds_to_bytes
 from .errors import ClusterError
 from .gcpause import without_gc
@@ -51,6 +52,11 @@ def pass1_task(spec: dict, settings: dict) -> bytes:
     return analyze_chunk(ChunkSpec.from_dict(spec), Settings.from_dict(settings))
 
 
+def cached_task(data: bytes) -> bytes:
+    """A chunk's partial found in the checkpoint (engine.run_dask)."""
+    return data
+
+
 @without_gc
 def combine_task(a: bytes, b: bytes) -> bytes:
     _check_worker()
@@ -78,12 +84,18 @@ def pass2_task(spec: dict, settings: dict, partial: bytes, thr: bytes, prefix: b
 
 @without_gc
 def run_serial(plan: CapturePlan, settings: Settings, progress: Progress = _noop,
-               phases: dict | None = None) -> tuple[Partial, list[bytes]]:
+               phases: dict | None = None, checkpoint: Checkpoint | None = None
+               ) -> tuple[Partial, list[bytes]]:
     phases = {} if phases is None else phases
     t0 = time.perf_counter()
     parts: list[bytes] = []
     for i, spec in enumerate(plan.chunks):
-        parts.append(analyze_chunk(spec, settings))
+        data = checkpoint.load(spec, settings) if checkpoint is not None else None
+        if data is None:
+            data = analyze_chunk(spec, settings)
+            if checkpoint is not None:
+                checkpoint.save(spec, settings, data)
+        parts.append(data)
         progress("dissect", i + 1, len(plan.chunks))
     t1 = time.perf_counter()
     merged = Partial.empty()
@@ -102,7 +114,8 @@ def run_serial(plan: CapturePlan, settings: Settings, progress: Progress = _noop
 
 
 def run_dask(plan: CapturePlan, settings: Settings, client, progress: Progress = _noop,
-             phases: dict | None = None) -> tuple[Partial, list[bytes]]:
+             phases: dict | None = None, checkpoint: Checkpoint | None = None
+             ) -> tuple[Partial, list[bytes]]:
     """The pipeline on `client`'s cluster. Losing a worker costs only recomputation; losing
     the scheduler, or workers that keep dying, ends in a ClusterError saying what to do."""
     from distributed import KilledWorker
@@ -112,7 +125,7 @@ def run_dask(plan: CapturePlan, settings: Settings, client, progress: Progress =
     address = client.scheduler.address
     try:
         register_version_check(client)
-        return _run_dask(plan, settings, client, progress, phases)
+        return _run_dask(plan, settings, client, progress, phases, checkpoint)
     except KilledWorker as exc:
         raise ClusterError(
             f"Dask workers of the scheduler at {address} died {exc.allowed_failures + 1} "
@@ -139,7 +152,8 @@ def run_dask(plan: CapturePlan, settings: Settings, client, progress: Progress =
 
 
 def _run_dask(plan: CapturePlan, settings: Settings, client, progress: Progress,
-              phases: dict | None) -> tuple[Partial, list[bytes]]:
+              phases: dict | None, checkpoint: Checkpoint | None
+              ) -> tuple[Partial, list[bytes]]:
     from distributed import as_completed
 
     phases = {} if phases is None else phases
@@ -158,8 +172,14 @@ def _run_dask(plan: CapturePlan, settings: Settings, client, progress: Progress,
     # futures below keep the whole graph alive until the end), and a task that was running
     # on it is resubmitted until `distributed.scheduler.allowed-failures` workers died
     # running it (default 3; workers/distributed.yaml), then KilledWorker -> ClusterError.
-    p1 = client.map(pass1_task, specs, settings=sdict, key=[f"sl-pass1-{token}-{i}"
-                                                            for i in range(n)])
+    # A checkpointed partial enters the graph as a task holding its bytes (recomputable like
+    # any task, unlike scattered data); the others are computed and saved as they arrive.
+    cached = [checkpoint.load(c, settings) if checkpoint is not None else None
+              for c in plan.chunks]
+    p1 = [client.submit(cached_task, data, key=f"sl-pass1-{token}-{i}") if data is not None
+          else client.submit(pass1_task, spec, sdict, key=f"sl-pass1-{token}-{i}")
+          for i, (spec, data) in enumerate(zip(specs, cached, strict=True))]
+    index_of = {f.key: i for i, f in enumerate(p1)}
     # Up-sweep: an ordered pairwise tree, submitted now, running as pass-1 results arrive.
     # children[node key] = (left, right) remembers the shape for the down-sweep.
     level, depth = list(p1), 0
@@ -174,7 +194,10 @@ def _run_dask(plan: CapturePlan, settings: Settings, client, progress: Progress,
         if len(level) % 2:
             nxt.append(level[-1])
         level, depth = nxt, depth + 1
-    for done, _ in enumerate(as_completed(p1), 1):
+    for done, fut in enumerate(as_completed(p1), 1):
+        i = index_of[fut.key]
+        if checkpoint is not None and cached[i] is None:
+            checkpoint.save(plan.chunks[i], settings, fut.result())
         progress("dissect", done, n)
     t1 = time.perf_counter()
     merged = partial_from_bytes(level[0].result())

@@ -63,6 +63,9 @@ def _key_map(_ctx: click.Context, _param: click.Parameter, value: str | None) ->
 @click.option("--iena-keys", "iena_keys", default=None, metavar="FILE", callback=_key_map,
               help="IENA key map (CSV `key,type[,name]` or YAML `key: type`): the packet type "
                    "of the listed keys (docs/STREAMS.md).")
+@click.option("--checkpoint", default=None, metavar="DIR",
+              help="Keep each finished chunk's partial in DIR; a rerun after a crash "
+                   "recomputes only what is missing.")
 @click.option("--tls-ca-file", default=None, metavar="CA",
               help="Mutual TLS with a tls:// --scheduler: the CA (PEM) that signed the cluster's "
                    "certificates [default: dask config distributed.comm.tls.ca-file].")
@@ -73,7 +76,8 @@ def _key_map(_ctx: click.Context, _param: click.Parameter, value: str | None) ->
 def analyze_cmd(paths: tuple[str, ...], store: str, sigma: str, chunk_size: int,
                 workers: int | None, scheduler: str | None, serial: bool, overwrite: bool,
                 as_json: bool, quiet: bool, profile: bool, iena_keys: tuple | None,
-                tls_ca_file: str | None, tls_cert: str | None, tls_key: str | None) -> int:
+                checkpoint: str | None, tls_ca_file: str | None, tls_cert: str | None,
+                tls_key: str | None) -> int:
     """Analyse one capture (files of a rotated set or a glob count as one capture) into STORE.
 
     Example: streamlens-dist analyze flight-042/*.pcapng -o flight-042.zarr
@@ -92,7 +96,7 @@ def analyze_cmd(paths: tuple[str, ...], store: str, sigma: str, chunk_size: int,
         summary = analyze(list(paths), store, sigma=sigma, chunk_size=chunk_size,
                           workers=workers, scheduler=scheduler, serial=serial,
                           overwrite=overwrite, progress=progress, iena_keys=iena_keys,
-                          tls=(tls_ca_file, tls_cert, tls_key))
+                          tls=(tls_ca_file, tls_cert, tls_key), checkpoint=checkpoint)
     if as_json:
         click.echo(json.dumps(summary.to_dict(), indent=2, default=str))
     else:
@@ -138,6 +142,9 @@ def print_summary(s: Summary, console: Console) -> None:
                               str(r["messages"]), str(r["lost"]), str(r["gap_count"]),
                               str(r["out_of_order"]), str(r["outliers"]), _ms(r["iat_mean_ns"]))
             console.print(table)
+    if "checkpoint_hits" in s.phases:
+        console.print(f"checkpoint: {s.phases['checkpoint_hits']} chunk(s) reused, "
+                      f"{s.phases['checkpoint_stored']} computed and stored")
     problems = a["problems"]
     for p in problems[:MAX_PROBLEMS_SHOWN]:
         console.print(problem_line(p), markup=False, highlight=False)
