@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -79,6 +79,14 @@ class Summary:
                 "phases": self.phases}
 
 
+def _dashboard(client: Any, phases: dict, on_cluster: Callable[[str], None] | None) -> None:
+    link = getattr(client, "dashboard_link", None)
+    if link:
+        phases["dashboard"] = link
+        if on_cluster is not None:
+            on_cluster(link)
+
+
 def analyze(
     paths: str | os.PathLike | Sequence[str | os.PathLike],
     store: str | os.PathLike,
@@ -94,6 +102,7 @@ def analyze(
     iena_keys: str | os.PathLike | Sequence | None = None,
     tls: TLSArg = None,
     checkpoint: str | os.PathLike | None = None,
+    on_cluster: Callable[[str], None] | None = None,
 ) -> Summary:
     """Analyse one capture (a file, or the files of a rotated set, or globs) into `store`.
 
@@ -119,6 +128,9 @@ def analyze(
     `checkpoint`: a directory keeping every finished chunk's partial (on this machine), so
     that a rerun after a crash recomputes only the chunks not yet done (checkpoint.py);
     `phases["checkpoint_hits"]` says how many were found.
+
+    `on_cluster(dashboard_link)` is called once the Dask client is connected (the CLI prints
+    the link); the link is also kept in `phases["dashboard"]`.
     """
     t0 = time.perf_counter()
     if isinstance(iena_keys, (str, os.PathLike)):
@@ -144,10 +156,12 @@ def analyze(
     if serial:
         merged, outliers = run_serial(plan, settings, progress, phases, ckpt)
     elif client is not None:
+        _dashboard(client, phases, on_cluster)
         merged, outliers = run_dask(plan, settings, client, progress, phases, ckpt)
     else:
         with tls_config(tls_files), cluster_client(scheduler, workers) as c:
             phases["cluster_start"] = time.perf_counter() - t1
+            _dashboard(c, phases, on_cluster)
             merged, outliers = run_dask(plan, settings, c, progress, phases, ckpt)
     if ckpt is not None:
         phases.update(checkpoint_hits=ckpt.hits, checkpoint_stored=ckpt.stored)

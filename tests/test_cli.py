@@ -105,3 +105,17 @@ def test_damaged_capture_completes_with_data_problem_status(tmp_path: Path) -> N
     assert "problem" in r.stdout and "corrupt_truncated_nsec_fuzz.pcap" in r.stdout
     attrs = load_store(tmp_path / "d.zarr")[1]
     assert attrs["complete"] is True and attrs["problems"][0]["offset"] == 24
+
+
+def test_cluster_run_prints_dashboard_and_phase_times(tmp_path) -> None:
+    from streamlens_dist.synth import flight_test_capture
+
+    cap = tmp_path / "ft.pcap"
+    flight_test_capture(cap, 3000, seed=2)
+    r = run("analyze", str(cap), "-o", str(tmp_path / "o.zarr"), "--chunk-size", "64KiB",
+            "--workers", "1")
+    assert r.returncode == 0, r.stderr
+    assert "Dask dashboard: http://127.0.0.1:" in r.stderr
+    line = next(x for x in r.stdout.splitlines() if x.startswith("time per phase:"))
+    for phase in ("split", "cluster_start", "dissect", "merge", "outliers", "write"):
+        assert f"{phase} " in line

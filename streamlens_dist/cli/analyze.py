@@ -96,7 +96,10 @@ def analyze_cmd(paths: tuple[str, ...], store: str, sigma: str, chunk_size: int,
         summary = analyze(list(paths), store, sigma=sigma, chunk_size=chunk_size,
                           workers=workers, scheduler=scheduler, serial=serial,
                           overwrite=overwrite, progress=progress, iena_keys=iena_keys,
-                          tls=(tls_ca_file, tls_cert, tls_key), checkpoint=checkpoint)
+                          tls=(tls_ca_file, tls_cert, tls_key), checkpoint=checkpoint,
+                          on_cluster=None if quiet or as_json else
+                          lambda link: console.print(f"Dask dashboard: {link}",
+                                                     highlight=False))
     if as_json:
         click.echo(json.dumps(summary.to_dict(), indent=2, default=str))
     else:
@@ -142,6 +145,9 @@ def print_summary(s: Summary, console: Console) -> None:
                               str(r["messages"]), str(r["lost"]), str(r["gap_count"]),
                               str(r["out_of_order"]), str(r["outliers"]), _ms(r["iat_mean_ns"]))
             console.print(table)
+    timed = [(k, s.phases[k]) for k in _WALL if isinstance(s.phases.get(k), float)]
+    console.print("time per phase: " + ", ".join(f"{k} {v:.2f} s" for k, v in timed),
+                  highlight=False)
     if "checkpoint_hits" in s.phases:
         console.print(f"checkpoint: {s.phases['checkpoint_hits']} chunk(s) reused, "
                       f"{s.phases['checkpoint_stored']} computed and stored")
