@@ -1,10 +1,11 @@
-"""A streamlens-dist Dask cluster on PBS with dask-jobqueue (deploy/hpc/README.md).
+"""A streamlens-dist Dask cluster on SLURM or PBS with dask-jobqueue (deploy/hpc/README.md).
 
 Run on a login node, in the same Python environment the compute nodes see (a shared
 filesystem): it starts the scheduler here (port 8786, dashboard 8787), submits JOBS batch jobs
 of worker processes, prints the scheduler address and keeps the cluster up until Ctrl-C.
 
-    python deploy/hpc/pbs_cluster.py --jobs 4 --queue workq --account flighttest
+    python deploy/hpc/jobqueue_cluster.py --system slurm --jobs 4 --queue compute --account flighttest
+    python deploy/hpc/jobqueue_cluster.py --system pbs --jobs 4 --queue workq
     streamlens-dist analyze /shared/flight-042/*.pcapng -o /shared/flight-042.zarr \\
         --scheduler tcp://LOGIN_NODE:8786
 
@@ -23,20 +24,23 @@ DASHBOARD_PORT = 8787
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--system", choices=("slurm", "pbs"), required=True,
+                   help="the batch scheduler of the site")
     p.add_argument("--jobs", type=int, default=2, help="batch jobs (nodes) to submit")
     p.add_argument("--cores", type=int, default=16, help="cores per job")
     p.add_argument("--memory", default="64GiB", help="memory per job")
     p.add_argument("--walltime", default="02:00:00")
-    p.add_argument("--queue", default=None, help="PBS queue")
+    p.add_argument("--queue", default=None, help="SLURM partition / PBS queue")
     p.add_argument("--account", default=None)
     p.add_argument("--interface", default=None,
                    help="network interface the nodes reach each other on (e.g. ib0)")
     p.add_argument("--dry-run", action="store_true", help="print the job script and exit")
     args = p.parse_args(argv)
 
-    from dask_jobqueue import PBSCluster
+    from dask_jobqueue import PBSCluster, SLURMCluster
 
-    cluster = PBSCluster(
+    cluster_class = SLURMCluster if args.system == "slurm" else PBSCluster
+    cluster = cluster_class(
         cores=args.cores,
         processes=args.cores,  # one single-threaded worker process per core (workers/README.md)
         memory=args.memory,
