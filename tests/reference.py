@@ -593,20 +593,58 @@ def mac_text(b: bytes) -> str:
     return ":".join(f"{x:02x}" for x in b)
 
 
-def decode_ethernet(data: bytes) -> dict | None:
-    if len(data) < 14:
-        return None
-    ethertype = struct.unpack_from(">H", data, 12)[0]
-    ethertype, pos = skip_vlan(data, ethertype, 14)
-    payload = data[pos:]
+NULL_AF = {2: 4, 24: 6, 28: 6, 30: 6}  # BSD address family -> IP version
+
+
+def network_layer(linktype: int, data: bytes) -> tuple[dict | None, int | None, int]:
+    """(IP header dict or None, ethertype, payload offset) of a frame: the ethertype (VLAN
+    tags skipped) and where its payload starts only for Ethernet frames, else (ip, None, 0).
+    A frame too short for its link header gives (None, None, 0)."""
+    if linktype == 1:
+        if len(data) < 14:
+            return None, None, 0
+        ethertype, pos = skip_vlan(data, struct.unpack_from(">H", data, 12)[0], 14)
+        ip = None
+        if ethertype == 0x0800:
+            ip = parse_ipv4(data[pos:])
+        elif ethertype == 0x86DD:
+            ip = parse_ipv6(data[pos:])
+        return ip, ethertype, pos
     ip = None
-    if ethertype == 0x0800:
-        ip = parse_ipv4(payload)
-    elif ethertype == 0x86DD:
-        ip = parse_ipv6(payload)
+    if linktype in (113, 276):  # SLL / SLL2: only IPv4 / IPv6 are decodable
+        at, pos = (14, 16) if linktype == 113 else (0, 20)
+        if len(data) < pos:
+            return None, None, 0
+        ethertype, pos = skip_vlan(data, struct.unpack_from(">H", data, at)[0], pos)
+        if ethertype == 0x0800:
+            ip = parse_ipv4(data[pos:])
+        elif ethertype == 0x86DD:
+            ip = parse_ipv6(data[pos:])
+    elif linktype in (101, 12, 14):
+        ip = parse_ip(data)
+    elif linktype == 228:
+        ip = parse_ip(data, 4)
+    elif linktype == 229:
+        ip = parse_ip(data, 6)
+    elif linktype in (0, 108) and len(data) >= 4:
+        little = struct.unpack_from("<I", data, 0)[0]
+        big = struct.unpack_from(">I", data, 0)[0]
+        if linktype == 0 and little in NULL_AF:
+            ip = parse_ip(data[4:], NULL_AF[little])
+        elif big in NULL_AF:
+            ip = parse_ip(data[4:], NULL_AF[big])
+    return ip, None, 0
+
+
+def decode_frame(linktype: int, data: bytes) -> dict | None:
+    """kind/src/dst/frame_type/hints of a frame, or None when it is undecodable."""
+    ip, ethertype, pos = network_layer(linktype, data)
     if ip is not None:
         return classify_ip(ip)
+    if ethertype is None:
+        return None
     # Layer 2 flow: not IP, 802.3/LLC (ethertype < 0x0600), or an invalid IP header
+    payload = data[pos:]
     frame = {
         "kind": "l2",
         "src": mac_text(data[6:12]),
@@ -626,49 +664,6 @@ def decode_ethernet(data: bytes) -> dict | None:
     elif ethertype == 0x0806:
         frame["frame_type"] = "ARP"
     return frame
-
-
-def decode_cooked(data: bytes, ethertype: int, pos: int) -> dict | None:
-    """SLL / SLL2 payload: only IPv4 / IPv6 are decodable."""
-    ethertype, pos = skip_vlan(data, ethertype, pos)
-    ip = None
-    if ethertype == 0x0800:
-        ip = parse_ipv4(data[pos:])
-    elif ethertype == 0x86DD:
-        ip = parse_ipv6(data[pos:])
-    return classify_ip(ip) if ip is not None else None
-
-
-NULL_AF = {2: 4, 24: 6, 28: 6, 30: 6}  # BSD address family -> IP version
-
-
-def decode_frame(linktype: int, data: bytes) -> dict | None:
-    """kind/src/dst/frame_type/hints of a frame, or None when it is undecodable."""
-    ip = None
-    if linktype == 1:
-        return decode_ethernet(data)
-    if linktype == 113:
-        if len(data) < 16:
-            return None
-        return decode_cooked(data, struct.unpack_from(">H", data, 14)[0], 16)
-    if linktype == 276:
-        if len(data) < 20:
-            return None
-        return decode_cooked(data, struct.unpack_from(">H", data, 0)[0], 20)
-    if linktype in (101, 12, 14):
-        ip = parse_ip(data)
-    elif linktype == 228:
-        ip = parse_ip(data, 4)
-    elif linktype == 229:
-        ip = parse_ip(data, 6)
-    elif linktype in (0, 108) and len(data) >= 4:
-        little = struct.unpack_from("<I", data, 0)[0]
-        big = struct.unpack_from(">I", data, 0)[0]
-        if linktype == 0 and little in NULL_AF:
-            ip = parse_ip(data[4:], NULL_AF[little])
-        elif big in NULL_AF:
-            ip = parse_ip(data[4:], NULL_AF[big])
-    return classify_ip(ip) if ip is not None else None
 
 
 # --------------------------------------------------------------------------------------

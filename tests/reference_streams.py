@@ -43,11 +43,8 @@ from reference import (
     PTP_NAMES,
     ch10_hdr_ok,
     find_ch10,
-    parse_ip,
-    parse_ipv4,
-    parse_ipv6,
+    network_layer,
     scope_stats,
-    skip_vlan,
 )
 
 STREAM_COLUMNS = [
@@ -89,41 +86,9 @@ def udp_payload(ip: dict | None) -> bytes | None:
 def app_payload(frame: dict) -> tuple[str, bytes] | None:
     """("udp", UDP payload) or ("l2", bytes after the ethertype, VLAN tags skipped) of a
     decoded frame, following reference.decode_frame's link and network layers."""
-    linktype, data = frame["linktype"], frame["data"]
-    ip = None
-    if linktype == 1:
-        if len(data) < 14:
-            return None
-        ethertype, pos = skip_vlan(data, struct.unpack_from(">H", data, 12)[0], 14)
-        if ethertype == 0x0800:
-            ip = parse_ipv4(data[pos:])
-        elif ethertype == 0x86DD:
-            ip = parse_ipv6(data[pos:])
-        if ip is None:
-            return "l2", data[pos:]
-    elif linktype in (113, 276):
-        at, pos = (14, 16) if linktype == 113 else (0, 20)
-        if len(data) < pos:
-            return None
-        ethertype, pos = skip_vlan(data, struct.unpack_from(">H", data, at)[0], pos)
-        if ethertype == 0x0800:
-            ip = parse_ipv4(data[pos:])
-        elif ethertype == 0x86DD:
-            ip = parse_ipv6(data[pos:])
-    elif linktype in (101, 12, 14):
-        ip = parse_ip(data)
-    elif linktype == 228:
-        ip = parse_ip(data, 4)
-    elif linktype == 229:
-        ip = parse_ip(data, 6)
-    elif linktype in (0, 108) and len(data) >= 4:
-        family = {2: 4, 24: 6, 28: 6, 30: 6}
-        little = struct.unpack_from("<I", data, 0)[0]
-        big = struct.unpack_from(">I", data, 0)[0]
-        if linktype == 0 and little in family:
-            ip = parse_ip(data[4:], family[little])
-        elif big in family:
-            ip = parse_ip(data[4:], family[big])
+    ip, ethertype, pos = network_layer(frame["linktype"], frame["data"])
+    if ip is None:
+        return None if ethertype is None else ("l2", frame["data"][pos:])
     payload = udp_payload(ip)
     return None if payload is None else ("udp", payload)
 
