@@ -121,7 +121,7 @@ def chunk_frames(spec: ChunkSpec, settings: Settings,
     cls = classify_columns(buf, cols)
     t3 = time.perf_counter()
     msgs = chunk_messages(buf, cols.offset, cols.caplen, cols.linktype, cls.ftype, cls.flow >= 0,
-                          getattr(cls, "app_off", None), getattr(cls, "app_len", None))
+                          cls.app_off, cls.app_len)
     apply_key_map(cls.ftype, msgs, settings)
     t4 = time.perf_counter()
     if profile is not None:
