@@ -10,9 +10,18 @@ from fractions import Fraction
 from typing import Any
 
 from . import __version__
-from .capture.split import plan_capture
+from .capture.source import Storage, is_url
+from .capture.split import CapturePlan, plan_capture
 from .checkpoint import Checkpoint
-from .engine import Progress, _noop, cluster_client, run_dask, run_serial, scheduler_address
+from .engine import (
+    Progress,
+    _noop,
+    cluster_client,
+    remote_scanner,
+    run_dask,
+    run_serial,
+    scheduler_address,
+)
 from .ienakeys import load_key_map
 from .results import Tables, build_tables, malformed_totals
 from .security import TLSArg, check_tls, tls_config
@@ -103,8 +112,14 @@ def analyze(
     tls: TLSArg = None,
     checkpoint: str | os.PathLike | None = None,
     on_cluster: Callable[[str], None] | None = None,
+    storage_options: Storage | None = None,
 ) -> Summary:
     """Analyse one capture (a file, or the files of a rotated set, or globs) into `store`.
+
+    Paths, `store` and `checkpoint` may be local paths or fsspec URLs (`s3://bucket/f/*.pcap`);
+    `storage_options` are the fsspec filesystem's options for them (endpoint_url, key,
+    secret, ...), sent to the workers with each task. Remote captures are scanned on the
+    workers, one task per file, and every chunk task reads only its byte range.
 
     Runs on `client` if given, else on the Dask scheduler at `scheduler` (or
     DASK_SCHEDULER_ADDRESS), else on a local cluster of `workers` processes (in this process
@@ -125,7 +140,7 @@ def analyze(
     (`distributed.comm.tls.ca-file`, `.client.cert`, `.client.key`). Raises SettingsError when
     the files are missing or unreadable, or given without a `tls://` scheduler.
 
-    `checkpoint`: a directory keeping every finished chunk's partial (on this machine), so
+    `checkpoint`: a directory or URL keeping every finished chunk's partial, so
     that a rerun after a crash recomputes only the chunks not yet done (checkpoint.py);
     `phases["checkpoint_hits"]` says how many were found.
 
@@ -136,33 +151,53 @@ def analyze(
     if isinstance(iena_keys, (str, os.PathLike)):
         iena_keys = load_key_map(iena_keys)
     settings = Settings(sigma=str(sigma), chunk_size=chunk_size, iena_keys=iena_keys or ())
+    storage = dict(storage_options) if storage_options else None
     store = os.fspath(store)
-    tls_files = check_tls(tls, None if serial or client is not None else scheduler_address(scheduler))
-    check_writable(store, overwrite)
-    ckpt = Checkpoint(checkpoint) if checkpoint is not None else None
+    address = None if serial or client is not None else scheduler_address(scheduler)
+    tls_files = check_tls(tls, address)
+    check_writable(store, overwrite, storage)
+    ckpt = Checkpoint(checkpoint, storage) if checkpoint is not None else None
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
+    paths = list(paths)
     phases: dict[str, Any] = {}
-    plan = plan_capture(list(paths), settings.chunk_size)
-    phases["split"] = time.perf_counter() - t0
-    progress("split", 1, 1)
-    t1 = time.perf_counter()
-    if not serial and client is None and len(plan.chunks) <= 1 \
-            and scheduler_address(scheduler) is None:
-        # One chunk has nothing to spread over workers: starting a local cluster would only
-        # add seconds. The results are identical either way.
-        serial = True
-        phases["cluster_skipped"] = "one chunk"
-    if serial:
-        merged, outliers = run_serial(plan, settings, progress, phases, ckpt)
-    elif client is not None:
-        _dashboard(client, phases, on_cluster)
-        merged, outliers = run_dask(plan, settings, client, progress, phases, ckpt)
-    else:
+
+    def plan_with(on: Any = None) -> CapturePlan:
+        """Scan the capture; remote files on the cluster of client `on` when given."""
+        t = time.perf_counter()
+        remote = on is not None and any(is_url(p) for p in paths)
+        plan = plan_capture(paths, settings.chunk_size, storage,
+                            remote_scanner(on, settings.chunk_size, storage) if remote else None)
+        phases["split"] = time.perf_counter() - t
+        progress("split", 1, 1)
+        return plan
+
+    def on_dask(c: Any, plan: CapturePlan | None = None) -> tuple:
+        _dashboard(c, phases, on_cluster)
+        plan = plan or plan_with(c)
+        return (plan, *run_dask(plan, settings, c, progress, phases, ckpt, storage))
+
+    if client is not None:
+        plan, merged, outliers = on_dask(client)
+    elif serial or (address is None and not any(is_url(p) for p in paths)):
+        # Local files: scan here first, and for one chunk skip the cluster altogether: it
+        # has nothing to spread over workers and would only add seconds (same results).
+        plan = plan_with()
+        if not serial and len(plan.chunks) <= 1:
+            serial = True
+            phases["cluster_skipped"] = "one chunk"
+        if serial:
+            merged, outliers = run_serial(plan, settings, progress, phases, ckpt, storage)
+        else:
+            t1 = time.perf_counter()
+            with tls_config(tls_files), cluster_client(scheduler, workers) as c:
+                phases["cluster_start"] = time.perf_counter() - t1
+                plan, merged, outliers = on_dask(c, plan)
+    else:  # a scheduler, or remote captures that the local cluster's workers scan
+        t1 = time.perf_counter()
         with tls_config(tls_files), cluster_client(scheduler, workers) as c:
             phases["cluster_start"] = time.perf_counter() - t1
-            _dashboard(c, phases, on_cluster)
-            merged, outliers = run_dask(plan, settings, c, progress, phases, ckpt)
+            plan, merged, outliers = on_dask(c)
     if ckpt is not None:
         phases.update(checkpoint_hits=ckpt.hits, checkpoint_stored=ckpt.stored)
     t2 = time.perf_counter()
@@ -183,7 +218,7 @@ def analyze(
         "software_version": __version__,
         "iena_keys": [list(e) for e in settings.iena_keys],
     }
-    write_store(store, tables, attrs, overwrite)
+    write_store(store, tables, attrs, overwrite, storage)
     phases["write"] = time.perf_counter() - t2
     worker = dict(merged.profile)
     msgs = [unpack(o, "outliers") for o in outliers]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .capture import pcap, pcapng
+from .capture import pcap, pcapng, source
 from .capture.columns import record_columns
 from .capture.split import ChunkSpec
 from .dissect.columnar import FrameClasses, classify_columns
@@ -42,21 +42,28 @@ from .wire import pack, partial_from_bytes, partial_to_bytes, prefix_from_bytes,
 NTYPES = len(TYPE_NAMES)
 
 
-def read_range(path: str, start: int, end: int) -> bytes:
-    with open(path, "rb") as f:
+def read_range(path: str, start: int, end: int, storage: source.Storage | None = None) -> bytes:
+    if source.is_url(path):
+        return source.read_range(path, start, end, storage)
+    with open(source.local_path(path), "rb") as f:
         f.seek(start)
         return f.read(end - start)
 
 
-def map_range(path: str, start: int, end: int) -> memoryview | bytes:
+def map_range(path: str, start: int, end: int, storage: source.Storage | None = None
+              ) -> memoryview | bytes:
     """The bytes of [start, end) without copying them: a read-only view of a file mapping.
 
     The view keeps the mapping alive; it is unmapped when the last view (or numpy array made
-    from it) is gone. Falls back to a plain read where mapping is not possible.
+    from it) is gone. Falls back to a plain read where mapping is not possible, and reads a
+    URL's range with one ranged request (capture/source.py).
     """
     if end <= start:
         return b""
+    if source.is_url(path):
+        return source.read_range(path, start, end, storage)
     lo = start - start % mmap.ALLOCATIONGRANULARITY
+    path = source.local_path(path)
     try:
         with open(path, "rb") as f:
             if os.fstat(f.fileno()).st_size < end:
@@ -67,9 +74,10 @@ def map_range(path: str, start: int, end: int) -> memoryview | bytes:
     return memoryview(mm)[start - lo:end - lo]
 
 
-def iter_frames(spec: ChunkSpec) -> Iterator[tuple[int, int | None, int, int, bytes]]:
+def iter_frames(spec: ChunkSpec, storage: source.Storage | None = None
+                ) -> Iterator[tuple[int, int | None, int, int, bytes]]:
     """(frame number, ts_ns or None, linktype, captured length, frame bytes) per frame."""
-    buf = read_range(spec.path, spec.start, spec.end)
+    buf = read_range(spec.path, spec.start, spec.end, storage)
     frame = spec.first_frame
     if spec.container == "pcap":
         hdr = pcap.PcapHeader(spec.endian, spec.interfaces[0])
@@ -111,10 +119,10 @@ def apply_key_map(ftype: np.ndarray, msgs: ChunkMessages, settings: Settings) ->
         ftype[rows[keys == key]] = TYPE_ID["IENA-" + ptype]
 
 
-def chunk_frames(spec: ChunkSpec, settings: Settings,
-                 profile: dict[str, float] | None = None) -> ChunkFrames:
+def chunk_frames(spec: ChunkSpec, settings: Settings, profile: dict[str, float] | None = None,
+                 storage: source.Storage | None = None) -> ChunkFrames:
     t0 = time.perf_counter()
-    buf = map_range(spec.path, spec.start, spec.end)
+    buf = map_range(spec.path, spec.start, spec.end, storage)
     t1 = time.perf_counter()
     cols = record_columns(spec, buf)
     t2 = time.perf_counter()
@@ -131,10 +139,11 @@ def chunk_frames(spec: ChunkSpec, settings: Settings,
     return ChunkFrames(frame, cols.ts, cols.untimed, cols.caplen, cls, msgs)
 
 
-def analyze_chunk(spec: ChunkSpec, settings: Settings) -> bytes:
-    """Pass 1: the chunk's Partial, as wire bytes."""
+def analyze_chunk(spec: ChunkSpec, settings: Settings,
+                  storage: source.Storage | None = None) -> bytes:
+    """Pass 1: the chunk's Partial, as wire bytes (`storage`: fsspec options of a URL)."""
     p = Partial(lo=spec.index, hi=spec.index, frames=spec.frames)
-    cf = chunk_frames(spec, settings, p.profile)
+    cf = chunk_frames(spec, settings, p.profile, storage)
     t0 = time.perf_counter()
     cls = cf.cls
     timed = ~cf.untimed
@@ -155,16 +164,18 @@ def analyze_chunk(spec: ChunkSpec, settings: Settings) -> bytes:
             key = (cls.keys[c // len(MALFORMED_NAMES)], MALFORMED_NAMES[c % len(MALFORMED_NAMES)])
             p.malformed[key] = [k, f]
     idx = np.flatnonzero(decoded)
-    if len(idx) and int(np.abs(cf.ts[idx]).max()) > TS_LIMIT:
+    sel = slice(None) if len(idx) == len(decoded) else idx  # all decoded: views, not copies
+    dts = cf.ts[sel]
+    if len(idx) and max(int(dts.max()), -int(dts.min())) > TS_LIMIT:
         _accumulate_per_frame(p, cf, idx)  # int64 IATs could overflow: exact Python ints
     elif len(idx):
-        _accumulate_columnar(p, cf, idx)
+        _accumulate_columnar(p, cf, sel)
     accumulate_streams(p, cf.msgs, cf.frame, cf.ts, cls.flow, cls.ftype, cls.keys)
     p.profile["stats"] = time.perf_counter() - t0
     return partial_to_bytes(p)
 
 
-def _accumulate_columnar(p: Partial, cf: ChunkFrames, idx: np.ndarray) -> None:
+def _accumulate_columnar(p: Partial, cf: ChunkFrames, idx: np.ndarray | slice) -> None:
     cls, keys = cf.cls, cf.cls.keys
     frame, ts, size, flow = cf.frame[idx], cf.ts[idx], cf.size[idx], cls.flow[idx]
     hints = cls.hints[idx]
@@ -255,7 +266,8 @@ def _rescan(frame: np.ndarray, ts: np.ndarray, scope: np.ndarray, keys: list, ca
 
 
 def chunk_outliers(spec: ChunkSpec, settings: Settings, partial: bytes,
-                   thresholds: bytes, prefix: bytes) -> bytes:
+                   thresholds: bytes, prefix: bytes, storage: source.Storage | None = None
+                   ) -> bytes:
     """Pass 2: outlier rows [flow key, frame, ts, iat] (and per frame type) of the IATs that
     end in this chunk: at its seam (from `prefix`) and inside it.
 
@@ -274,7 +286,7 @@ def chunk_outliers(spec: ChunkSpec, settings: Settings, partial: bytes,
                                 (flow_thr, type_thr, stream_thr), strict=True):
         found += [r for r in seam if r[0] in thr and r[3] >= thr[r[0]]]
     if fcand or tcand or scand:
-        cf = chunk_frames(spec, settings)
+        cf = chunk_frames(spec, settings, storage=storage)
         cls = cf.cls
         decoded = cls.flow >= 0
         flow = cls.flow[decoded].astype(np.int64)

@@ -18,7 +18,16 @@ import uuid
 from collections.abc import Callable, Iterator
 from fractions import Fraction
 
-from .capture.split import CapturePlan, ChunkSpec
+from .capture.source import Storage
+from .capture.split import (
+    CapturePlan,
+    ChunkSpec,
+    FileScan,
+    RemoteScanner,
+    scan_or_error,
+    scan_result_from_dict,
+    scan_result_to_dict,
+)
 from .checkpoint import Checkpoint
 from .chunktask import analyze_chunk, chunk_outliers, thresholds_to_bytes
 from .errors import ClusterError
@@ -26,7 +35,14 @@ from .gcpause import without_gc
 from .partial import Partial, Prefix, advance, combine
 from .results import thresholds
 from .settings import Settings
-from .wire import partial_from_bytes, partial_to_bytes, prefix_from_bytes, prefix_to_bytes
+from .wire import (
+    pack,
+    partial_from_bytes,
+    partial_to_bytes,
+    prefix_from_bytes,
+    prefix_to_bytes,
+    unpack,
+)
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
 
@@ -46,10 +62,35 @@ def _check_worker() -> None:
     check_worker()
 
 
-@without_gc
-def pass1_task(spec: dict, settings: dict) -> bytes:
+def scan_task(url: str, chunk_size: int, storage: Storage | None) -> bytes:
+    """The splitter's scan of one remote file, on a worker: it streams the object to a
+    temporary file in the worker's local directory and walks the record headers there."""
     _check_worker()
-    return analyze_chunk(ChunkSpec.from_dict(spec), Settings.from_dict(settings))
+    from distributed import get_worker
+
+    try:
+        directory = get_worker().local_directory
+    except ValueError:  # not inside a worker (tests call the task directly)
+        directory = None
+    return pack("scan", scan_result_to_dict(scan_or_error(url, chunk_size, storage, directory)))
+
+
+def remote_scanner(client, chunk_size: int, storage: Storage | None) -> RemoteScanner:
+    """Scan remote files on the cluster, one task per file, concurrently."""
+    def scan(urls: list[str]) -> list[FileScan | Exception]:
+        token = uuid.uuid4().hex
+        with cluster_errors(client):
+            futures = [client.submit(scan_task, u, chunk_size, storage,
+                                     key=f"sl-scan-{token}-{i}") for i, u in enumerate(urls)]
+            return [scan_result_from_dict(unpack(b, "scan")) for b in client.gather(futures)]
+
+    return scan
+
+
+@without_gc
+def pass1_task(spec: dict, settings: dict, storage: Storage | None = None) -> bytes:
+    _check_worker()
+    return analyze_chunk(ChunkSpec.from_dict(spec), Settings.from_dict(settings), storage)
 
 
 def cached_task(data: bytes) -> bytes:
@@ -76,23 +117,24 @@ def thresholds_task(root: bytes, sigma: str) -> bytes:
 
 
 @without_gc
-def pass2_task(spec: dict, settings: dict, partial: bytes, thr: bytes, prefix: bytes) -> bytes:
+def pass2_task(spec: dict, settings: dict, partial: bytes, thr: bytes, prefix: bytes,
+               storage: Storage | None = None) -> bytes:
     _check_worker()
     return chunk_outliers(ChunkSpec.from_dict(spec), Settings.from_dict(settings), partial, thr,
-                          prefix)
+                          prefix, storage)
 
 
 @without_gc
 def run_serial(plan: CapturePlan, settings: Settings, progress: Progress = _noop,
-               phases: dict | None = None, checkpoint: Checkpoint | None = None
-               ) -> tuple[Partial, list[bytes]]:
+               phases: dict | None = None, checkpoint: Checkpoint | None = None,
+               storage: Storage | None = None) -> tuple[Partial, list[bytes]]:
     phases = {} if phases is None else phases
     t0 = time.perf_counter()
     parts: list[bytes] = []
     for i, spec in enumerate(plan.chunks):
         data = checkpoint.load(spec, settings) if checkpoint is not None else None
         if data is None:
-            data = analyze_chunk(spec, settings)
+            data = analyze_chunk(spec, settings, storage)
             if checkpoint is not None:
                 checkpoint.save(spec, settings, data)
         parts.append(data)
@@ -106,7 +148,7 @@ def run_serial(plan: CapturePlan, settings: Settings, progress: Progress = _noop
     out = []
     prefix = Prefix()
     for i, (spec, p) in enumerate(zip(plan.chunks, parts, strict=True)):
-        out.append(chunk_outliers(spec, settings, p, thr, prefix_to_bytes(prefix)))
+        out.append(chunk_outliers(spec, settings, p, thr, prefix_to_bytes(prefix), storage))
         prefix = advance(prefix, partial_from_bytes(p))
         progress("outliers", i + 1, len(plan.chunks))
     phases.update(dissect=t1 - t0, merge=t2 - t1, outliers=time.perf_counter() - t2)
@@ -114,10 +156,18 @@ def run_serial(plan: CapturePlan, settings: Settings, progress: Progress = _noop
 
 
 def run_dask(plan: CapturePlan, settings: Settings, client, progress: Progress = _noop,
-             phases: dict | None = None, checkpoint: Checkpoint | None = None
-             ) -> tuple[Partial, list[bytes]]:
+             phases: dict | None = None, checkpoint: Checkpoint | None = None,
+             storage: Storage | None = None) -> tuple[Partial, list[bytes]]:
     """The pipeline on `client`'s cluster. Losing a worker costs only recomputation; losing
     the scheduler, or workers that keep dying, ends in a ClusterError saying what to do."""
+    with cluster_errors(client):
+        return _run_dask(plan, settings, client, progress, phases, checkpoint, storage)
+
+
+@contextlib.contextmanager
+def cluster_errors(client) -> Iterator[None]:
+    """Register the version check, then turn a lost scheduler or workers that keep dying into
+    a ClusterError naming what to do next."""
     from distributed import KilledWorker
 
     from .workerplugin import register_version_check
@@ -125,7 +175,7 @@ def run_dask(plan: CapturePlan, settings: Settings, client, progress: Progress =
     address = client.scheduler.address
     try:
         register_version_check(client)
-        return _run_dask(plan, settings, client, progress, phases, checkpoint)
+        yield
     except KilledWorker as exc:
         raise ClusterError(
             f"Dask workers of the scheduler at {address} died {exc.allowed_failures + 1} "
@@ -152,7 +202,7 @@ def run_dask(plan: CapturePlan, settings: Settings, client, progress: Progress =
 
 
 def _run_dask(plan: CapturePlan, settings: Settings, client, progress: Progress,
-              phases: dict | None, checkpoint: Checkpoint | None
+              phases: dict | None, checkpoint: Checkpoint | None, storage: Storage | None
               ) -> tuple[Partial, list[bytes]]:
     from distributed import as_completed
 
@@ -177,7 +227,7 @@ def _run_dask(plan: CapturePlan, settings: Settings, client, progress: Progress,
     cached = [checkpoint.load(c, settings) if checkpoint is not None else None
               for c in plan.chunks]
     p1 = [client.submit(cached_task, data, key=f"sl-pass1-{token}-{i}") if data is not None
-          else client.submit(pass1_task, spec, sdict, key=f"sl-pass1-{token}-{i}")
+          else client.submit(pass1_task, spec, sdict, storage, key=f"sl-pass1-{token}-{i}")
           for i, (spec, data) in enumerate(zip(specs, cached, strict=True))]
     index_of = {f.key: i for i, f in enumerate(p1)}
     # Up-sweep: an ordered pairwise tree, submitted now, running as pass-1 results arrive.
@@ -220,7 +270,7 @@ def _run_dask(plan: CapturePlan, settings: Settings, client, progress: Progress,
         prefix_of[right.key] = client.submit(prefix_task, prefix_of[node.key], left,
                                              key=f"sl-prefix-{token}-{right.key}")
         stack += [left, right]
-    p2 = [client.submit(pass2_task, s, sdict, f, thr, prefix_of[f.key],
+    p2 = [client.submit(pass2_task, s, sdict, f, thr, prefix_of[f.key], storage,
                         key=f"sl-pass2-{token}-{i}")
           for i, (s, f) in enumerate(zip(specs, p1, strict=True))]
     del children, prefix_of, stack

@@ -31,6 +31,10 @@ class StoreExistsError(StreamlensError, FileExistsError):
     """The result store already exists and --overwrite was not given."""
 
 
+class StorageError(StreamlensError, OSError):
+    """A result store or checkpoint location (a path or an fsspec URL) cannot be written or read."""
+
+
 class WireFormatError(StreamlensError, ValueError):
     """A serialised partial is not one this version understands."""
 

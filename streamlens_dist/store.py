@@ -1,12 +1,18 @@
 """The Zarr v3 result store: the layout is declared here and nowhere else (STYLE §10).
 
-A store is written under a temporary sibling name and renamed into place only after every
-array and, last, the `complete` attribute are written, so an interrupted run never leaves
-something that reads as complete, and an existing store is replaced only with overwrite:
-the old one is first renamed aside (atomic), the new one renamed in, then the old one
-deleted. A kill at any step leaves at the path either nothing, or a whole store. Hidden
+A local store is written under a temporary sibling name and renamed into place only after
+every array and, last, the `complete` attribute are written, so an interrupted run never
+leaves something that reads as complete, and an existing store is replaced only with
+overwrite: the old one is first renamed aside (atomic), the new one renamed in, then the old
+one deleted. A kill at any step leaves at the path either nothing, or a whole store. Hidden
 leftovers of killed runs (`.NAME.incomplete-PID`, `.NAME.replaced-PID`) are removed by the
 next run to the same path once their process is gone.
+
+Object storage (an fsspec URL such as `s3://bucket/flight-042.zarr`) has no rename, so there
+the order of the writes does the same job: the root `zarr.json` says `complete: false` first
+and `complete: true` last, after every other object; replacing a store deletes its root
+`zarr.json` before anything else. A store that is not marked complete is a killed run's
+leftover, and the next run to the URL replaces it without asking.
 """
 
 from __future__ import annotations
@@ -14,13 +20,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import zarr
 from numcodecs import Zstd
 
-from .errors import StoreExistsError
+from .capture import source
+from .errors import StorageError, StoreExistsError
 from .results import STAT_COLUMNS, Tables
 
 SCHEMA = "streamlens-dist/1"
@@ -60,9 +68,11 @@ LAYOUT: dict[str, dict[str, str]] = {
 ROWS_PER_CHUNK = 1 << 20
 
 
-def check_writable(path: str, overwrite: bool) -> None:
+def check_writable(path: str, overwrite: bool, storage: source.Storage | None = None) -> None:
     """Fail before any work is done if the store exists and may not be replaced."""
-    if os.path.exists(path) and not overwrite:
+    exists = _remote_state(path, storage) == "store" if source.is_url(path) \
+        else os.path.exists(path)
+    if exists and not overwrite:
         raise StoreExistsError(f"{path} already exists; pass --overwrite (overwrite=True) "
                                "to replace it, or choose another -o path")
 
@@ -75,9 +85,11 @@ _ZSTD = {"name": "zstd", "configuration": {"level": 0, "checksum": False}}
 _FILL = {"int64": 0, "float64": 0.0, "bool": False, STRING: ""}
 
 
-def _json(path: str, doc: dict) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(doc, f, indent=2, allow_nan=False)
+Put = Callable[[str, bytes], None]  # (path inside the store, "/"-separated; the object)
+
+
+def _json(doc: dict) -> bytes:
+    return json.dumps(doc, indent=2, allow_nan=False).encode("utf-8")
 
 
 def _array_meta(dtype: str, n: int, chunk: int) -> dict:
@@ -102,12 +114,10 @@ def _encode(dtype: str, values: np.ndarray) -> bytes:
     return np.ascontiguousarray(values, dtype="?" if dtype == "bool" else f"<{dtype[0]}8").tobytes()
 
 
-def _write_array(root: str, name: str, dtype: str, values: np.ndarray) -> None:
+def _write_array(put: Put, name: str, dtype: str, values: np.ndarray) -> None:
     n = len(values)
     chunk = max(1, min(n, ROWS_PER_CHUNK))
-    path = os.path.join(root, *name.split("/"))
-    os.makedirs(os.path.join(path, "c"))
-    _json(os.path.join(path, "zarr.json"), _array_meta(dtype, n, chunk))
+    put(f"{name}/zarr.json", _json(_array_meta(dtype, n, chunk)))
     zstd = Zstd(level=0)
     for i, lo in enumerate(range(0, n, chunk)):
         part = values[lo:lo + chunk]
@@ -116,27 +126,36 @@ def _write_array(root: str, name: str, dtype: str, values: np.ndarray) -> None:
                           dtype=object if dtype == STRING else dtype)
             part = np.concatenate([np.asarray(part, dtype=object if dtype == STRING else dtype),
                                    pad])
-        with open(os.path.join(path, "c", str(i)), "wb") as f:
-            f.write(zstd.encode(_encode(dtype, part)))
+        put(f"{name}/c/{i}", zstd.encode(_encode(dtype, part)))
 
 
-def _write_tables(tmp: str, tables: Tables, attrs: dict[str, Any]) -> None:
-    os.makedirs(tmp)
-    group = {"attributes": {}, "zarr_format": 3, "node_type": "group"}
-    _json(os.path.join(tmp, "zarr.json"),
-          {**group, "attributes": {"schema": SCHEMA, **attrs, "complete": False}})
+_GROUP = {"attributes": {}, "zarr_format": 3, "node_type": "group"}
+
+
+def _root(attrs: dict[str, Any], complete: bool) -> bytes:
+    return _json({**_GROUP, "attributes": {"schema": SCHEMA, **attrs, "complete": complete}})
+
+
+def _write_tables(put: Put, tables: Tables) -> None:
+    """Every table's group and arrays (not the root: callers order it around these)."""
     for table, columns in LAYOUT.items():
         data = getattr(tables, table)
         lengths = {len(data[c]) for c in columns}
         if len(lengths) != 1 or set(data) != set(columns):
             raise AssertionError(f"table {table} does not match the layout: {sorted(data)}")
-        os.makedirs(os.path.join(tmp, table))
-        _json(os.path.join(tmp, table, "zarr.json"), group)
+        put(f"{table}/zarr.json", _json(_GROUP))
         for col, dtype in columns.items():
-            _write_array(tmp, f"{table}/{col}", dtype, data[col])
-    # only after every array is written
-    _json(os.path.join(tmp, "zarr.json"),
-          {**group, "attributes": {"schema": SCHEMA, **attrs, "complete": True}})
+            _write_array(put, f"{table}/{col}", dtype, data[col])
+
+
+def _local_put(root: str) -> Put:
+    def put(name: str, data: bytes) -> None:
+        path = os.path.join(root, *name.split("/"))
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data)
+
+    return put
 
 
 def _pid_alive(pid: int) -> bool:
@@ -160,14 +179,23 @@ def _remove_leftovers(parent: str, name: str) -> None:
                 shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
 
 
-def write_store(path: str, tables: Tables, attrs: dict[str, Any], overwrite: bool) -> None:
+def write_store(path: str, tables: Tables, attrs: dict[str, Any], overwrite: bool,
+                storage: source.Storage | None = None) -> None:
+    if source.is_url(path):
+        _write_remote(path, tables, attrs, overwrite, storage)
+        return
+    path = source.local_path(path)
     check_writable(path, overwrite)
     parent = os.path.dirname(os.path.abspath(path))
     name = os.path.basename(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
     _remove_leftovers(parent, name)
     tmp = os.path.join(parent, f".{name}.incomplete-{os.getpid()}")
-    _write_tables(tmp, tables, attrs)
+    os.makedirs(tmp)
+    put = _local_put(tmp)
+    put("zarr.json", _root(attrs, False))
+    _write_tables(put, tables)
+    put("zarr.json", _root(attrs, True))  # only after every array is written
     old = None
     if os.path.lexists(path):
         check_writable(path, overwrite)
@@ -178,8 +206,46 @@ def write_store(path: str, tables: Tables, attrs: dict[str, Any], overwrite: boo
         shutil.rmtree(old) if os.path.isdir(old) and not os.path.islink(old) else os.remove(old)
 
 
-def open_store(path: str) -> zarr.Group:
-    return zarr.open_group(path, mode="r", zarr_format=3)
+def _remote_state(url: str, storage: source.Storage | None) -> str:
+    """"absent" (nothing under the URL), "leftover" (our store not marked complete) or
+    "store" (a complete store, or anything else we must not delete without --overwrite)."""
+    fs, root = source.filesystem(url, storage, StorageError)
+    with source.errors(url, "cannot be inspected", StorageError, StorageError):
+        fs.invalidate_cache()
+        if not fs.exists(root):
+            return "absent"
+        try:
+            doc = json.loads(fs.cat_file(f"{root}/zarr.json"))
+        except FileNotFoundError:
+            return "store"
+    ours = isinstance(doc, dict) and doc.get("attributes", {}).get("schema") == SCHEMA
+    return "leftover" if ours and doc["attributes"].get("complete") is False else "store"
+
+
+def _write_remote(url: str, tables: Tables, attrs: dict[str, Any], overwrite: bool,
+                  storage: source.Storage | None) -> None:
+    state = _remote_state(url, storage)
+    if state == "store" and not overwrite:
+        check_writable(url, overwrite, storage)
+    fs, root = source.filesystem(url, storage, StorageError)
+    objects: dict[str, bytes] = {}
+    _write_tables(lambda name, data: objects.__setitem__(f"{root}/{name}", data), tables)
+    with source.errors(url, "cannot be written", StorageError, StorageError):
+        if state != "absent":
+            # the root first: from here on the old store no longer reads as one
+            if fs.exists(f"{root}/zarr.json"):
+                fs.rm_file(f"{root}/zarr.json")
+            fs.rm(root, recursive=True)
+        fs.pipe_file(f"{root}/zarr.json", _root(attrs, False))
+        fs.pipe(objects)  # concurrently where the filesystem can (s3fs does)
+        fs.pipe_file(f"{root}/zarr.json", _root(attrs, True))  # last
+
+
+def open_store(path: str, storage: source.Storage | None = None) -> zarr.Group:
+    """A result store, local or at an fsspec URL, opened read-only."""
+    if source.is_url(path):
+        return zarr.open_group(path, mode="r", zarr_format=3, storage_options=storage or {})
+    return zarr.open_group(source.local_path(path), mode="r", zarr_format=3)
 
 
 def read_table(group: zarr.Group, table: str) -> dict[str, np.ndarray]:

@@ -7,8 +7,8 @@ from pathlib import Path
 from streamlens_dist.store import LAYOUT, open_store, read_table
 
 
-def load_store(path: str | Path) -> tuple[dict, dict]:
-    g = open_store(str(path))
+def load_store(path: str | Path, storage: dict | None = None) -> tuple[dict, dict]:
+    g = open_store(str(path), storage)
     return {t: read_table(g, t) for t in LAYOUT}, dict(g.attrs)
 
 

@@ -16,13 +16,14 @@ import glob
 import mmap
 import os
 import stat
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from ..errors import CaptureFormatError, CaptureNotFoundError, CaptureReadError
-from . import pcap, pcapng
+from . import pcap, pcapng, source
 from .records import (
     CORRUPT_BLOCK,
     CORRUPT_RECORD,
@@ -69,6 +70,19 @@ class FileScan:
     first_ts: int | None = None
     chunks: list[ChunkSpec] = field(default_factory=list)  # first_frame local to the file
     problems: list[Problem] = field(default_factory=list)
+    size: int = 0
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "container": self.container, "frames": self.frames,
+                "first_ts": self.first_ts, "size": self.size,
+                "chunks": [c.to_dict() for c in self.chunks],
+                "problems": [p.to_dict() for p in self.problems]}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> FileScan:
+        return cls(d["path"], d["container"], d["frames"], d["first_ts"],
+                   [ChunkSpec.from_dict(c) for c in d["chunks"]],
+                   [Problem.from_dict(p) for p in d["problems"]], d["size"])
 
 
 @dataclass(frozen=True)
@@ -80,9 +94,12 @@ class CapturePlan:
     file_bytes: int
 
 
-def _expand(path: str | os.PathLike) -> list[str]:
-    """One command-line path or glob -> the files it names (a glob's matches sorted by name)."""
-    s = os.fspath(path)
+def _expand(path: str | os.PathLike, storage: source.Storage | None) -> list[str]:
+    """One command-line path, URL or glob -> the files it names (a glob's matches sorted by
+    name)."""
+    if source.is_url(path):
+        return source.expand(os.fspath(path), storage)
+    s = source.local_path(path)
     if os.path.isdir(s):
         raise CaptureReadError(f"{s} is a directory: give capture files or a glob "
                                f"such as '{os.path.join(s, '*.pcap')}'")
@@ -96,50 +113,70 @@ def _expand(path: str | os.PathLike) -> list[str]:
     raise CaptureNotFoundError(f"capture file not found: {s}")
 
 
-def scan_file(path: str, chunk_size: int) -> FileScan:
+def scan_file(path: str, chunk_size: int, name: str | None = None) -> FileScan:
     """Walk one file's record headers and cut it into chunks of about `chunk_size` bytes.
 
     Raises CaptureNotFoundError, CaptureReadError or CaptureFormatError for a file that cannot
     be analysed at all; damage inside a capture is reported in `FileScan.problems` instead.
+    `name` is what chunks and messages call the file (the URL of a fetched copy).
     """
+    return _scan_local(path, chunk_size, path if name is None else name)
+
+
+def scan_url(url: str, chunk_size: int, storage: source.Storage | None = None,
+             directory: str | None = None) -> FileScan:
+    """`scan_file` of a remote object, from a temporary local copy streamed into `directory`
+    (the record walk needs the whole file once; the chunk tasks then read byte ranges)."""
+    with tempfile.TemporaryDirectory(prefix="streamlens-scan-", dir=directory) as tmp:
+        local = os.path.join(tmp, "capture")
+        source.fetch(url, local, storage)
+        return scan_file(local, chunk_size, url)
+
+
+def _scan_local(path: str, chunk_size: int, name: str) -> FileScan:
     try:
         st = os.stat(path)
     except FileNotFoundError as exc:
-        raise CaptureNotFoundError(f"capture file not found: {path}") from exc
+        raise CaptureNotFoundError(f"capture file not found: {name}") from exc
     except OSError as exc:
-        raise CaptureReadError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+        raise CaptureReadError(f"{name}: cannot be read ({exc.strerror or exc})") from exc
     if stat.S_ISDIR(st.st_mode):
-        raise CaptureReadError(f"{path} is a directory: give capture files or a glob "
-                               f"such as '{os.path.join(path, '*.pcap')}'")
+        raise CaptureReadError(f"{name} is a directory: give capture files or a glob "
+                               f"such as '{os.path.join(name, '*.pcap')}'")
     if not stat.S_ISREG(st.st_mode):
         # opening a FIFO would block until a writer appears; a device has no size to map
-        raise CaptureReadError(f"{path}: not a regular file (a pipe, socket or device); "
+        raise CaptureReadError(f"{name}: not a regular file (a pipe, socket or device); "
                                "save the capture to a file first")
     if st.st_size == 0:
-        raise CaptureFormatError(f"{path}: empty file, not a capture")
+        raise CaptureFormatError(f"{name}: empty file, not a capture")
     try:
         with open(path, "rb") as f:
             head = f.read(32)
             size = os.fstat(f.fileno()).st_size
             mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else None
     except FileNotFoundError as exc:
-        raise CaptureNotFoundError(f"capture file not found: {path}") from exc
+        raise CaptureNotFoundError(f"capture file not found: {name}") from exc
     except (OSError, ValueError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise CaptureReadError(f"{path}: cannot be read ({reason})") from exc
+        raise CaptureReadError(f"{name}: cannot be read ({reason})") from exc
     if mm is None:
-        raise CaptureFormatError(f"{path}: empty file, not a capture")
+        raise CaptureFormatError(f"{name}: empty file, not a capture")
     try:
         if pcap.is_pcap(head):
-            return _scan_pcap(mm, size, path, chunk_size)
-        if pcapng.is_pcapng(head):
-            return _scan_pcapng(mm, size, path, chunk_size)
+            scan = _scan_pcap(mm, size, name, chunk_size)
+        elif pcapng.is_pcapng(head):
+            scan = _scan_pcapng(mm, size, name, chunk_size)
+        else:
+            scan = None
+        if scan is not None:
+            scan.size = size
+            return scan
         if head[:2] == b"\x25\xeb":  # the Chapter 10 packet sync word, little-endian
             raise CaptureFormatError(
-                f"{path}: an IRIG 106 Chapter 10 recording (.c10), not a pcap or pcapng "
+                f"{name}: an IRIG 106 Chapter 10 recording (.c10), not a pcap or pcapng "
                 "capture; give the network capture that carries Chapter 10 over UDP")
         raise CaptureFormatError(
-            f"{path}: not a pcap or pcapng capture (first bytes {head[:8].hex()})")
+            f"{name}: not a pcap or pcapng capture (first bytes {head[:8].hex()})")
     finally:
         mm.close()
 
@@ -339,6 +376,29 @@ _FILE_KINDS = ((CaptureNotFoundError, FILE_MISSING), (CaptureReadError, FILE_UNR
 _BAD_INPUT = tuple(cls for cls, _ in _FILE_KINDS)
 
 
+def scan_result_to_dict(got: FileScan | Exception) -> dict:
+    """A remote scan's outcome as plain data (what a scan task sends back: no pickle)."""
+    if isinstance(got, FileScan):
+        return {"scan": got.to_dict()}
+    kind = next(k for cls, k in _FILE_KINDS if isinstance(got, cls))
+    return {"error": kind, "message": str(got)}
+
+
+def scan_result_from_dict(d: dict) -> FileScan | Exception:
+    if "scan" in d:
+        return FileScan.from_dict(d["scan"])
+    cls = next(c for c, k in _FILE_KINDS if k == d["error"])
+    return cls(d["message"])
+
+
+def scan_or_error(url: str, chunk_size: int, storage: source.Storage | None = None,
+                  directory: str | None = None) -> FileScan | Exception:
+    try:
+        return scan_url(url, chunk_size, storage, directory)
+    except _BAD_INPUT as exc:
+        return exc
+
+
 def _file_problem(path: str, exc: Exception) -> Problem:
     kind = next(k for cls, k in _FILE_KINDS if isinstance(exc, cls))
     return Problem(path, 0, 0, kind, f"{exc}; this file was left out")
@@ -356,9 +416,37 @@ def _none_analysable(bad: list[tuple[str, Exception]]) -> Exception:
     return cls(f"none of the {len(bad)} inputs could be analysed: {listed}{more}")
 
 
-def plan_capture(paths: Sequence[str | os.PathLike], chunk_size: int) -> CapturePlan:
+# Scans remote files elsewhere (on the cluster's workers, engine.remote_scanner): URLs -> a
+# FileScan or the exception that left the file out, per URL in order.
+RemoteScanner = Callable[[list[str]], list["FileScan | Exception"]]
+
+
+def _scan_all(files: list[str], chunk_size: int, storage: source.Storage | None,
+              scan_remote: RemoteScanner | None) -> list[FileScan | Exception]:
+    urls = [f for f in files if source.is_url(f)]
+    remote = dict(zip(urls, scan_remote(urls), strict=True)) if scan_remote and urls else {}
+    out: list[FileScan | Exception] = []
+    for path in files:
+        if path in remote:
+            out.append(remote[path])
+            continue
+        try:
+            out.append(scan_url(path, chunk_size, storage) if source.is_url(path)
+                       else scan_file(path, chunk_size))
+        except _BAD_INPUT as exc:
+            out.append(exc)
+    return out
+
+
+def plan_capture(paths: Sequence[str | os.PathLike], chunk_size: int,
+                 storage: source.Storage | None = None,
+                 scan_remote: RemoteScanner | None = None) -> CapturePlan:
     """Scan all files of one capture, order them (first frame's timestamp, then name) and
     number chunks and frames globally.
+
+    Paths may be local paths, globs, or fsspec URLs and URL globs (`storage`: the fsspec
+    filesystem's options); remote files are scanned by `scan_remote` when given (on the
+    workers), else here from a temporary copy.
 
     An input that cannot be analysed at all (missing, unreadable, not a capture) is left out
     and listed first in the plan's problems, so the other files of a run are still analysed;
@@ -368,15 +456,16 @@ def plan_capture(paths: Sequence[str | os.PathLike], chunk_size: int) -> Capture
     bad: list[tuple[str, Exception]] = []
     for p in paths:
         try:
-            files.extend(m for m in _expand(p) if m not in files)
+            files.extend(m for m in _expand(p, storage) if m not in files)
         except _BAD_INPUT as exc:
             bad.append((os.fspath(p), exc))
     scans: list[FileScan] = []
-    for path in files:
-        try:
-            scans.append(scan_file(path, chunk_size))
-        except _BAD_INPUT as exc:
-            bad.append((path, exc))
+    for path, got in zip(files, _scan_all(files, chunk_size, storage, scan_remote),
+                         strict=True):
+        if isinstance(got, Exception):
+            bad.append((path, got))
+        else:
+            scans.append(got)
     if not scans:
         raise _none_analysable(bad) if bad else CaptureNotFoundError("no capture files given")
     scans.sort(key=lambda s: (s.first_ts is None, s.first_ts or 0, os.path.basename(s.path),
@@ -391,4 +480,4 @@ def plan_capture(paths: Sequence[str | os.PathLike], chunk_size: int) -> Capture
         problems.extend(replace(p, frame=base + p.frame if p.frame else 0) for p in s.problems)
         base += s.frames
     return CapturePlan(tuple(s.path for s in scans), tuple(chunks), base, tuple(problems),
-                       sum(os.path.getsize(s.path) for s in scans))
+                       sum(s.size for s in scans))

@@ -34,6 +34,18 @@ def _sigma(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
         raise click.BadParameter(str(exc)) from exc
 
 
+def _storage(_ctx: click.Context, _param: click.Parameter, value: str | None) -> dict | None:
+    if value is None:
+        return None
+    try:
+        opts = json.loads(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON: {exc}") from exc
+    if not isinstance(opts, dict):
+        raise click.BadParameter('a JSON object, e.g. \'{"endpoint_url": "http://minio:9000"}\'')
+    return opts
+
+
 def _key_map(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple | None:
     if value is None:
         return None
@@ -45,7 +57,8 @@ def _key_map(_ctx: click.Context, _param: click.Parameter, value: str | None) ->
 
 @cli.command("analyze")
 @click.argument("paths", nargs=-1, required=True)
-@click.option("-o", "--output", "store", required=True, help="Zarr store to write.")
+@click.option("-o", "--output", "store", required=True,
+              help="Zarr store to write: a path or an fsspec URL (s3://bucket/flight-042.zarr).")
 @click.option("--sigma", default="3", show_default=True, callback=_sigma,
               help="Outlier threshold k in mean + k*std (a decimal, taken exactly).")
 @click.option("--chunk-size", default=str(DEFAULT_CHUNK_SIZE // 1024**2) + "MiB",
@@ -63,9 +76,14 @@ def _key_map(_ctx: click.Context, _param: click.Parameter, value: str | None) ->
 @click.option("--iena-keys", "iena_keys", default=None, metavar="FILE", callback=_key_map,
               help="IENA key map (CSV `key,type[,name]` or YAML `key: type`): the packet type "
                    "of the listed keys (docs/STREAMS.md).")
-@click.option("--checkpoint", default=None, metavar="DIR",
-              help="Keep each finished chunk's partial in DIR; a rerun after a crash "
-                   "recomputes only what is missing.")
+@click.option("--checkpoint", default=None, metavar="DIR|URL",
+              help="Keep each finished chunk's partial in DIR (or under an fsspec URL); a "
+                   "rerun after a crash recomputes only what is missing.")
+@click.option("--storage-options", "storage_options", default=None, metavar="JSON",
+              callback=_storage, envvar="STREAMLENS_STORAGE_OPTIONS",
+              help="fsspec options for URL captures, store and checkpoint, as a JSON object "
+                   "(e.g. endpoint_url, key, secret); sent to the workers with the tasks. "
+                   "Credentials are better left to the environment (AWS_* variables, roles).")
 @click.option("--tls-ca-file", default=None, metavar="CA",
               help="Mutual TLS with a tls:// --scheduler: the CA (PEM) that signed the cluster's "
                    "certificates [default: dask config distributed.comm.tls.ca-file].")
@@ -76,11 +94,15 @@ def _key_map(_ctx: click.Context, _param: click.Parameter, value: str | None) ->
 def analyze_cmd(paths: tuple[str, ...], store: str, sigma: str, chunk_size: int,
                 workers: int | None, scheduler: str | None, serial: bool, overwrite: bool,
                 as_json: bool, quiet: bool, profile: bool, iena_keys: tuple | None,
-                checkpoint: str | None, tls_ca_file: str | None, tls_cert: str | None,
-                tls_key: str | None) -> int:
+                checkpoint: str | None, storage_options: dict | None,
+                tls_ca_file: str | None, tls_cert: str | None, tls_key: str | None) -> int:
     """Analyse one capture (files of a rotated set or a glob count as one capture) into STORE.
 
-    Example: streamlens-dist analyze flight-042/*.pcapng -o flight-042.zarr
+    Captures are paths, globs or fsspec URLs (quote globs for the remote ones):
+
+    \b
+      streamlens-dist analyze flight-042/*.pcapng -o flight-042.zarr
+      streamlens-dist analyze 's3://archive/flight-042/*.pcapng' -o s3://results/f042.zarr
     """
     console = Console(stderr=True)
     with Progress(TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(),
@@ -97,6 +119,7 @@ def analyze_cmd(paths: tuple[str, ...], store: str, sigma: str, chunk_size: int,
                           workers=workers, scheduler=scheduler, serial=serial,
                           overwrite=overwrite, progress=progress, iena_keys=iena_keys,
                           tls=(tls_ca_file, tls_cert, tls_key), checkpoint=checkpoint,
+                          storage_options=storage_options,
                           on_cluster=None if quiet or as_json else
                           lambda link: console.print(f"Dask dashboard: {link}",
                                                      highlight=False))

@@ -1,0 +1,194 @@
+"""Captures, result store and checkpoint in object storage: a real S3-compatible server (moto's
+server mode, its own process on loopback) holds them, real `dask scheduler`/`dask worker`
+processes analyse them, and the results must equal a local serial run on the same files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cluster import dask_cluster
+from conftest import CAPTURES, assert_tables_equal
+from s3server import s3_server, storage_options
+from storeio import load_store
+
+import streamlens_dist
+from streamlens_dist.capture import source
+from streamlens_dist.capture.split import plan_capture
+from streamlens_dist.errors import CaptureNotFoundError, StoreExistsError
+from streamlens_dist.synth import flight_test_capture
+
+pytest.importorskip("s3fs")
+pytest.importorskip("moto")
+pytestmark = pytest.mark.timeout(120)
+
+PCAPNG = CAPTURES / "pcapng_multi_section_mixed_endian.pcapng"
+
+
+@pytest.fixture(scope="module")
+def s3():
+    """(storage options, fsspec filesystem) of a fresh server with buckets `archive` (a
+    rotated 3-file capture under flight-042/, one pcapng) and `results`."""
+    with s3_server() as endpoint:
+        opts = storage_options(endpoint)
+        fs, _ = source.filesystem("s3://archive", opts)
+        fs.mkdir("archive")
+        fs.mkdir("results")
+        yield opts, fs
+
+
+@pytest.fixture(scope="module")
+def rotated(tmp_path_factory, s3):
+    """A 30,000-frame flight-test capture cut by editcap into 3 rotated files, local copies
+    and the same files uploaded under s3://archive/flight-042/."""
+    if shutil.which("editcap") is None:
+        pytest.skip("editcap (Debian's wireshark-common / tshark) is not installed")
+    d = tmp_path_factory.mktemp("rotated")
+    whole = d / "whole.pcap"
+    flight_test_capture(whole, 30_000, seed=42)
+    subprocess.run(["editcap", "-c", "10000", str(whole), str(d / "part.pcap")], check=True)
+    whole.unlink()
+    parts = sorted(d.glob("part*.pcap"))
+    assert len(parts) == 3
+    _opts, fs = s3
+    for p in parts:
+        fs.put_file(str(p), f"archive/flight-042/{p.name}")
+    fs.put_file(str(PCAPNG), f"archive/single/{PCAPNG.name}")
+    return parts
+
+
+def test_cluster_reads_s3_and_writes_the_store_to_s3(s3, rotated, tmp_path) -> None:
+    """Scan and chunks on two worker processes, store written to the bucket: every table
+    equals the local serial run of the same files."""
+    opts, fs = s3
+    with dask_cluster(2) as procs:
+        summary = streamlens_dist.analyze("s3://archive/flight-042/*.pcap",
+                                          "s3://results/f042.zarr", chunk_size="64KiB",
+                                          scheduler=procs.address, storage_options=opts)
+    assert summary.chunks > 10 and summary.frames == 30_000
+    local = tmp_path / "local.zarr"
+    streamlens_dist.analyze(rotated, local, chunk_size="1MiB", serial=True)
+    remote_tables, remote_attrs = load_store("s3://results/f042.zarr", opts)
+    local_tables, local_attrs = load_store(local)
+    assert_tables_equal(remote_tables, local_tables)
+    assert remote_attrs["complete"] is True
+    assert remote_attrs["files"] == [f"s3://archive/flight-042/{p.name}" for p in rotated]
+    assert remote_attrs["frames"] == local_attrs["frames"] == 30_000
+    assert fs.exists("results/f042.zarr/flows/src/zarr.json")
+
+
+def test_chunk_tasks_read_only_their_byte_ranges(s3, rotated, tmp_path, monkeypatch) -> None:
+    """Every read of the chunk tasks is one ranged request for exactly its chunk's bytes; the
+    whole object is read only by the scan (one streamed copy per file)."""
+    opts, _ = s3
+    fs, _ = source.filesystem("s3://archive", opts)  # fsspec hands out this same instance
+    ranges: list[tuple[str, int | None, int | None]] = []
+    fetched: list[str] = []
+    cat, get = fs.cat_file, fs.get_file
+    monkeypatch.setattr(fs, "cat_file", lambda p, start=None, end=None, **kw: (
+        ranges.append((p, start, end)), cat(p, start=start, end=end, **kw))[1])
+    monkeypatch.setattr(fs, "get_file", lambda r, l, **kw: (fetched.append(r), get(r, l, **kw))[1])
+    url = "s3://archive/flight-042/*.pcap"
+    plan = plan_capture([url], 256 * 1024, opts)
+    assert sorted(fetched) == [f"archive/flight-042/{p.name}" for p in rotated] and not ranges
+    streamlens_dist.analyze(url, tmp_path / "s.zarr", chunk_size="256KiB", serial=True,
+                            storage_options=opts)
+    want = {(c.path.removeprefix("s3://"), c.start, c.end) for c in plan.chunks}
+    assert len(fetched) == 6  # the analysis scanned each file once more, nothing else
+    assert set(ranges) == want  # pass 1 reads every chunk, pass 2 re-reads some
+    assert all(start is not None and end - start <= 256 * 1024 + 70_000
+               for _p, start, end in ranges)
+
+
+def test_pcapng_object_and_glob_problems(s3, rotated, tmp_path) -> None:
+    """A pcapng object, beside a URL that names no object: the missing one is left out and
+    reported like a missing local file; a glob that matches nothing is a clear error."""
+    opts, _ = s3
+    store = tmp_path / "ng.zarr"
+    summary = streamlens_dist.analyze([f"s3://archive/single/{PCAPNG.name}",
+                                       "s3://archive/single/missing.pcap"], store,
+                                      chunk_size="1KiB", serial=True, storage_options=opts)
+    local = tmp_path / "local.zarr"
+    streamlens_dist.analyze(PCAPNG, local, chunk_size="1KiB", serial=True)
+    assert_tables_equal(load_store(store)[0], load_store(local)[0])
+    (problem,) = summary.attrs["problems"]
+    assert problem["kind"] == "file-missing"
+    assert "s3://archive/single/missing.pcap" in problem["message"]
+    with pytest.raises(CaptureNotFoundError, match="no capture file matches"):
+        streamlens_dist.analyze("s3://archive/nowhere/*.pcap", tmp_path / "x.zarr",
+                                serial=True, storage_options=opts)
+
+
+def test_store_on_s3_is_replaced_only_with_overwrite(s3, rotated) -> None:
+    opts, fs = s3
+    url = "s3://results/replace.zarr"
+    cap = f"s3://archive/single/{PCAPNG.name}"
+    streamlens_dist.analyze(cap, url, serial=True, storage_options=opts)
+    with pytest.raises(StoreExistsError):
+        streamlens_dist.analyze(cap, url, serial=True, storage_options=opts)
+    streamlens_dist.analyze(cap, url, serial=True, overwrite=True, storage_options=opts,
+                            sigma="2")
+    assert load_store(url, opts)[1]["sigma"] == "2"
+    # a killed run's leftover (root not marked complete, stray objects) is simply replaced
+    root = json.loads(fs.cat_file("results/replace.zarr/zarr.json"))
+    root["attributes"]["complete"] = False
+    fs.pipe_file("results/replace.zarr/zarr.json", json.dumps(root).encode())
+    fs.pipe_file("results/replace.zarr/stray/object", b"x")
+    streamlens_dist.analyze(cap, url, serial=True, storage_options=opts)
+    assert load_store(url, opts)[1]["complete"] is True
+    assert not fs.exists("results/replace.zarr/stray/object")
+    # someone else's objects under the prefix are not ours to delete
+    fs.pipe_file("results/theirs/data.bin", b"x")
+    with pytest.raises(StoreExistsError):
+        streamlens_dist.analyze(cap, "s3://results/theirs", serial=True, storage_options=opts)
+
+
+def test_checkpoint_in_s3_resumes(s3, rotated, tmp_path) -> None:
+    """Partials kept under an S3 prefix: a rerun finds every chunk there and computes none."""
+    opts, fs = s3
+    url = "s3://archive/flight-042/*.pcap"
+    ck = "s3://results/ckpt/run-1"
+    first = streamlens_dist.analyze(url, tmp_path / "a.zarr", chunk_size="256KiB",
+                                    serial=True, storage_options=opts, checkpoint=ck)
+    assert first.phases["checkpoint_stored"] == first.chunks > 3
+    assert len(fs.glob("results/ckpt/run-1/*/*.partial")) == first.chunks
+    # lose a third of them, as if the first run had been killed
+    for p in sorted(fs.glob("results/ckpt/run-1/*/*.partial"))[::3]:
+        fs.rm_file(p)
+    again = streamlens_dist.analyze(url, tmp_path / "b.zarr", chunk_size="256KiB",
+                                    serial=True, storage_options=opts, checkpoint=ck)
+    assert again.phases["checkpoint_stored"] == -(-first.chunks // 3)
+    assert again.phases["checkpoint_hits"] + again.phases["checkpoint_stored"] == first.chunks
+    assert_tables_equal(load_store(tmp_path / "a.zarr")[0], load_store(tmp_path / "b.zarr")[0])
+    # a changed object misses: its identity (size, ETag) is part of the key
+    fs.pipe_file(f"archive/flight-042/{rotated[0].name}", rotated[0].read_bytes()[:-100])
+    changed = streamlens_dist.analyze(url, tmp_path / "c.zarr", chunk_size="256KiB",
+                                      serial=True, storage_options=opts, checkpoint=ck)
+    fs.put_file(str(rotated[0]), f"archive/flight-042/{rotated[0].name}")
+    assert changed.phases["checkpoint_stored"] >= 1
+
+
+def test_cli_with_storage_options(s3, rotated) -> None:
+    opts, _ = s3
+    cli = str(Path(sys.executable).parent / "streamlens-dist")
+    args = [cli, "analyze", f"s3://archive/single/{PCAPNG.name}", "-o", "s3://results/cli.zarr",
+            "--serial", "--json"]
+    out = subprocess.run([*args, "--storage-options", json.dumps(opts)], capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["store"] == "s3://results/cli.zarr"
+    assert load_store("s3://results/cli.zarr", opts)[1]["complete"] is True
+    bad = subprocess.run([*args, "--storage-options", "[1]"], capture_output=True, text=True,
+                         timeout=60)
+    assert bad.returncode == 2 and "JSON object" in bad.stderr
+    # a bucket that does not exist: one line naming the URL, exit 1, no traceback
+    nobucket = subprocess.run([cli, "analyze", "s3://no-such-bucket/x.pcap", "-o",
+                               "s3://results/nb.zarr", "--serial", "--storage-options",
+                               json.dumps(opts)], capture_output=True, text=True, timeout=120)
+    assert nobucket.returncode == 1, nobucket.stderr
+    assert "s3://no-such-bucket/x.pcap" in nobucket.stderr
+    assert "Traceback" not in nobucket.stderr
