@@ -69,10 +69,14 @@ def scan_task(url: str, chunk_size: int, storage: Storage | None) -> bytes:
     from distributed import get_worker
 
     try:
-        directory = get_worker().local_directory
+        worker = get_worker()
+        directory, where = worker.local_directory, f"the Dask worker at {worker.address}"
     except ValueError:  # not inside a worker (tests call the task directly)
-        directory = None
-    return pack("scan", scan_result_to_dict(scan_or_error(url, chunk_size, storage, directory)))
+        directory, where = None, "this process"
+    got = scan_or_error(url, chunk_size, storage, directory)
+    if isinstance(got, Exception):  # the worker's credentials or network may differ from ours
+        got = type(got)(f"{got} (read by {where})")
+    return pack("scan", scan_result_to_dict(got))
 
 
 def remote_scanner(client, chunk_size: int, storage: Storage | None) -> RemoteScanner:

@@ -24,34 +24,37 @@ def s3_server(timeout: float = 30.0) -> Iterator[str]:
     endpoint = f"http://127.0.0.1:{port}"
     # The server logs every request: to a file, as a pipe nobody reads would fill up and
     # stall the server after a few hundred requests.
-    log = tempfile.TemporaryFile()
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
-                             str(port)], stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                urllib.request.urlopen(endpoint, timeout=1).close()
-                break
-            except urllib.error.HTTPError:
-                break  # it answers
-            except OSError:
-                if proc.poll() is not None:
-                    log.seek(0)
-                    raise RuntimeError("moto server exited: "
-                                       + log.read().decode(errors="replace")) from None
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
-        yield endpoint
-    finally:
-        proc.terminate()
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
+                                 str(port)], stdout=log, stderr=subprocess.STDOUT)
         try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-        log.close()
+            _wait_until_it_answers(endpoint, proc, log, timeout)
+            yield endpoint
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+
+
+def _wait_until_it_answers(endpoint: str, proc: subprocess.Popen, log, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(endpoint, timeout=1).close()
+            return
+        except urllib.error.HTTPError:
+            return  # an HTTP answer, even an error, means it is up
+        except OSError:
+            if proc.poll() is not None:
+                log.seek(0)
+                raise RuntimeError("moto server exited: "
+                                   + log.read().decode(errors="replace")) from None
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 def storage_options(endpoint: str) -> dict:

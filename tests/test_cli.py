@@ -119,3 +119,17 @@ def test_cluster_run_prints_dashboard_and_phase_times(tmp_path) -> None:
     line = next(x for x in r.stdout.splitlines() if x.startswith("time per phase:"))
     for phase in ("split", "cluster_start", "dissect", "merge", "outliers", "write"):
         assert f"{phase} " in line
+
+
+
+def test_local_cluster_dashboard_link_serves_the_dashboard() -> None:
+    """The link the CLI prints is a working page (bokeh is a dependency), not a 404."""
+    import urllib.request
+
+    from streamlens_dist.engine import cluster_client
+
+    with cluster_client(None, 1) as client:
+        link = client.dashboard_link
+        assert link.startswith("http://127.0.0.1:")
+        with urllib.request.urlopen(link, timeout=30) as page:
+            assert page.status == 200 and b"Dask" in page.read()

@@ -65,11 +65,18 @@ def test_cluster_reads_s3_and_writes_the_store_to_s3(s3, rotated, tmp_path) -> N
     """Scan and chunks on two worker processes, store written to the bucket: every table
     equals the local serial run of the same files."""
     opts, fs = s3
+    fs.pipe_file("archive/junk/notes.pcap", b"not a capture, just notes\n")
     with dask_cluster(2) as procs:
-        summary = streamlens_dist.analyze("s3://archive/flight-042/*.pcap",
+        summary = streamlens_dist.analyze(["s3://archive/flight-042/*.pcap",
+                                           "s3://archive/junk/notes.pcap"],
                                           "s3://results/f042.zarr", chunk_size="64KiB",
                                           scheduler=procs.address, storage_options=opts)
     assert summary.chunks > 10 and summary.frames == 30_000
+    # the object that is not a capture is left out, and the message says who read it
+    (problem,) = summary.attrs["problems"]
+    assert problem["kind"] == "file-not-capture"
+    assert "s3://archive/junk/notes.pcap" in problem["message"]
+    assert "read by the Dask worker at tcp://127.0.0.1:" in problem["message"]
     local = tmp_path / "local.zarr"
     streamlens_dist.analyze(rotated, local, chunk_size="1MiB", serial=True)
     remote_tables, remote_attrs = load_store("s3://results/f042.zarr", opts)
@@ -91,7 +98,8 @@ def test_chunk_tasks_read_only_their_byte_ranges(s3, rotated, tmp_path, monkeypa
     cat, get = fs.cat_file, fs.get_file
     monkeypatch.setattr(fs, "cat_file", lambda p, start=None, end=None, **kw: (
         ranges.append((p, start, end)), cat(p, start=start, end=end, **kw))[1])
-    monkeypatch.setattr(fs, "get_file", lambda r, l, **kw: (fetched.append(r), get(r, l, **kw))[1])
+    monkeypatch.setattr(fs, "get_file", lambda rpath, lpath, **kw: (
+        fetched.append(rpath), get(rpath, lpath, **kw))[1])
     url = "s3://archive/flight-042/*.pcap"
     plan = plan_capture([url], 256 * 1024, opts)
     assert sorted(fetched) == [f"archive/flight-042/{p.name}" for p in rotated] and not ranges
