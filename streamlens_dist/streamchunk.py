@@ -1,8 +1,9 @@
 """A chunk's protocol messages -> the stream parts of its Partial (docs/STREAMS.md).
 
 Messages arrive in message order with the chunk row (frame index) of each. Streams are
-numbered per chunk; IAT statistics reuse `scope_stats` with messages in place of frames, and
-sequence numbers are cut into runs of +1 steps with numpy.
+numbered per chunk. The compiled pass (_streams.c) computes every per-stream part in message
+order; the numpy path gives the same: IAT statistics from `scope_stats` with messages in place
+of frames, sequence numbers cut into runs of +1 steps, counters with bincounts.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import seqstate
+from .dissect.names import TYPE_NAMES
 from .dissect.streams import (
     CONTINUATION,
     IENA,
@@ -21,12 +23,20 @@ from .dissect.streams import (
     ChunkMessages,
 )
 from .partial import Partial, StreamKey, add_iat, keep_top, new_stats
-from .scopestats import TS_LIMIT, scope_stats
+from .scopestats import KEEP_ABOVE_STD, TS_LIMIT, scope_stats
 
 try:  # the compiled interning; the numpy path below gives the same streams
     from .dissect import _messages
 except ImportError:  # pragma: no cover - exercised by tests with the import blocked
     _messages = None
+try:  # the compiled stream pass; the numpy path below gives the same parts
+    from . import _streams
+except ImportError:  # pragma: no cover - exercised by tests with the import blocked
+    _streams = None
+NTYPES = len(TYPE_NAMES)
+# message columns the compiled pass reads, in its order
+_PASS_COLUMNS = ("row", "proto", "id1", "id2", "id3", "id4", "seq", "bits", "size", "state",
+                 "error", "segment")
 
 
 def stream_ids(cm: ChunkMessages, flow: np.ndarray, keys: list
@@ -39,13 +49,11 @@ def stream_ids(cm: ChunkMessages, flow: np.ndarray, keys: list
     if _messages is not None:
         n = len(cm)
         mflow = flow[c["row"]].astype(np.int64)
-        sid, order = np.empty(n, np.int64), np.empty(n, np.int64)
-        table = np.empty(1 << max(4, (2 * n - 1).bit_length()), np.int64)
+        sid, order, count = np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int64)
         cols6 = [np.ascontiguousarray(x, np.int64) for x in
                  (mflow, c["proto"], c["id1"], c["id2"], c["id3"], c["id4"])]
-        k = _messages.intern(*cols6, sid, order, table)
-        starts = np.r_[0, np.cumsum(np.bincount(sid, minlength=k))[:-1]]
-        first = order[starts]
+        k = _messages.intern(*cols6, sid, order, count)
+        first = order[np.r_[0, np.cumsum(count[:k - 1])]]
         cols = [mflow[first].tolist(), c["proto"][first].tolist(),
                 *(c[x][first].tolist() for x in ("id1", "id2", "id3", "id4"))]
         skeys = [(keys[a], PROTOCOLS[b], *rest) for a, b, *rest in zip(*cols, strict=True)]
@@ -74,7 +82,19 @@ def accumulate_streams(p: Partial, cm: ChunkMessages, frame: np.ndarray, ts: np.
     if not len(cm):
         return
     c = cm.cols
-    sid, skeys, order = stream_ids(cm, flow, keys)
+    if _streams is None or NTYPES > _streams.MAX_TYPES or not _compiled(
+            p, c, frame, ts, flow, ftype, keys):
+        _numpy(p, c, frame, ts, flow, ftype, keys)
+    _ptp(p, c, flow, keys, frame, ts)
+    for r, chan, text in cm.tmats:
+        rows = p.tmats.setdefault(keys[flow[r]], [])
+        if not rows or rows[-1][3] != text:
+            rows.append([int(frame[r]), int(ts[r]), chan, text])
+
+
+def _numpy(p: Partial, c: dict, frame: np.ndarray, ts: np.ndarray, flow: np.ndarray,
+           ftype: np.ndarray, keys: list) -> None:
+    sid, skeys, order = stream_ids(ChunkMessages(c, []), flow, keys)
     row = c["row"]
     mframe, mts = frame[row], ts[row]
     if int(np.abs(mts).max()) > TS_LIMIT:  # int64 IATs could overflow: exact Python ints
@@ -92,12 +112,50 @@ def accumulate_streams(p: Partial, cm: ChunkMessages, frame: np.ndarray, ts: np.
             p.streams[skeys[s]] = st
             p.stream_tops[skeys[s]] = top
     _sequences(p, sid, skeys, c, mframe, mts, order)
-    _counters(p, sid, skeys, c, ftype[row], order)
-    _ptp(p, c, flow, keys, mframe, mts)
-    for r, chan, text in cm.tmats:
-        rows = p.tmats.setdefault(keys[flow[r]], [])
-        if not rows or rows[-1][3] != text:
-            rows.append([int(frame[r]), int(ts[r]), chan, text])
+    _counters(p, sid, skeys, c, ftype, row)
+
+
+def _compiled(p: Partial, c: dict, frame: np.ndarray, ts: np.ndarray, flow: np.ndarray,
+              ftype: np.ndarray, keys: list) -> bool:
+    """The stream parts from `_streams.accumulate`; False (nothing done) where timestamps
+    are too far apart for its int64 IATs."""
+    out = _streams.accumulate(
+        np.ascontiguousarray(flow, np.int32), np.ascontiguousarray(frame, np.int64),
+        np.ascontiguousarray(ts, np.int64), np.ascontiguousarray(ftype, np.int16),
+        *(np.ascontiguousarray(c[x], np.int64) for x in _PASS_COLUMNS), KEEP_ABOVE_STD)
+    if out is None:
+        return False
+    streams, q, kept, runs = out
+    st = np.frombuffer(streams, np.int64).reshape(-1, _streams.SCOLS)
+    first, row = st[:, 0], c["row"]
+    skeys = [(keys[a], PROTOCOLS[b], *rest) for a, b, *rest in zip(
+        flow[row[first]].tolist(), *(c[x][first].tolist() for x in
+                                     ("proto", "id1", "id2", "id3", "id4")), strict=True)]
+    (counter, frames, nbytes, ff, fns, lf, lns, m, lo, hi, left_out, all_kept, n_kept, errors,
+     segments, numbered, changes, sfirst, slast, types, _iena) = st[:, 1:].T.tolist()
+    kept = np.frombuffer(kept, np.int64).reshape(-1, 4)
+    k_iat, k_fr, k_ts = (kept[:, j].tolist() for j in (1, 2, 3))
+    at = 0
+    for s, (key, (q0, q1, q2)) in enumerate(zip(
+            skeys, np.frombuffer(q, np.uint64).reshape(-1, 3).tolist(), strict=True)):
+        ms, ks = m[s], n_kept[s]
+        p.streams[key] = [frames[s], nbytes[s], ff[s], fns[s], lf[s], lns[s], ms,
+                          lns[s] - fns[s], (q2 << 128) | (q1 << 64) | q0,
+                          lo[s] if ms else None, hi[s] if ms else None]
+        p.stream_tops[key] = [list(zip(k_iat[at:at + ks], k_fr[at:at + ks], k_ts[at:at + ks],
+                                       strict=True)),
+                              None if all_kept[s] else left_out[s], ms]
+        at += ks
+        p.counters[key] = [errors[s], segments[s], changes[s], sfirst[s], slast[s],
+                           [t for t in range(NTYPES) if types[s] >> t & 1], numbered[s]]
+    names: list[StreamKey] = []  # counters are numbered in order of their first stream
+    for s, key in enumerate(skeys):
+        if counter[s] == len(names):
+            names.append(counter_key(key))
+    group, a, z, count = np.frombuffer(runs, np.int64).reshape(-1, 4).T
+    _put_runs(p, names, group, a, z, count, c, frame[row[a]], ts[row[a]], frame[row[z]],
+              ts[row[z]])
+    return True
 
 
 def counter_key(key: StreamKey) -> StreamKey:
@@ -115,61 +173,53 @@ def _sequences(p: Partial, sid: np.ndarray, skeys: list[StreamKey], c: dict,
     ckeys: dict[StreamKey, int] = {}
     counter = np.array([ckeys.setdefault(counter_key(k), len(ckeys)) for k in skeys],
                        dtype=np.int64)
+    if len(ckeys) < len(skeys):  # a Chapter 10 channel with several data types
+        idx = np.sort(order)  # message order, then stably by counter
+        order = idx[np.argsort(counter[sid[idx]], kind="stable")]
     # segment continuations repeat their packet's number: not part of sequence accounting
     order = order[c["segment"][order] != CONTINUATION]
     if not len(order):
         return
-    if len(ckeys) < len(skeys):  # a Chapter 10 channel with several data types in this chunk
-        idx = np.sort(order)  # message order, then stably by counter
-        order = idx[np.argsort(counter[sid[idx]], kind="stable")]
-    n = len(order)
-    if _messages is not None:
-        group = sid if len(ckeys) == len(skeys) else counter[sid]  # one stream per counter
-        starts = np.empty(n, np.int64)
-        starts = starts[:_messages.runs(order, np.ascontiguousarray(group, np.int64),
-                                        c["seq"], c["bits"], starts)]
-        s = c["seq"][order[starts]]
-        groups = counter[sid[order[starts]]]
-        ends = np.r_[starts[1:], n] - 1
-        s_end = c["seq"][order[ends]]
-    else:
-        g, s, bits = counter[sid[order]], c["seq"][order], c["bits"][order]
-        new = np.ones(n, dtype=bool)
-        new[1:] = (g[1:] != g[:-1]) | (((s[1:] - s[:-1]) & ((1 << bits[1:]) - 1)) != 1)
-        starts = np.flatnonzero(new)
-        ends = np.r_[starts[1:], n] - 1
-        groups = g[starts]
-        s, s_end = s[starts], s[ends]
+    g, s, bits = counter[sid[order]], c["seq"][order], c["bits"][order]
+    new = np.ones(len(order), dtype=bool)
+    new[1:] = (g[1:] != g[:-1]) | (((s[1:] - s[:-1]) & ((1 << bits[1:]) - 1)) != 1)
+    starts = np.flatnonzero(new)
+    ends = np.r_[starts[1:], len(order)] - 1
+    first, last, count = order[starts], order[ends], ends - starts + 1
+    _put_runs(p, list(ckeys), counter[sid[first]], first, last, count, c, mframe[first],
+              mts[first], mframe[last], mts[last])
+
+
+def _put_runs(p: Partial, names: list[StreamKey], groups: np.ndarray, first: np.ndarray,
+              last: np.ndarray, count: np.ndarray, c: dict, *frame_ts: np.ndarray) -> None:
+    """p.seq from the runs, grouped by counter (`groups`: counter ids, `names`: their keys):
+    first and last message and messages of each, and `frame_ts`: frame and timestamp of
+    their first messages, then of their last."""
+    if not len(first):
+        return
+    s, s_end = c["seq"][first], c["seq"][last]
     first_of = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
-    last_of = np.r_[first_of[1:], len(starts)]
-    a, z = order[starts], order[ends]  # messages opening and closing each run
-    cols = [x.tolist() for x in (s, ends - starts + 1, mframe[a], mts[a], mframe[z],
-                                 mts[z], c["id2"][a])]
-    runs_all = list(zip(*cols, strict=True))
-    names = list(ckeys)
+    last_of = np.r_[first_of[1:], len(first)]
+    cols = [x.tolist() for x in (s, count, *frame_ts, c["id2"][first])]
+    runs_all = list(map(list, zip(*cols, strict=True)))  # each run belongs to one counter
     for a, b in zip(first_of.tolist(), last_of.tolist(), strict=True):
         k = names[int(groups[a])]
-        runs = [list(r) for r in runs_all[a:b]] if b - a - 1 <= seqstate.IRREGULAR_PAIRS else None
+        runs = runs_all[a:b] if b - a - 1 <= seqstate.IRREGULAR_PAIRS else None
         # bits of the counter's first message (a stream's width never changes but for a
         # Format 3 sender changing its source-ID length, which keeps the first)
-        p.seq[k] = [int(c["bits"][order[starts[a]]]), int(s[a]), int(s_end[b - 1]), b - a - 1,
+        p.seq[k] = [int(c["bits"][first[a]]), int(s[a]), int(s_end[b - 1]), b - a - 1,
                     runs]
 
 
 def _counters(p: Partial, sid: np.ndarray, skeys: list[StreamKey], c: dict,
-              ftype: np.ndarray, order: np.ndarray) -> None:
+              ftype: np.ndarray, row: np.ndarray) -> None:
+    """`ftype`: frame type code per frame (int16), `row`: each message's frame."""
     m = len(skeys)
     seg = c["segment"]
-    if _messages is not None:
-        err, segs, cont = (np.empty(m, np.int64) for _ in range(3))
-        _messages.counts(sid, c["error"], seg, err, segs, cont)
-        errors, segments = err.tolist(), segs.tolist()
-        numbered = (np.bincount(sid, minlength=m) - cont).tolist()
-    else:
-        errors = np.bincount(sid[c["error"] != 0], minlength=m).tolist()
-        segments = np.bincount(sid[seg > 0], minlength=m).tolist()
-        numbered = (np.bincount(sid, minlength=m) - np.bincount(sid[seg == CONTINUATION],
-                                                                minlength=m)).tolist()
+    errors = np.bincount(sid[c["error"] != 0], minlength=m).tolist()
+    segments = np.bincount(sid[seg > 0], minlength=m).tolist()
+    numbered = (np.bincount(sid, minlength=m) - np.bincount(sid[seg == CONTINUATION],
+                                                            minlength=m)).tolist()
     changes, sfirst, slast = [0] * m, [-1] * m, [-1] * m
     types: dict[int, list] = {}
     # only IENA messages have a status, and only IENA rows report their frame types
@@ -187,28 +237,28 @@ def _counters(p: Partial, sid: np.ndarray, skeys: list[StreamKey], c: dict,
         for s, v in zip(g[np.r_[~same, True]].tolist(), st[np.r_[~same, True]].tolist(),
                         strict=True):
             slast[s] = v
-        for combo in np.unique(g * 65536 + ftype[iena]).tolist():
+        for combo in np.unique(g * 65536 + ftype[row[iena]]).tolist():
             types.setdefault(combo >> 16, []).append(combo & 0xFFFF)
     for s, k in enumerate(skeys):
         p.counters[k] = [errors[s], segments[s], changes[s], sfirst[s], slast[s],
                          types.get(s, []), numbered[s]]
 
 
-def _ptp(p: Partial, c: dict, flow: np.ndarray, keys: list, mframe: np.ndarray,
-         mts: np.ndarray) -> None:
+def _ptp(p: Partial, c: dict, flow: np.ndarray, keys: list, frame: np.ndarray,
+         ts: np.ndarray) -> None:
     """Grandmaster changes per domain and Sync/Follow_Up pairing per PTP source."""
-    is_ptp = c["proto"] == PTP
-    ann = np.flatnonzero(is_ptp & (c["id2"] == PTP_ANNOUNCE) & ((c["aux"] != -1)
-                                                                | (c["size"] >= 63)))
+    ptp = np.flatnonzero(c["proto"] == PTP)  # usually few: the masks below see only these
+    mtype = c["id2"][ptp]
+    ann = ptp[(mtype == PTP_ANNOUNCE) & ((c["aux"][ptp] != -1) | (c["size"][ptp] >= 63))]
     if len(ann):
         ann = ann[np.argsort(c["id1"][ann], kind="stable")]
         dom, gm = c["id1"][ann], c["aux"][ann]
         keep = np.ones(len(ann), dtype=bool)
         keep[1:] = (dom[1:] != dom[:-1]) | (gm[1:] != gm[:-1])
-        for i in ann[keep].tolist():
+        for i, r in zip(ann[keep].tolist(), c["row"][ann[keep]].tolist(), strict=True):
             p.grandmasters.setdefault(int(c["id1"][i]), []).append(
-                [int(c["aux"][i]), keys[flow[c["row"][i]]], int(mframe[i]), int(mts[i])])
-    sel = np.flatnonzero(is_ptp & ((c["id2"] == PTP_SYNC) | (c["id2"] == PTP_FOLLOW_UP)))
+                [int(c["aux"][i]), keys[flow[r]], int(frame[r]), int(ts[r])])
+    sel = ptp[(mtype == PTP_SYNC) | (mtype == PTP_FOLLOW_UP)]
     if not len(sel):
         return
     mflow = flow[c["row"][sel]].astype(np.int64)

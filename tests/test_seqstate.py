@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streamlens_dist import seqstate, streamchunk
+from streamlens_dist.dissect.streams import IENA, MESSAGE_COLUMNS, ChunkMessages
 from streamlens_dist.partial import Partial
 from streamlens_dist.streamchunk import _ptp, _sequences
 
@@ -53,13 +54,15 @@ def chunked(seqs: list[int], bits: int, cuts: list[int], compiled: bool = True
                 "segment": np.zeros(n, np.int64), "id2": np.zeros(n, np.int64)}
         # message i is frame i, at time 10*i
         frames = np.arange(a, b, dtype=np.int64)
-        saved = streamchunk._messages
-        if not compiled:
-            streamchunk._messages = None
-        try:
+        if compiled and streamchunk._streams is not None:  # the compiled stream pass
+            full = {c: np.zeros(n, np.int64) for c in MESSAGE_COLUMNS}
+            full.update(cols, row=np.arange(n), proto=np.full(n, IENA, np.int64),
+                        id1=np.ones(n, np.int64))
+            streamchunk.accumulate_streams(p, ChunkMessages(full, []), frames, frames * 10,
+                                           np.zeros(n, np.int32), np.zeros(n, np.int16),
+                                           [KEY[0]])
+        else:
             _sequences(p, np.zeros(n, np.int64), [KEY], cols, frames, frames * 10, np.arange(n))
-        finally:
-            streamchunk._messages = saved
         states.append(p.seq[KEY])
     while len(states) > 1:  # the engine's ordered pairwise tree
         states = [seqstate.merge_seq(states[i], states[i + 1]) if i + 1 < len(states)

@@ -111,7 +111,8 @@ def test_format3_source_id_width_any_nibble(tmp_path, nibble) -> None:
 
 
 def test_numpy_fallback_equals_compiled(tmp_path, monkeypatch) -> None:
-    """Without the compiled message pass (no C compiler at install) the stores are identical."""
+    """Without the compiled message and stream passes (no C compiler at install) the stores
+    are identical."""
     from streamlens_dist import streamchunk
     from streamlens_dist.dissect import streams
     from streamlens_dist.synth import telemetry_capture
@@ -123,6 +124,7 @@ def test_numpy_fallback_equals_compiled(tmp_path, monkeypatch) -> None:
         if not compiled:
             monkeypatch.setattr(streams, "_messages", None)
             monkeypatch.setattr(streamchunk, "_messages", None)
+            monkeypatch.setattr(streamchunk, "_streams", None)
         store = tmp_path / f"{compiled}.zarr"
         streamlens_dist.analyze(cap, store, chunk_size="8KiB", serial=True)
         stores.append(load_store(store)[0])

@@ -2,30 +2,25 @@
  * a numpy path and the per-frame definition `frame_messages`; tests/test_stream_messages.py
  * holds all three to the same output).
  *
- * messages(buf, rows, kind, app_off, app_len, out, walk) -> (messages written, rows consumed)
+ * messages(buf, ftype, in_flow, kinds, app_off, app_len, start, out, walk)
+ *                                                  -> (messages written, next frame)
  *   buf      the chunk bytes
- *   rows     int64[m] frame rows (ascending), kind int64[m] (1 CH10, 2 PTP, 3 IENA, 4 INETX,
- *            5 UDP that may be a Chapter 10 segment continuation), app_off/app_len int64[m]
- *            where the classifier located each payload
- *   out      int64[NCOL * cap] messages, column-major (column c of message k at c * cap + k),
- *            columns as streams.MESSAGE_COLUMNS, in message order; the pass stops before the first row whose messages might not fit
- *            (a datagram of n bytes holds at most 2 + n / 24): call again for the rest
- *   walk     uint8[m] set to 1 for frames left to the per-frame path (a payload outside the
- *            buffer), 2 for Chapter 10 datagrams holding a TMATS packet: their messages are
- *            written, and Python extracts the text
+ *   ftype    int16[n] frame type codes, in_flow bool[n]: frames outside a flow have none;
+ *            kinds int64[types]: per type code which messages a frame may carry (-1 none,
+ *            1 CH10, 2 PTP, 3 IENA, 4 INETX, 5 UDP that may be a Chapter 10 segment
+ *            continuation); app_off/app_len int64[n] where the classifier located each payload
+ *   start    the first frame to read
+ *   out      a tuple of NCOL int64[cap] columns (streams.MESSAGE_COLUMNS): the messages in
+ *            message order; the pass stops before the first frame whose messages might not
+ *            fit (a datagram of n bytes holds at most 2 + n / 24): call again from there
+ *   walk     uint8[n] set to 1 for frames left to the per-frame path (a payload not located
+ *            or outside the buffer), 2 for Chapter 10 datagrams holding a TMATS packet: their
+ *            messages are written, and Python extracts the text
  *
- * intern(flow, proto, id1, id2, id3, id4, sid, order, table) -> number of streams
- *   per message (int64 columns) its stream id in order of first appearance, and `order`: the
- *   messages sorted stably by stream id (a counting sort); table int64[2^k] work space
- *   (k with 2^k >= 2 * messages).
- *
- * runs(order, group, seq, bits, starts) -> number of runs
- *   over the messages in `order` (grouped by `group`, message order inside a group), the
- *   positions in `order` where a run of +1 steps (mod 2^bits) starts: a new group, or a step
- *   that is not +1.
- *
- * counts(sid, error, segment, errors, segments, continuations)
- *   per stream id: messages with an error flag, with segment > 0, with segment == 2.
+ * intern(flow, proto, id1, id2, id3, id4, sid, order, count) -> number of streams
+ *   per message (int64 columns) its stream id in order of first appearance, `order`: the
+ *   messages sorted stably by stream id (a counting sort), and count[s]: the messages of
+ *   stream s (int64[n] outputs, the first `streams` entries of count are written).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -55,11 +50,13 @@ static int header_ok(const uint8_t *h, int64_t room) {
     return plen % 4 == 0 && plen >= hlen && dlen <= plen - hlen;
 }
 
-/* o points at message k of column 0; column c of it is o[c * cap] (the F macro, with the
- * output's capacity `cap` in scope) */
-#define F(o, c) ((o)[(c) * cap])
+/* the output columns; F(k, c) is column c of message k (with `cols` in scope) */
+typedef struct {
+    int64_t *col[NCOL];
+} Cols;
+#define F(k, c) (cols->col[c][k])
 
-static int64_t *row_out(int64_t *o, int64_t cap, int64_t row, int64_t pos, int64_t proto) {
+static int64_t row_out(const Cols *cols, int64_t o, int64_t row, int64_t pos, int64_t proto) {
     F(o, ROW) = row; F(o, POS) = pos; F(o, PROTO) = proto;
     F(o, ID1) = F(o, ID2) = F(o, ID3) = F(o, ID4) = 0;
     F(o, STATE) = -1; F(o, ERROR) = 0; F(o, SEGMENT) = 0; F(o, AUX) = -1;
@@ -67,7 +64,7 @@ static int64_t *row_out(int64_t *o, int64_t cap, int64_t row, int64_t pos, int64
 }
 
 /* Messages of a Chapter 10 datagram; *tmats set when a packet is TMATS (data type 0x01). */
-static int64_t ch10(const uint8_t *p, int64_t n, int64_t row, int64_t *out, int64_t cap,
+static int64_t ch10(const uint8_t *p, int64_t n, int64_t row, const Cols *cols, int64_t k,
                     uint8_t *tmats) {
     int fmt = 0;
     int64_t off = -1;
@@ -91,7 +88,7 @@ static int64_t ch10(const uint8_t *p, int64_t n, int64_t row, int64_t *out, int6
         off = o;
     }
     int full;
-    int64_t *t = row_out(out, cap, row, 0, CH10_UDP);
+    int64_t t = row_out(cols, k, row, 0, CH10_UDP);
     F(t, ID1) = fmt;
     F(t, BITS) = 24;
     if (fmt == 2) {
@@ -115,7 +112,7 @@ static int64_t ch10(const uint8_t *p, int64_t n, int64_t row, int64_t *out, int6
         const uint8_t *h = p + off;
         if (!header_ok(h, n - off)) break;
         if (h[15] == TMATS) *tmats = 2;
-        int64_t *o = row_out(out + count, cap, row, count, CH10);
+        int64_t o = row_out(cols, k + count, row, count, CH10);
         F(o, ID1) = le(h + 2, 2);
         F(o, ID2) = h[15];
         F(o, SEQ) = h[13];
@@ -130,73 +127,98 @@ static int64_t ch10(const uint8_t *p, int64_t n, int64_t row, int64_t *out, int6
 }
 
 static PyObject *messages(PyObject *self, PyObject *args) {
-    Py_buffer b[7];
+    Py_buffer b[7], ob[NCOL];
+    PyObject *outs;
+    Py_ssize_t m;
     memset(b, 0, sizeof b);
-    if (!PyArg_ParseTuple(args, "y*y*y*y*y*w*w*", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5],
-                          &b[6]))
+    memset(ob, 0, sizeof ob);
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*nOw*", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5],
+                          &m, &outs, &b[6]))
         return NULL;
     PyObject *result = NULL;
-    Py_ssize_t m = b[1].len / 8;
-    if (b[2].len != m * 8 || b[3].len != m * 8 || b[4].len != m * 8 || b[6].len != m) {
+    Py_ssize_t nframes = b[1].len / 2, ntypes = b[3].len / 8;
+    if (b[2].len != nframes || b[4].len != nframes * 8 || b[5].len != nframes * 8 ||
+        b[6].len != nframes || m < 0 || m > nframes) {
         PyErr_SetString(PyExc_ValueError, "messages: column lengths differ");
         goto done;
     }
-    const uint8_t *buf = b[0].buf;
-    const int64_t *rows = b[1].buf, *kind = b[2].buf, *aoff = b[3].buf, *alen = b[4].buf;
-    int64_t *out = b[5].buf;
+    if (!PyTuple_Check(outs) || PyTuple_GET_SIZE(outs) != NCOL) {
+        PyErr_Format(PyExc_TypeError, "messages: out must be a tuple of %d columns", NCOL);
+        goto done;
+    }
+    Cols out;
+    const Cols *cols = &out;
+    for (int j = 0; j < NCOL; j++) {
+        if (PyObject_GetBuffer(PyTuple_GET_ITEM(outs, j), &ob[j],
+                               PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0)
+            goto done;
+        if (ob[j].len != ob[0].len) {
+            PyErr_SetString(PyExc_ValueError, "messages: output columns differ in length");
+            goto done;
+        }
+        out.col[j] = ob[j].buf;
+    }
+    const uint8_t *buf = b[0].buf, *in_flow = b[2].buf;
+    const int16_t *ftype = b[1].buf;
+    const int64_t *kinds = b[3].buf, *aoff = b[4].buf, *alen = b[5].buf;
     uint8_t *walk = b[6].buf;
-    int64_t k = 0, cap = b[5].len / (8 * NCOL);
-    for (Py_ssize_t i = 0; i < m; i++) {
-        int64_t q = aoff[i], n = alen[i];
+    int64_t k = 0, cap = ob[0].len / 8;
+    Py_ssize_t i = m;
+    for (; i < nframes; i++) {
         walk[i] = 0;
+        if (!in_flow[i])
+            continue;
+        if (ftype[i] < 0 || ftype[i] >= ntypes) {
+            PyErr_SetString(PyExc_IndexError, "messages: frame type out of range");
+            goto done;
+        }
+        int64_t kind = kinds[ftype[i]], q = aoff[i], n = alen[i];
+        if (kind < 0)
+            continue;
         if (q < 0 || n < 0 || q + n > b[0].len) {
             walk[i] = 1;
             continue;
         }
         const uint8_t *p = buf + q;
-        if (kind[i] == CH10) {
+        if (kind == CH10) {
             int64_t need = 2 + n / 24;
             if (need > MAX_PACKETS + 1) need = MAX_PACKETS + 1;
-            if (cap - k < need) {
-                m = i;
-                break;
-            }
-            k += ch10(p, n, rows[i], out + k, cap, &walk[i]);
+            if (cap - k < need)
+                goto full;
+            k += ch10(p, n, i, cols, k, &walk[i]);
             continue;
         }
-        if (cap - k < 1) {
-            m = i;
-            break;
-        }
-        int64_t *o = out + k;
-        if (kind[i] == IENA && n >= 16) {
-            row_out(o, cap, rows[i], 0, IENA);
+        if (cap - k < 1)
+            goto full;
+        int64_t o = k;
+        if (kind == IENA && n >= 16) {
+            row_out(cols, o, i, 0, IENA);
             F(o, ID1) = be(p, 2); F(o, SEQ) = be(p + 12, 2); F(o, BITS) = 16; F(o, SIZE) = n;
             F(o, STATE) = ((int64_t)p[10] << 8) | p[11];
-        } else if (kind[i] == INETX && n >= 28) {
-            row_out(o, cap, rows[i], 0, INETX);
+        } else if (kind == INETX && n >= 28) {
+            row_out(cols, o, i, 0, INETX);
             F(o, ID1) = be(p + 4, 4); F(o, SEQ) = be(p + 8, 4); F(o, BITS) = 32; F(o, SIZE) = n;
             F(o, ERROR) = (be(p + 24, 4) & 0x84000000) != 0;
-        } else if (kind[i] == PTP && n >= 34) {
+        } else if (kind == PTP && n >= 34) {
             int64_t mtype = p[0] & 0x0F, mlen = be(p + 2, 2);
-            row_out(o, cap, rows[i], 0, PTP);
+            row_out(cols, o, i, 0, PTP);
             F(o, ID1) = p[4]; F(o, ID2) = mtype; F(o, ID3) = be(p + 20, 8); F(o, ID4) = be(p + 28, 2);
             F(o, SEQ) = be(p + 30, 2); F(o, BITS) = 16; F(o, SIZE) = mlen;
             if (mtype == 0x0) F(o, AUX) = (p[6] >> 1) & 1;
             else if (mtype == 0xB && mlen >= 63 && n >= 61) F(o, AUX) = be(p + 53, 8);
-        } else if (kind[i] == UDP_CONT && n >= 12) {
+        } else if (kind == UDP_CONT && n >= 12) {
             if (p[0] == 0x11 && le(p + 8, 4) > 0) {
-                row_out(o, cap, rows[i], 0, CH10_UDP);
+                row_out(cols, o, i, 0, CH10_UDP);
                 F(o, ID1) = 1; F(o, SEQ) = le(p + 1, 3);
             } else if (p[3] == 0x12 && ((int64_t)p[4] << 16 | be(p + 8, 2)) > 0 &&
                        be(p + 5, 3) > ((int64_t)p[4] << 16 | be(p + 8, 2))) {  /* words */
-                row_out(o, cap, rows[i], 0, CH10_UDP);
+                row_out(cols, o, i, 0, CH10_UDP);
                 F(o, ID1) = 2; F(o, SEQ) = be(p, 3);
             } else {
                 continue;
             }
             F(o, BITS) = 24; F(o, SIZE) = n; F(o, SEGMENT) = 2;
-        } else if (kind[i] == UDP_CONT) {
+        } else if (kind == UDP_CONT) {
             continue;
         } else {
             walk[i] = 1;
@@ -204,16 +226,28 @@ static PyObject *messages(PyObject *self, PyObject *args) {
         }
         k++;
     }
-    result = Py_BuildValue("(Ln)", (long long)k, m);
+full:
+    result = Py_BuildValue("(Ln)", (long long)k, i);
 done:
     for (int j = 0; j < 7; j++)
         if (b[j].obj) PyBuffer_Release(&b[j]);
+    for (int j = 0; j < NCOL; j++)
+        if (ob[j].obj) PyBuffer_Release(&ob[j]);
     return result;
 }
 
-static inline uint64_t mix(uint64_t h, uint64_t v) {
-    h ^= v + 0x9E3779B97F4A7C15ULL + (h << 6) + (h >> 2);
-    return h * 0xBF58476D1CE4E5B9ULL;
+/* the six products are independent (no chain of multiplies per message); the final
+ * mixing spreads them into the low bits that pick the slot */
+static inline uint64_t key_hash(const int64_t *const *col, Py_ssize_t i) {
+    uint64_t h = (uint64_t)col[0][i] * 0x9E3779B97F4A7C15ULL ^
+                 (uint64_t)col[1][i] * 0xC2B2AE3D27D4EB4FULL ^
+                 (uint64_t)col[2][i] * 0x165667B19E3779F9ULL ^
+                 (uint64_t)col[3][i] * 0xD6E8FEB86659FD93ULL ^
+                 (uint64_t)col[4][i] * 0xFF51AFD7ED558CCDULL ^
+                 (uint64_t)col[5][i] * 0xC4CEB9FE1A85EC53ULL;
+    h ^= h >> 32;
+    h *= 0xBF58476D1CE4E5B9ULL;
+    return h ^ (h >> 29);
 }
 
 static PyObject *intern(PyObject *self, PyObject *args) {
@@ -223,31 +257,34 @@ static PyObject *intern(PyObject *self, PyObject *args) {
                           &b[6], &b[7], &b[8]))
         return NULL;
     PyObject *result = NULL;
-    Py_ssize_t n = b[0].len / 8, size = b[8].len / 8;
-    for (int j = 1; j < 8; j++)
+    Py_ssize_t n = b[0].len / 8;
+    for (int j = 1; j < 9; j++)
         if (b[j].len != n * 8) {
             PyErr_SetString(PyExc_ValueError, "intern: column lengths differ");
             goto done;
         }
-    if (size < 2 * n || (size & (size - 1))) {
-        PyErr_SetString(PyExc_ValueError, "intern: table must be a power of two >= 2n");
-        goto done;
-    }
     const int64_t *col[6];
     for (int j = 0; j < 6; j++) col[j] = b[j].buf;
-    int64_t *sid = b[6].buf, *order = b[7].buf, *table = b[8].buf;
+    int64_t *sid = b[6].buf, *order = b[7].buf, *count = b[8].buf;
+    /* a chunk has a few hundred streams, not one per message: a table that grows with the
+     * streams stays in cache, where one sized for the messages would miss on every probe */
+    Py_ssize_t size = 256;
+    int64_t *table = PyMem_Malloc(size * sizeof(int64_t));
+    if (table == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
     for (Py_ssize_t i = 0; i < size; i++) table[i] = -1;
     /* the first message of each stream, by stream id, is kept in order[] until the sort */
     int64_t nstreams = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
-        uint64_t h = 0;
-        for (int j = 0; j < 6; j++) h = mix(h, (uint64_t)col[j][i]);
-        Py_ssize_t slot = (Py_ssize_t)(h & (uint64_t)(size - 1));
+        Py_ssize_t slot = (Py_ssize_t)(key_hash(col, i) & (uint64_t)(size - 1));
         for (;;) {
             int64_t s = table[slot];
             if (s < 0) {
                 table[slot] = nstreams;
                 order[nstreams] = i;
+                count[nstreams] = 1;
                 sid[i] = nstreams++;
                 break;
             }
@@ -256,17 +293,39 @@ static PyObject *intern(PyObject *self, PyObject *args) {
             for (int j = 0; j < 6 && same; j++) same = col[j][f] == col[j][i];
             if (same) {
                 sid[i] = s;
+                count[s]++;
                 break;
             }
             slot = (slot + 1) & (size - 1);
         }
+        if (2 * nstreams > size) { /* keep the load at most one half */
+            int64_t *bigger = PyMem_Realloc(table, 2 * size * sizeof(int64_t));
+            if (bigger == NULL) {
+                PyMem_Free(table);
+                PyErr_NoMemory();
+                goto done;
+            }
+            table = bigger;
+            size *= 2;
+            for (Py_ssize_t t = 0; t < size; t++) table[t] = -1;
+            for (int64_t s = 0; s < nstreams; s++) {
+                Py_ssize_t t = (Py_ssize_t)(key_hash(col, order[s]) & (uint64_t)(size - 1));
+                while (table[t] >= 0) t = (t + 1) & (size - 1);
+                table[t] = s;
+            }
+        }
     }
-    /* counting sort by stream id (stable); table[] is free again for the counts */
-    int64_t *count = table;
-    for (int64_t s = 0; s <= nstreams; s++) count[s] = 0;
-    for (Py_ssize_t i = 0; i < n; i++) count[sid[i] + 1]++;
-    for (int64_t s = 0; s < nstreams; s++) count[s + 1] += count[s];
-    for (Py_ssize_t i = 0; i < n; i++) order[count[sid[i]]++] = i;
+    /* counting sort by stream id (stable), with table[] as the write positions */
+    int64_t *pos = PyMem_Realloc(table, (nstreams + 1) * sizeof(int64_t));
+    if (pos == NULL) {
+        PyMem_Free(table);
+        PyErr_NoMemory();
+        goto done;
+    }
+    pos[0] = 0;
+    for (int64_t s = 0; s < nstreams; s++) pos[s + 1] = pos[s] + count[s];
+    for (Py_ssize_t i = 0; i < n; i++) order[pos[sid[i]]++] = i;
+    PyMem_Free(pos);
     result = PyLong_FromLongLong(nstreams);
 done:
     for (int j = 0; j < 9; j++)
@@ -274,75 +333,7 @@ done:
     return result;
 }
 
-static PyObject *runs(PyObject *self, PyObject *args) {
-    Py_buffer b[5];
-    memset(b, 0, sizeof b);
-    if (!PyArg_ParseTuple(args, "y*y*y*y*w*", &b[0], &b[1], &b[2], &b[3], &b[4]))
-        return NULL;
-    PyObject *result = NULL;
-    Py_ssize_t n = b[0].len / 8, m = b[1].len / 8;
-    if (b[2].len != m * 8 || b[3].len != m * 8 || b[4].len < n * 8) {
-        PyErr_SetString(PyExc_ValueError, "runs: column lengths differ");
-        goto done;
-    }
-    const int64_t *order = b[0].buf, *group = b[1].buf, *seq = b[2].buf, *bits = b[3].buf;
-    int64_t *starts = b[4].buf, k = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        int64_t j = order[i];
-        if (j < 0 || j >= m) {
-            PyErr_SetString(PyExc_IndexError, "runs: order out of range");
-            goto done;
-        }
-        if (i == 0) {
-            starts[k++] = 0;
-            continue;
-        }
-        int64_t p = order[i - 1];
-        uint64_t mask = bits[j] >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << bits[j]) - 1);
-        if (group[j] != group[p] || (((uint64_t)seq[j] - (uint64_t)seq[p]) & mask) != 1)
-            starts[k++] = i;
-    }
-    result = PyLong_FromLongLong(k);
-done:
-    for (int j = 0; j < 5; j++)
-        if (b[j].obj) PyBuffer_Release(&b[j]);
-    return result;
-}
-
-static PyObject *counts(PyObject *self, PyObject *args) {
-    Py_buffer b[6];
-    memset(b, 0, sizeof b);
-    if (!PyArg_ParseTuple(args, "y*y*y*w*w*w*", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5]))
-        return NULL;
-    PyObject *result = NULL;
-    Py_ssize_t n = b[0].len / 8, k = b[3].len / 8;
-    if (b[1].len != n * 8 || b[2].len != n * 8 || b[4].len != k * 8 || b[5].len != k * 8) {
-        PyErr_SetString(PyExc_ValueError, "counts: column lengths differ");
-        goto done;
-    }
-    const int64_t *sid = b[0].buf, *error = b[1].buf, *segment = b[2].buf;
-    int64_t *errors = b[3].buf, *segments = b[4].buf, *cont = b[5].buf;
-    for (Py_ssize_t s = 0; s < k; s++) errors[s] = segments[s] = cont[s] = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        int64_t s = sid[i];
-        if (s < 0 || s >= k) {
-            PyErr_SetString(PyExc_IndexError, "counts: stream id out of range");
-            goto done;
-        }
-        errors[s] += error[i] != 0;
-        segments[s] += segment[i] > 0;
-        cont[s] += segment[i] == 2;
-    }
-    result = Py_NewRef(Py_None);
-done:
-    for (int j = 0; j < 6; j++)
-        if (b[j].obj) PyBuffer_Release(&b[j]);
-    return result;
-}
-
 static PyMethodDef methods[] = {
-    {"runs", runs, METH_VARARGS, "Starts of runs of +1 sequence steps."},
-    {"counts", counts, METH_VARARGS, "Error, segment and continuation counts per stream."},
     {"messages", messages, METH_VARARGS, "Protocol messages of located payloads."},
     {"intern", intern, METH_VARARGS, "Stream ids in order of first appearance."},
     {NULL, NULL, 0, NULL},

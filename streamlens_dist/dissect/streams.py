@@ -317,22 +317,19 @@ def chunk_messages(buf: bytes | memoryview, offset: np.ndarray, caplen: np.ndarr
     n = len(ftype)
     if app_off is None:
         app_off, app_len = np.full(n, -1, np.int64), np.zeros(n, np.int64)
-    b = _Bytes(buf)
-    parts, slow_rows = [], []
-    kind = np.where(in_flow, _KIND[ftype], _NONE)
-    located = app_off >= 0
     if _messages is not None and not force_numpy:
-        slow_rows = np.flatnonzero((kind != _NONE) & ~located).tolist()
-        cand = np.flatnonzero((kind != _NONE) & located)
-        parts, walk, texts = _compiled(buf, cand, kind[cand], app_off[cand], app_len[cand])
-        slow_rows += walk.tolist()
+        parts, walk, texts = _compiled(buf, ftype, in_flow, app_off, app_len)
         tmats = []
         for i in texts.tolist():  # the messages are written; only the texts are read here
             found: list[tuple[int, str]] = []
             _ch10_messages(bytes(buf[int(app_off[i]):int(app_off[i] + app_len[i])]), found)
             tmats.extend((i, chan, text) for chan, text in found)
-        return _finish(buf, offset, caplen, linktype, ftype, app_off, app_len, parts, slow_rows,
-                       tmats)
+        return _finish(buf, offset, caplen, linktype, ftype, app_off, app_len, parts,
+                       walk.tolist(), tmats)
+    b = _Bytes(buf)
+    parts, slow_rows = [], []
+    kind = np.where(in_flow, _KIND[ftype], _NONE)
+    located = app_off >= 0
     for proto, need in ((IENA, 16), (INETX, 28), (PTP, 34)):
         sel = kind == proto
         fast = np.flatnonzero(sel & located & (app_len >= need))
@@ -360,25 +357,24 @@ def chunk_messages(buf: bytes | memoryview, offset: np.ndarray, caplen: np.ndarr
     return _finish(buf, offset, caplen, linktype, ftype, app_off, app_len, parts, slow_rows)
 
 
-def _compiled(buf: bytes | memoryview, rows: np.ndarray, kind: np.ndarray, off: np.ndarray,
-              length: np.ndarray) -> tuple[list[dict[str, np.ndarray]], np.ndarray, np.ndarray]:
-    """`_messages.messages` over the located frames: message columns, the rows it left to
-    the per-frame path, and the rows whose TMATS texts are still to be read."""
-    parts, walk, texts = [], [], []
-    done, m = 0, len(rows)
-    while done < m:
-        cap = (m - done) + 2 * int(np.count_nonzero(kind[done:] == CH10)) + 8192
-        out = np.empty((len(MESSAGE_COLUMNS), cap), dtype=np.int64)
-        flags = np.zeros(m - done, dtype=np.uint8)
-        k, used = _messages.messages(buf, rows[done:], kind[done:], off[done:], length[done:],
-                                     out, flags)
-        parts.append({c: out[i, :k] for i, c in enumerate(MESSAGE_COLUMNS)})
-        walk.append(rows[done:done + used][flags[:used] == 1])
-        texts.append(rows[done:done + used][flags[:used] == 2])
-        done += used
-    none = np.zeros(0, np.int64)
-    return (parts, np.concatenate(walk) if walk else none,
-            np.concatenate(texts) if texts else none)
+def _compiled(buf: bytes | memoryview, ftype: np.ndarray, in_flow: np.ndarray,
+              off: np.ndarray, length: np.ndarray
+              ) -> tuple[list[dict[str, np.ndarray]], np.ndarray, np.ndarray]:
+    """`_messages.messages` over the chunk's frames: message columns, the rows it left to the
+    per-frame path, and the rows whose TMATS texts are still to be read."""
+    n = len(ftype)
+    ftype = np.ascontiguousarray(ftype, np.int16)
+    in_flow = np.ascontiguousarray(in_flow, bool)
+    off, length = (np.ascontiguousarray(x, np.int64) for x in (off, length))
+    parts, flags, done = [], np.zeros(n, dtype=np.uint8), 0
+    while done < n:
+        # room for every frame's messages but those of Chapter 10 datagrams with three or more
+        # packets; the pass stops where it is full, and the next one continues from there
+        cap = 2 * (n - done) + 8192
+        out = tuple(np.empty((len(MESSAGE_COLUMNS), cap), dtype=np.int64))
+        k, done = _messages.messages(buf, ftype, in_flow, _KIND, off, length, done, out, flags)
+        parts.append({c: col[:k] for c, col in zip(MESSAGE_COLUMNS, out, strict=True)})
+    return parts, np.flatnonzero(flags == 1), np.flatnonzero(flags == 2)
 
 
 def _finish(buf, offset, caplen, linktype, ftype, app_off, app_len,  # noqa: ANN001
@@ -403,11 +399,12 @@ def _finish(buf, offset, caplen, linktype, ftype, app_off, app_len,  # noqa: ANN
     parts = [p for p in parts if len(p["row"])] + ([_from_rows(rows)] if rows else [])
     if not parts:
         return ChunkMessages(_empty(), tmats)
-    cols = {c: np.concatenate([p[c] for p in parts]) for c in MESSAGE_COLUMNS} \
-        if len(parts) > 1 else parts[0]
+    if len(parts) == 1:  # every producer writes its part in message order
+        return ChunkMessages(parts[0], sorted(tmats, key=lambda t: t[0]))
+    cols = {c: np.concatenate([p[c] for p in parts]) for c in MESSAGE_COLUMNS}
     # message order: by frame, then position (< 2^13) in the frame
     key = (cols["row"] << 13) | cols["pos"]
-    if len(key) > 1 and not (key[1:] > key[:-1]).all():
+    if not (key[1:] > key[:-1]).all():
         order = np.argsort(key, kind="stable")
         cols = {c: v[order] for c, v in cols.items()}
     return ChunkMessages(cols, sorted(tmats, key=lambda t: t[0]))
