@@ -23,6 +23,7 @@ from .engine import (
     scheduler_address,
 )
 from .ienakeys import load_key_map
+from .partial import Partial
 from .results import Tables, build_tables, malformed_totals
 from .security import TLSArg, check_tls, tls_config
 from .settings import DEFAULT_CHUNK_SIZE, Settings
@@ -41,6 +42,8 @@ class Summary:
     wall_s: float
     # wall seconds per phase on the client, and "worker_seconds": worker time per sub-phase
     phases: dict[str, Any] = field(default_factory=dict)
+    # the merged partial (exact sums per scope), for callers that pool runs (campaigns)
+    merged: Partial | None = field(default=None, repr=False)
 
     @property
     def frames(self) -> int:
@@ -226,4 +229,4 @@ def analyze(
     worker["chunks_reread"] = float(sum(m["reread"] for m in msgs))
     phases["worker_seconds"] = worker
     return Summary(store, {"schema": "streamlens-dist/1", **attrs, "complete": True}, tables,
-                   len(plan.chunks), time.perf_counter() - t0, phases)
+                   len(plan.chunks), time.perf_counter() - t0, phases, merged)

@@ -88,7 +88,7 @@ _FILL = {"int64": 0, "float64": 0.0, "bool": False, STRING: ""}
 Put = Callable[[str, bytes], None]  # (path inside the store, "/"-separated; the object)
 
 
-def _json(doc: dict) -> bytes:
+def json_bytes(doc: dict) -> bytes:
     return json.dumps(doc, indent=2, allow_nan=False).encode("utf-8")
 
 
@@ -114,10 +114,10 @@ def _encode(dtype: str, values: np.ndarray) -> bytes:
     return np.ascontiguousarray(values, dtype="?" if dtype == "bool" else f"<{dtype[0]}8").tobytes()
 
 
-def _write_array(put: Put, name: str, dtype: str, values: np.ndarray) -> None:
+def write_array(put: Put, name: str, dtype: str, values: np.ndarray) -> None:
     n = len(values)
     chunk = max(1, min(n, ROWS_PER_CHUNK))
-    put(f"{name}/zarr.json", _json(_array_meta(dtype, n, chunk)))
+    put(f"{name}/zarr.json", json_bytes(_array_meta(dtype, n, chunk)))
     zstd = Zstd(level=0)
     for i, lo in enumerate(range(0, n, chunk)):
         part = values[lo:lo + chunk]
@@ -129,11 +129,11 @@ def _write_array(put: Put, name: str, dtype: str, values: np.ndarray) -> None:
         put(f"{name}/c/{i}", zstd.encode(_encode(dtype, part)))
 
 
-_GROUP = {"attributes": {}, "zarr_format": 3, "node_type": "group"}
+GROUP = {"attributes": {}, "zarr_format": 3, "node_type": "group"}
 
 
 def _root(attrs: dict[str, Any], complete: bool) -> bytes:
-    return _json({**_GROUP, "attributes": {"schema": SCHEMA, **attrs, "complete": complete}})
+    return json_bytes({**GROUP, "attributes": {"schema": SCHEMA, **attrs, "complete": complete}})
 
 
 def _write_tables(put: Put, tables: Tables) -> None:
@@ -143,12 +143,12 @@ def _write_tables(put: Put, tables: Tables) -> None:
         lengths = {len(data[c]) for c in columns}
         if len(lengths) != 1 or set(data) != set(columns):
             raise AssertionError(f"table {table} does not match the layout: {sorted(data)}")
-        put(f"{table}/zarr.json", _json(_GROUP))
+        put(f"{table}/zarr.json", json_bytes(GROUP))
         for col, dtype in columns.items():
-            _write_array(put, f"{table}/{col}", dtype, data[col])
+            write_array(put, f"{table}/{col}", dtype, data[col])
 
 
-def _local_put(root: str) -> Put:
+def local_put(root: str) -> Put:
     def put(name: str, data: bytes) -> None:
         path = os.path.join(root, *name.split("/"))
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -192,7 +192,7 @@ def write_store(path: str, tables: Tables, attrs: dict[str, Any], overwrite: boo
     _remove_leftovers(parent, name)
     tmp = os.path.join(parent, f".{name}.incomplete-{os.getpid()}")
     os.makedirs(tmp)
-    put = _local_put(tmp)
+    put = local_put(tmp)
     put("zarr.json", _root(attrs, False))
     _write_tables(put, tables)
     put("zarr.json", _root(attrs, True))  # only after every array is written

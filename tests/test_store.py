@@ -11,7 +11,7 @@ import pytest
 import zarr
 
 from streamlens_dist import store
-from streamlens_dist.store import STRING, _local_put, _write_array
+from streamlens_dist.store import STRING, local_put, write_array
 
 
 def _values(dtype: str, n: int) -> np.ndarray:
@@ -37,7 +37,7 @@ def test_files_match_zarr(tmp_path, monkeypatch, dtype, n) -> None:
     values = _values(dtype, n)
     ours = tmp_path / "ours"
     ours.mkdir()
-    _write_array(_local_put(str(ours)), "t/col", dtype, values)
+    write_array(local_put(str(ours)), "t/col", dtype, values)
     theirs = zarr.create_array(str(tmp_path / "theirs"), shape=(n,), zarr_format=3,
                                dtype=str if dtype == STRING else dtype,
                                chunks=(max(1, min(n, 4)),))

@@ -1,0 +1,163 @@
+"""`campaign run`: analyse the captures that are new, changed (file identity) or not yet
+committed, several at a time on one Dask cluster, commit each one atomically, then rebuild the
+campaign tables from the commit records."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import __version__
+from ..api import analyze
+from ..capture.source import Storage
+from ..engine import cluster_client
+from ..errors import ClusterError, StreamlensError
+from ..security import TLSArg, check_tls, tls_config
+from .cstore import Campaign
+from .fleet import capture_summary
+from .identity import capture_identity, identity_bytes
+from .manifest import CaptureEntry
+
+# (captures done, captures to do, bytes done, bytes to do, capture id just finished)
+CampaignProgress = Callable[[int, int, int, int, str], None]
+
+
+@dataclass
+class Plan:
+    todo: list[tuple[CaptureEntry, list]]  # (capture, its identity now)
+    unchanged: list[str] = field(default_factory=list)
+
+    @property
+    def bytes(self) -> int:
+        return sum(identity_bytes(i) for _e, i in self.todo)
+
+
+@dataclass
+class RunReport:
+    analysed: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    unchanged: list[str] = field(default_factory=list)
+    frames: int = 0
+    bytes: int = 0
+    wall_s: float = 0.0
+
+
+def plan_run(camp: Campaign, storage: Storage | None = None, retry_failed: bool = False
+             ) -> Plan:
+    """Which captures need analysing: no commit record, another identity, or (with
+    `retry_failed`) a failed one."""
+    plan = Plan([])
+    for e in camp.manifest():
+        ident = capture_identity(e.files, storage)
+        rec = camp.record(e.capture_id)
+        if rec is not None and rec["identity"] == ident and rec["files"] == list(e.files) \
+                and not (retry_failed and rec["status"] == "failed"):
+            plan.unchanged.append(e.capture_id)
+        else:
+            plan.todo.append((e, ident))
+    return plan
+
+
+def _record(e: CaptureEntry, ident: list, summary: Any = None, error: str = "") -> dict:
+    if summary is None:
+        return {"identity": ident, "files": list(e.files), "status": "failed", "error": error,
+                "facts": {"software_version": __version__}, "fleet": {"flows": [], "types": []}}
+    a = summary.attrs
+    return {"identity": ident, "files": list(e.files),
+            "status": "problems" if summary.has_data_problems else "ok", "error": "",
+            "facts": {"frames": a["frames"], "first_ns": a["first_ns"], "last_ns": a["last_ns"],
+                      "flows": len(summary.tables.flows["src"]),
+                      "outliers": len(summary.tables.flow_outliers["frame"]),
+                      "problems": len(a["problems"]), "software_version": __version__},
+            "fleet": capture_summary(summary)}
+
+
+def run_campaign(root: str | os.PathLike, *, scheduler: str | None = None,
+                 workers: int | None = None, serial: bool = False, client: Any = None,
+                 storage_options: Storage | None = None, concurrency: int | None = None,
+                 retry_failed: bool = False, tls: TLSArg = None,
+                 progress: CampaignProgress | None = None,
+                 on_plan: Callable[[Plan], None] | None = None) -> RunReport:
+    """Analyse what is new or changed in the campaign at `root` and rebuild its tables.
+
+    Captures run `concurrency` at a time (default: twice the cluster's workers) on one
+    cluster, each as one analysis graph, so many small captures keep the workers busy while
+    the tasks in flight stay bounded. A capture that cannot be analysed at all is committed as
+    failed with its error (and retried only when its files change or with `retry_failed`);
+    a lost cluster stops the run (ClusterError), and what was committed stays.
+    """
+    t0 = time.perf_counter()
+    camp = Campaign(root)
+    storage = dict(storage_options) if storage_options else None
+    plan = plan_run(camp, storage, retry_failed)
+    if on_plan is not None:
+        on_plan(plan)
+    report = RunReport(unchanged=list(plan.unchanged))
+    total, total_bytes = len(plan.todo), plan.bytes
+    if plan.todo:
+        camp.set_attrs(complete=False)
+        lock = threading.Lock()
+        done_bytes = [0]
+
+        def one(e: CaptureEntry, ident: list, c: Any) -> None:
+            path = camp.capture_path(e.capture_id)
+            try:
+                summary = analyze(list(e.files), path, sigma=camp.attrs["sigma"],
+                                  chunk_size=int(camp.attrs["chunk_size"]), client=c,
+                                  serial=c is None, overwrite=True, storage_options=storage)
+                record = _record(e, ident, summary)
+            except ClusterError:
+                raise
+            except StreamlensError as exc:
+                if os.path.isdir(path):
+                    shutil.rmtree(path)  # an older result of changed files is not this one
+                record = _record(e, ident, error=str(exc))
+            camp.commit(e.capture_id, record)
+            with lock:
+                if record["status"] == "failed":
+                    report.failed[e.capture_id] = record["error"]
+                else:
+                    report.analysed.append(e.capture_id)
+                    report.frames += record["facts"]["frames"]
+                done_bytes[0] += identity_bytes(ident)
+                n = len(report.analysed) + len(report.failed)
+                if progress is not None:
+                    progress(n, total, done_bytes[0], total_bytes, e.capture_id)
+
+        with _cluster(serial, client, scheduler, workers, tls) as c:
+            if c is None:
+                for e, ident in plan.todo:
+                    one(e, ident, None)
+            else:
+                n = concurrency or 2 * max(1, len(c.scheduler_info().get("workers", {})))
+                with concurrent.futures.ThreadPoolExecutor(n) as pool:
+                    futures = [pool.submit(one, e, ident, c) for e, ident in plan.todo]
+                    for f in concurrent.futures.as_completed(futures):
+                        f.result()
+    camp.rebuild()
+    camp.set_attrs(complete=True)
+    report.bytes = total_bytes
+    report.wall_s = time.perf_counter() - t0
+    return report
+
+
+@contextlib.contextmanager
+def _cluster(serial: bool, client: Any, scheduler: str | None, workers: int | None,
+             tls: TLSArg) -> Iterator[Any]:
+    if serial:
+        yield None
+    elif client is not None:
+        yield client
+    else:
+        from ..engine import scheduler_address
+
+        with tls_config(check_tls(tls, scheduler_address(scheduler))), \
+                cluster_client(scheduler, workers) as c:
+            yield c

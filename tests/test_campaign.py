@@ -1,0 +1,318 @@
+"""Campaigns: a generated archive (tails x flights, rotated sets, a damaged file, a capture
+added later) analysed incrementally; fleet tables against a brute-force recomputation over
+every capture's frames (tests/reference.py); kill-and-rerun gives the same store."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+from conftest import assert_tables_equal
+from reference import reference_analyze, reference_frames
+from storeio import load_store
+
+from streamlens_dist.campaign.cstore import LAYOUT, Campaign
+from streamlens_dist.campaign.manifest import (
+    CaptureEntry,
+    discover,
+    parse_manifest,
+    read_manifest,
+    write_manifest,
+)
+from streamlens_dist.campaign.run import run_campaign
+from streamlens_dist.errors import SettingsError
+from streamlens_dist.synth import flight_test_capture
+
+pytestmark = pytest.mark.timeout(600)
+CLI = str(Path(sys.executable).parent / "streamlens-dist")
+FLIGHTS = [("T1", "2026-03-01", "F001"), ("T1", "2026-03-04", "F002"),
+           ("T2", "2026-03-01", "F001"), ("T2", "2026-03-05", "F003")]
+
+
+def _flight(root: Path, tail: str, date: str, flight: str, seed: int, frames: int = 2400) -> None:
+    """A rotated set of 3 files (editcap -c) under root/tail/date/flight/."""
+    d = root / tail / date / flight
+    d.mkdir(parents=True)
+    whole = root / f"whole-{seed}.pcap"
+    flight_test_capture(whole, frames, seed=seed)
+    subprocess.run(["editcap", "-c", str(frames // 3), str(whole), str(d / "rec.pcap")],
+                   check=True, capture_output=True)
+    whole.unlink()
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory) -> Path:
+    if shutil.which("editcap") is None:
+        pytest.skip("editcap (Debian's wireshark-common / tshark) is not installed")
+    root = tmp_path_factory.mktemp("archive")
+    for seed, (tail, date, flight) in enumerate(FLIGHTS, 1):
+        _flight(root, tail, date, flight, seed)
+    # one damaged file: the last file of T2's first flight cut in the middle of a record
+    damaged = sorted((root / "T2" / "2026-03-01" / "F001").glob("*.pcap"))[-1]
+    with open(damaged, "r+b") as f:
+        f.truncate(os.path.getsize(damaged) - 37)
+    return root
+
+
+def _campaign(tmp_path: Path, archive: Path, name: str = "c.zarr") -> Campaign:
+    camp = Campaign.create(tmp_path / name, "3", 16 * 1024)
+    camp.add(discover(str(archive), "{tail}/{date}/{flight}/*.pcap"))
+    return camp
+
+
+def _tables(store: Path) -> dict:
+    g = zarr.open_group(store, mode="r")
+    return {t: {c: g[t][c][:] for c in cols} for t, cols in LAYOUT.items()}
+
+
+def _pooled(iats: list[int]) -> tuple[float, float]:
+    n = len(iats)
+    if n == 0:
+        return math.nan, math.nan
+    mean = Fraction(sum(iats), n)
+    var = sum((Fraction(x) - mean) ** 2 for x in iats) / (n - 1) if n >= 2 else None
+    return float(mean), math.sqrt(var) if var is not None else math.nan
+
+
+def brute_force(camp: Campaign) -> dict:
+    """Fleet tables recomputed from every committed capture's frames, by flow key and by
+    (flow key, frame type), straight from the definition: IATs within each capture pooled,
+    outliers as the single-capture reference decides them."""
+    flows: dict[tuple, dict] = {}
+    types: dict[tuple, dict] = {}
+    for e in camp.index_order():
+        rec = camp.record(e.capture_id)
+        if rec is None or rec["status"] == "failed":
+            continue
+        files = sorted(p for f in e.files for p in map(str, Path().glob(f))) \
+            if not os.path.isabs(e.files[0]) else sorted(e.files)
+        frames = [f for f in reference_frames(files) if f["status"] == "ok"]
+        ref = reference_analyze(files)
+        out_flow = {(s, d, k): o for s, d, k, o in zip(ref["flows"]["src"], ref["flows"]["dst"],
+                                                        ref["flows"]["kind"],
+                                                        ref["flows"]["outliers"], strict=True)}
+        out_type = {}
+        for row, ft, o in zip(ref["frame_types"]["flow"], ref["frame_types"]["frame_type"],
+                              ref["frame_types"]["outliers"], strict=True):
+            key = (ref["flows"]["src"][row], ref["flows"]["dst"][row], ref["flows"]["kind"][row])
+            out_type[(key, ft)] = o
+        last: dict = {}
+        for f in frames:
+            fk = (f["src"], f["dst"], f["kind"])
+            for scopes, key, outs in ((flows, fk, out_flow), (types, (fk, f["frame_type"]),
+                                                                 out_type)):
+                acc = scopes.setdefault(key, {"captures": set(), "frames": 0, "bytes": 0,
+                                              "iats": [], "outliers": 0})
+                if e.capture_id not in acc["captures"]:
+                    acc["captures"].add(e.capture_id)
+                    acc["outliers"] += int(outs[key])
+                acc["frames"] += 1
+                acc["bytes"] += f["bytes"]
+                if (e.capture_id, key) in last:
+                    acc["iats"].append(f["ts_ns"] - last[(e.capture_id, key)])
+                last[(e.capture_id, key)] = f["ts_ns"]
+    return {"flows": flows, "types": types}
+
+
+def assert_fleet_equals_brute_force(store: Path, camp: Campaign) -> None:
+    t = _tables(store)
+    bf = brute_force(camp)
+    ff = t["fleet_flows"]
+    keys = list(zip(ff["src"].tolist(), ff["dst"].tolist(), ff["kind"].tolist(), strict=True))
+    assert set(keys) == set(bf["flows"]) and len(keys) == len(bf["flows"])
+    for i, key in enumerate(keys):
+        acc = bf["flows"][key]
+        mean, std = _pooled(acc["iats"])
+        got = {c: ff[c][i] for c in ff}
+        assert got["captures"] == len(acc["captures"]), key
+        assert (got["frames"], got["bytes"], got["iat_count"], got["outliers"]) == (
+            acc["frames"], acc["bytes"], len(acc["iats"]), acc["outliers"]), key
+        assert got["iat_sum_ns"] == sum(acc["iats"])
+        if acc["iats"]:
+            assert (got["iat_min_ns"], got["iat_max_ns"]) == (min(acc["iats"]), max(acc["iats"]))
+            assert got["outlier_rate"] == acc["outliers"] / len(acc["iats"])
+        assert np.array_equal([got["iat_mean_ns"], got["iat_std_ns"]], [mean, std],
+                              equal_nan=True), key
+    # drift: per capture, the flow's own mean IAT as that capture's results have it
+    index = t["capture_index"]["capture_id"].tolist()
+    fc = t["fleet_flow_captures"]
+    per_capture = {}
+    for cid in index:
+        if camp.record(cid) and camp.record(cid)["status"] != "failed":
+            f, _ = load_store(camp.capture_path(cid))
+            for src, dst, kind, mean in zip(f["flows"]["src"], f["flows"]["dst"],
+                                            f["flows"]["kind"], f["flows"]["iat_mean_ns"],
+                                            strict=True):
+                per_capture[(str(src), str(dst), str(kind), cid)] = float(mean)
+    got = {(*keys[r], index[c]): m for r, c, m in zip(fc["flow"].tolist(), fc["capture"].tolist(),
+                                                      fc["iat_mean_ns"].tolist(), strict=True)}
+    assert got.keys() == per_capture.keys()
+    assert all(np.array_equal(got[k], per_capture[k], equal_nan=True) for k in got)
+    ft = t["fleet_frame_types"]
+    tkeys = [(keys[r], n) for r, n in zip(ft["flow"].tolist(), ft["frame_type"].tolist(),
+                                          strict=True)]
+    assert set(tkeys) == set(bf["types"]) and len(tkeys) == len(bf["types"])
+    for i, key in enumerate(tkeys):
+        acc = bf["types"][key]
+        mean, std = _pooled(acc["iats"])
+        assert (ft["frames"][i], ft["iat_count"][i], ft["outliers"][i],
+                ft["captures"][i]) == (acc["frames"], len(acc["iats"]), acc["outliers"],
+                                       len(acc["captures"])), key
+        assert np.array_equal([ft["iat_mean_ns"][i], ft["iat_std_ns"][i]], [mean, std],
+                              equal_nan=True), key
+
+
+def test_incremental_campaign(tmp_path, archive) -> None:
+    """First run analyses everything (one capture with a damaged file: status problems);
+    a second run does nothing; a flight added later is the only one analysed; every fleet
+    table equals the brute-force recomputation; per-capture groups equal single analyses."""
+    os.chdir(tmp_path)  # discover gives the paths as found
+    camp = _campaign(tmp_path, archive)
+    first = run_campaign(camp.root, workers=2)
+    assert sorted(first.analysed) == sorted(e.capture_id for e in camp.manifest())
+    assert not first.failed
+    index = _tables(Path(camp.root))["capture_index"]
+    status = dict(zip(index["capture_id"].tolist(), index["status"].tolist(), strict=True))
+    assert status["T2-2026-03-01-F001"] == "problems"
+    assert sum(v == "ok" for v in status.values()) == 3
+    assert_fleet_equals_brute_force(Path(camp.root), camp)
+    before = _tables(Path(camp.root))
+
+    second = run_campaign(camp.root, serial=True)
+    assert second.analysed == [] and len(second.unchanged) == 4
+    assert_tables_equal(_tables(Path(camp.root)), before)
+
+    _flight(archive, "T3", "2026-03-06", "F004", seed=9)
+    camp.add(discover(str(archive), "{tail}/{date}/{flight}/*.pcap"))
+    third = run_campaign(camp.root, serial=True)
+    assert third.analysed == ["T3-2026-03-06-F004"] and len(third.unchanged) == 4
+    assert_fleet_equals_brute_force(Path(camp.root), camp)
+    # a capture's group is exactly a single-capture store of its files
+    entry = next(e for e in camp.manifest() if e.capture_id == "T1-2026-03-04-F002")
+    single, _ = load_store(camp.capture_path(entry.capture_id))
+    ref = reference_analyze(sorted(entry.files))
+    assert_tables_equal({t: single[t] for t in ("flows", "frame_types")},
+                        {t: ref[t] for t in ("flows", "frame_types")})
+    # the per-tail table pools only that tail's captures
+    tail = _tables(Path(camp.root))["tail_flows"]
+    assert set(tail["tail"].tolist()) == {"T1", "T2", "T3"}
+    t3 = [i for i, t in enumerate(tail["tail"].tolist()) if t == "T3"]
+    assert all(tail["captures"][i] == 1 for i in t3)
+
+
+def test_changed_and_missing_files(tmp_path, archive) -> None:
+    os.chdir(tmp_path)
+    camp = _campaign(tmp_path, archive)
+    camp.add([CaptureEntry("ghost", (str(tmp_path / "nowhere" / "*.pcap"),), "T9")])
+    r = run_campaign(camp.root, serial=True)
+    assert set(r.failed) == {"ghost"} and "no capture file matches" in r.failed["ghost"]
+    again = run_campaign(camp.root, serial=True)
+    assert again.analysed == [] and again.failed == {}  # committed as failed: not retried
+    assert set(run_campaign(camp.root, serial=True, retry_failed=True).failed) == {"ghost"}
+    # a file rewritten with other content is seen even with the same size and mtime
+    victim = sorted((archive / "T1" / "2026-03-01" / "F001").glob("*.pcap"))[0]
+    st = victim.stat()
+    data = bytearray(victim.read_bytes())
+    data[-1] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    os.utime(victim, ns=(st.st_atime_ns, st.st_mtime_ns))
+    try:
+        changed = run_campaign(camp.root, serial=True)
+        assert changed.analysed == ["T1-2026-03-01-F001"]
+    finally:
+        data[-1] ^= 0xFF
+        victim.write_bytes(bytes(data))
+
+
+def test_killed_run_resumes_to_the_same_store(tmp_path, archive) -> None:
+    os.chdir(tmp_path)
+    killed = _campaign(tmp_path, archive, "killed.zarr")
+    clean = _campaign(tmp_path, archive, "clean.zarr")
+    proc = subprocess.Popen([CLI, "campaign", "run", killed.root, "--serial", "-q"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    records = Path(killed.root) / "records"
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline and \
+            sum(1 for _ in records.glob("*/zarr.json")) < 2:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = sum(1 for _ in records.glob("*/zarr.json"))
+    total = len(killed.manifest())
+    assert 2 <= done < total, "the run finished before it could be killed"
+    assert json.loads((Path(killed.root) / "zarr.json").read_text())["attributes"][
+        "complete"] is False
+    rerun = subprocess.run([CLI, "campaign", "run", killed.root, "--serial", "-q"],
+                           capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"{total - done} analysed" in rerun.stdout
+    run_campaign(clean.root, serial=True)
+    assert_tables_equal(_tables(Path(killed.root)), _tables(Path(clean.root)))
+    for e in clean.manifest():
+        x, xa = load_store(killed.capture_path(e.capture_id))
+        y, ya = load_store(clean.capture_path(e.capture_id))
+        assert_tables_equal(x, y, e.capture_id)
+        assert killed.record(e.capture_id)["fleet"] == clean.record(e.capture_id)["fleet"]
+
+
+def test_manifest_formats_and_errors(tmp_path) -> None:
+    entries = [CaptureEntry("A1-f1", ("a/1.pcap", "a/2.pcap"), "A1", "f1", "2026-01-01",
+                            {"campaign": "icing", "pilot": "x"}),
+               CaptureEntry("A2-f1", ("s3://b/a2/*.pcapng",), "A2")]
+    for name in ("m.csv", "m.yaml"):
+        write_manifest(tmp_path / name, entries)
+        assert read_manifest(tmp_path / name) == entries
+    with pytest.raises(SettingsError, match="appears twice"):
+        parse_manifest("capture_id,files\nx,a.pcap\nx,b.pcap\n", yaml=False)
+    with pytest.raises(SettingsError, match="capture id"):
+        parse_manifest("capture_id,files\n../evil,a.pcap\n", yaml=False)
+    with pytest.raises(SettingsError, match="header"):
+        parse_manifest("id,paths\nx,a.pcap\n", yaml=False)
+    with pytest.raises(SettingsError, match="unknown fields"):
+        parse_manifest("- {capture_id: x, files: [a], tial: T}\n", yaml=True)
+    camp = Campaign.create(tmp_path / "c.zarr", "3", 1 << 20)
+    camp.add(entries)
+    with pytest.raises(SettingsError, match="--replace"):
+        camp.add([CaptureEntry("A1-f1", ("other.pcap",))])
+    assert camp.add([CaptureEntry("A1-f1", ("other.pcap",))], replace=True) == (0, 1)
+
+
+def test_cli_commands(tmp_path, archive) -> None:
+    os.chdir(tmp_path)
+    store = str(tmp_path / "cli.zarr")
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([CLI, "campaign", *args], capture_output=True, text=True,
+                              timeout=300)
+
+    assert run("init", store, "--chunk-size", "32KiB").returncode == 0
+    assert run("init", store).returncode == 1  # exists
+    r = run("discover", str(archive), "--pattern", "{tail}/{date}/{flight}/*.pcap", "-o",
+            "m.csv")
+    assert r.returncode == 0, r.stderr
+    assert len(read_manifest("m.csv")) >= 4
+    assert "added" in run("add", store, "m.csv").stdout
+    r = run("run", store, "--serial")
+    assert r.returncode == 0, r.stderr
+    assert "0 failed" in r.stdout and "captures to analyse" in r.stderr
+    st = run("status", store, "--json")
+    rows = json.loads(st.stdout)
+    assert {x["status"] for x in rows} <= {"ok", "problems"} and len(rows) >= 4
+    rep = run("report", store, "--json")
+    fleet = json.loads(rep.stdout)["fleet_flows"]
+    rates = [x["outlier_rate"] for x in fleet if x["outlier_rate"] == x["outlier_rate"]]
+    assert rates == sorted(rates, reverse=True) and rates[0] > 0
+    assert "Fleet: flows by outlier rate" in run("report", store).stdout
+    bad = run("status", str(tmp_path))
+    assert bad.returncode == 1 and "not a campaign store" in bad.stderr
