@@ -129,6 +129,18 @@ def pass2_task(spec: dict, settings: dict, partial: bytes, thr: bytes, prefix: b
 
 
 @without_gc
+def whole_task(spec: dict, settings: dict, storage: Storage | None, cached: bytes | None
+               ) -> tuple[bytes, bytes]:
+    """A capture of one chunk, both passes in one task: (partial, outliers). Saves the
+    round trips of the tree (a campaign of many small captures is mostly these)."""
+    _check_worker()
+    s, st = ChunkSpec.from_dict(spec), Settings.from_dict(settings)
+    part = cached if cached is not None else analyze_chunk(s, st, storage)
+    thr = thresholds_to_bytes(*thresholds(partial_from_bytes(part), Fraction(st.sigma)))
+    return part, chunk_outliers(s, st, part, thr, prefix_to_bytes(Prefix()), storage)
+
+
+@without_gc
 def run_serial(plan: CapturePlan, settings: Settings, progress: Progress = _noop,
                phases: dict | None = None, checkpoint: Checkpoint | None = None,
                storage: Storage | None = None) -> tuple[Partial, list[bytes]]:
@@ -230,6 +242,15 @@ def _run_dask(plan: CapturePlan, settings: Settings, client, progress: Progress,
     # any task, unlike scattered data); the others are computed and saved as they arrive.
     cached = [checkpoint.load(c, settings) if checkpoint is not None else None
               for c in plan.chunks]
+    if n == 1:
+        part, out = client.submit(whole_task, specs[0], sdict, storage, cached[0],
+                                  key=f"sl-whole-{token}").result()
+        if checkpoint is not None and cached[0] is None:
+            checkpoint.save(plan.chunks[0], settings, part)
+        for phase in ("dissect", "merge", "outliers"):
+            progress(phase, 1, 1)
+        phases.update(dissect=time.perf_counter() - t0, merge=0.0, outliers=0.0)
+        return partial_from_bytes(part), [out]
     p1 = [client.submit(cached_task, data, key=f"sl-pass1-{token}-{i}") if data is not None
           else client.submit(pass1_task, spec, sdict, storage, key=f"sl-pass1-{token}-{i}")
           for i, (spec, data) in enumerate(zip(specs, cached, strict=True))]

@@ -11,6 +11,7 @@ after the registration (Dask only logs a plugin failure of a joining worker).
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
 
@@ -70,15 +71,26 @@ class VersionCheck(WorkerPlugin):
         _refusal = None
 
 
+# The versions last registered through each client: registering again with the same ones is
+# a no-op worth skipping (a scheduler round trip to every worker per analysis; a campaign runs
+# thousands). Workers that join later get the registered plugin from the scheduler anyway.
+_registered: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def register_version_check(client, plugin: VersionCheck | None = None) -> None:
     """Register `plugin` (default: this environment's versions) on all workers of `client`;
     a refusal or a worker that cannot load the plugin becomes a ClusterError."""
+    default = plugin is None
     plugin = VersionCheck() if plugin is None else plugin
+    if default and _registered.get(client) == plugin.versions:
+        return
+    _registered.pop(client, None)
     try:
         if hasattr(client, "register_plugin"):  # distributed >= 2023.9
             client.register_plugin(plugin, name=PLUGIN_NAME)
         else:
             client.register_worker_plugin(plugin, name=PLUGIN_NAME)
+        _registered[client] = dict(plugin.versions)
     except WorkerVersionError:
         raise
     except Exception as exc:

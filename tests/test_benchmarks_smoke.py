@@ -74,3 +74,15 @@ def test_every_benchmark_via_the_report(tmp_path: Path) -> None:
 def test_parse_size() -> None:
     assert parse_size("64MiB") == 64 << 20 and parse_size("4KiB") == 4096
     assert parse_size("1GiB") == 1 << 30 and parse_size("1000") == 1000
+
+
+def test_campaign_benchmark_runs(tmp_path: Path) -> None:
+    """Both layouts analyse every frame once and the rerun finds nothing to do (the
+    benchmark raises otherwise); nothing is timed here."""
+    import campaign
+
+    w = campaign.CampaignWorkload(layouts=((6, 300), (2, 900)), serial=True)
+    results = campaign.run(w, tmp=tmp_path)
+    assert [r.frames_seen for r in results] == [1800, 1800]
+    assert all(r.fleet_flows > 0 for r in results)
+    assert "| 6 x 300 |" in campaign.table(results, w)

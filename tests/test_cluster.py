@@ -64,3 +64,26 @@ def test_unreachable_scheduler_is_a_clear_error(tmp_path: Path) -> None:
     assert f"cannot reach the Dask scheduler at {address}" in r.stderr
     assert "Traceback" not in r.stderr
     assert not (tmp_path / "x.zarr").exists()
+
+
+def test_one_chunk_capture_on_a_scheduler_runs_as_one_task(scheduler: str, tmp_path: Path
+                                                           ) -> None:
+    """A one-chunk capture on a cluster takes both passes in one task (engine.whole_task):
+    the same store as serial, outliers included, and its partial goes to the checkpoint."""
+    remote, serial, ck = tmp_path / "remote.zarr", tmp_path / "serial.zarr", tmp_path / "ck"
+    r = run_cli("analyze", str(CAPTURE), "-o", str(remote), "--chunk-size", "1GiB",
+                "--scheduler", scheduler, "--checkpoint", str(ck), "--json")
+    assert r.returncode == 0, r.stderr
+    import json
+
+    summary = json.loads(r.stdout)
+    assert summary["chunks"] == 1 and summary["phases"]["checkpoint_stored"] == 1
+    assert run_cli("analyze", str(CAPTURE), "-o", str(serial), "--serial", "-q").returncode == 0
+    t, a = load_store(remote)
+    t_serial, a_serial = load_store(serial)
+    assert_tables_equal(t, t_serial)
+    assert a == a_serial and len(t["flow_outliers"]["frame"]) > 0
+    again = run_cli("analyze", str(CAPTURE), "-o", str(tmp_path / "again.zarr"), "--chunk-size",
+                    "1GiB", "--scheduler", scheduler, "--checkpoint", str(ck), "--json")
+    assert json.loads(again.stdout)["phases"]["checkpoint_hits"] == 1
+    assert_tables_equal(load_store(tmp_path / "again.zarr")[0], t_serial)
