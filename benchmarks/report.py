@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import campaign
 import memory
 import run
 from common import HERE, Workload, engine_version, machine
@@ -37,6 +38,8 @@ class Plan:
     reducers: tuple[memory.ReducerWorkload, ...] = (
         memory.ReducerWorkload(types_per_flow=0), memory.ReducerWorkload(types_per_flow=1),
         memory.ReducerWorkload(chunks=100, inputs=("streamed", "materialized")))
+    # many small captures against few big ones (issue 7); None: skip
+    campaigns: campaign.CampaignWorkload | None = campaign.CampaignWorkload()
 
 
 @dataclass
@@ -97,6 +100,13 @@ def build(plan: Plan, log: Callable[[str], object] | None = None) -> Built:
         parts += [f"    .venv/bin/python benchmarks/memory.py reducer --flows {rw.flows} "
                   f"--chunks {rw.chunks} --types-per-flow {rw.types_per_flow} "
                   f"--inputs {' '.join(rw.inputs)}", "", *r.lines, ""]
+    if plan.campaigns is not None:
+        log("campaigns")
+        cw = plan.campaigns
+        layouts = " ".join(f"{c}x{f}" for c, f in cw.layouts)
+        parts += ["### Campaigns: many small captures against few big ones", "",
+                  f"    .venv/bin/python benchmarks/campaign.py --layouts {layouts} "
+                  f"--workers {cw.workers}", "", campaign.table(campaign.run(cw), cw), ""]
     parts.append(f"(whole report: {time.perf_counter() - t0:,.0f} s)")
     return Built("\n".join(parts), m, h, mem, reds)
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
+import campaign  # noqa: E402
 import generate  # noqa: E402
 import memory  # noqa: E402
 import report  # noqa: E402
@@ -49,9 +50,11 @@ def test_every_benchmark_via_the_report(tmp_path: Path) -> None:
         reducers=(memory.ReducerWorkload(flows=100, chunks=20),
                   memory.ReducerWorkload(flows=100, chunks=20, types_per_flow=0,
                                          inputs=("streamed", "materialized"))),
+        campaigns=campaign.CampaignWorkload(layouts=((3, 300), (1, 900)), serial=True),
     )
     built = report.build(plan, log=quiet)
     assert not built.errors, built.errors
+    assert "### Campaigns" in built.text and "| 3 x 300 | 900 |" in built.text
     m = built.matrix
     tools = [r.tool for r in m.rows]
     assert tools[0] == "dpkt" and tools.count("serial") == 2 and tools.count("cluster") == 2
@@ -79,8 +82,6 @@ def test_parse_size() -> None:
 def test_campaign_benchmark_runs(tmp_path: Path) -> None:
     """Both layouts analyse every frame once and the rerun finds nothing to do (the
     benchmark raises otherwise); nothing is timed here."""
-    import campaign
-
     w = campaign.CampaignWorkload(layouts=((6, 300), (2, 900)), serial=True)
     results = campaign.run(w, tmp=tmp_path)
     assert [r.frames_seen for r in results] == [1800, 1800]
