@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .capture import pcap, pcapng, source
+from .capture import compressed, pcap, pcapng, source
 from .capture.columns import record_columns
 from .capture.split import ChunkSpec
 from .dissect.columnar import FrameClasses, classify_columns
@@ -42,7 +42,13 @@ from .wire import pack, partial_from_bytes, partial_to_bytes, prefix_from_bytes,
 NTYPES = len(TYPE_NAMES)
 
 
-def read_range(path: str, start: int, end: int, storage: source.Storage | None = None) -> bytes:
+def read_range(path: str, start: int, end: int, storage: source.Storage | None = None,
+               codec: str = "", restart: tuple[int, int] = (0, 0)) -> bytes:
+    """Bytes [start, end) of a file or URL; of its decompressed data for a compressed file
+    (`codec`, `restart`: a compressed chunk's ChunkSpec fields), b"" if those no longer
+    reach `end` (the frame count check then reports the changed file)."""
+    if codec:
+        return compressed.read_range(path, codec, restart, start, end, storage) or b""
     if source.is_url(path):
         return source.read_range(path, start, end, storage)
     with open(source.local_path(path), "rb") as f:
@@ -50,18 +56,19 @@ def read_range(path: str, start: int, end: int, storage: source.Storage | None =
         return f.read(end - start)
 
 
-def map_range(path: str, start: int, end: int, storage: source.Storage | None = None
-              ) -> memoryview | bytes:
+def map_range(path: str, start: int, end: int, storage: source.Storage | None = None,
+              codec: str = "", restart: tuple[int, int] = (0, 0)) -> memoryview | bytes:
     """The bytes of [start, end) without copying them: a read-only view of a file mapping.
 
     The view keeps the mapping alive; it is unmapped when the last view (or numpy array made
     from it) is gone. Falls back to a plain read where mapping is not possible, and reads a
-    URL's range with one ranged request (capture/source.py).
+    URL's range with one ranged request (capture/source.py). A compressed file's range is
+    decompressed from its restart point (`read_range`).
     """
     if end <= start:
         return b""
-    if source.is_url(path):
-        return source.read_range(path, start, end, storage)
+    if codec or source.is_url(path):
+        return read_range(path, start, end, storage, codec, restart)
     lo = start - start % mmap.ALLOCATIONGRANULARITY
     path = source.local_path(path)
     try:
@@ -77,7 +84,7 @@ def map_range(path: str, start: int, end: int, storage: source.Storage | None = 
 def iter_frames(spec: ChunkSpec, storage: source.Storage | None = None
                 ) -> Iterator[tuple[int, int | None, int, int, bytes]]:
     """(frame number, ts_ns or None, linktype, captured length, frame bytes) per frame."""
-    buf = read_range(spec.path, spec.start, spec.end, storage)
+    buf = read_range(spec.path, spec.start, spec.end, storage, spec.codec, spec.restart)
     frame = spec.first_frame
     if spec.container == "pcap":
         hdr = pcap.PcapHeader(spec.endian, spec.interfaces[0])
@@ -122,7 +129,7 @@ def apply_key_map(ftype: np.ndarray, msgs: ChunkMessages, settings: Settings) ->
 def chunk_frames(spec: ChunkSpec, settings: Settings, profile: dict[str, float] | None = None,
                  storage: source.Storage | None = None) -> ChunkFrames:
     t0 = time.perf_counter()
-    buf = map_range(spec.path, spec.start, spec.end, storage)
+    buf = map_range(spec.path, spec.start, spec.end, storage, spec.codec, spec.restart)
     t1 = time.perf_counter()
     cols = record_columns(spec, buf)
     t2 = time.perf_counter()

@@ -19,6 +19,8 @@ TRUNCATED, CORRUPT_RECORD, CORRUPT_BLOCK = "truncated", "corrupt-record", "corru
 TOO_MANY = "too-many-problems"
 TIMESTAMP, UNKNOWN_INTERFACE = "timestamp", "unknown-interface"
 FILE_MISSING, FILE_UNREADABLE, FILE_NOT_CAPTURE = "file-missing", "file-unreadable", "file-not-capture"
+# Compressed data that is cut off or corrupt (capture/compressed.py): reading the file stops.
+COMPRESSED_DAMAGE = "compressed-damage"
 FATAL = (TRUNCATED, CORRUPT_RECORD, CORRUPT_BLOCK)
 # A cut-off last record and a literal out-of-range timestamp lose nothing but that record (or
 # nothing at all): warnings. Everything else loses data or a file: errors.

@@ -8,6 +8,10 @@ Damage never stops a run: a file that cannot be analysed at all is left out and 
 damaged record or block ends the chunk before it, and reading resumes after it only where the
 pcap/pcapng reader validates a resync point (`pcap.resync`, `pcapng.resync`), else the file
 is read up to it. Chunks never contain damaged bytes, so the chunk tasks read only clean data.
+
+A compressed file (capture/compressed.py) is decompressed once into a temporary file that is
+scanned like a plain one; its chunks' byte ranges are offsets in the decompressed data and
+name the codec and the restart point their task decompresses from.
 """
 
 from __future__ import annotations
@@ -23,8 +27,9 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from ..errors import CaptureFormatError, CaptureNotFoundError, CaptureReadError
-from . import pcap, pcapng, source
+from . import compressed, pcap, pcapng, source
 from .records import (
+    COMPRESSED_DAMAGE,
     CORRUPT_BLOCK,
     CORRUPT_RECORD,
     FATAL,
@@ -50,16 +55,24 @@ class ChunkSpec:
     container: str  # "pcap" or "pcapng"
     endian: str
     interfaces: tuple[Interface, ...]
+    # A compressed file's codec ("" for a plain file: start and end are then file offsets) and
+    # the restart point (compressed, decompressed offset) at or before `start`.
+    codec: str = ""
+    restart: tuple[int, int] = (0, 0)
 
     def to_dict(self) -> dict:
-        return {"index": self.index, "path": self.path, "start": self.start, "end": self.end,
-                "first_frame": self.first_frame, "frames": self.frames,
-                "container": self.container, "endian": self.endian,
-                "interfaces": [i.to_list() for i in self.interfaces]}
+        d = {"index": self.index, "path": self.path, "start": self.start, "end": self.end,
+             "first_frame": self.first_frame, "frames": self.frames,
+             "container": self.container, "endian": self.endian,
+             "interfaces": [i.to_list() for i in self.interfaces]}
+        if self.codec:  # only then: a plain chunk's dict (and checkpoint key) stays as it was
+            d.update(codec=self.codec, restart=list(self.restart))
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> ChunkSpec:
-        return cls(**{**d, "interfaces": tuple(Interface.from_list(i) for i in d["interfaces"])})
+        return cls(**{**d, "interfaces": tuple(Interface.from_list(i) for i in d["interfaces"]),
+                      "restart": tuple(d.get("restart", (0, 0)))})
 
 
 @dataclass
@@ -113,14 +126,16 @@ def _expand(path: str | os.PathLike, storage: source.Storage | None) -> list[str
     raise CaptureNotFoundError(f"capture file not found: {s}")
 
 
-def scan_file(path: str, chunk_size: int, name: str | None = None) -> FileScan:
+def scan_file(path: str, chunk_size: int, name: str | None = None,
+              directory: str | None = None) -> FileScan:
     """Walk one file's record headers and cut it into chunks of about `chunk_size` bytes.
 
     Raises CaptureNotFoundError, CaptureReadError or CaptureFormatError for a file that cannot
     be analysed at all; damage inside a capture is reported in `FileScan.problems` instead.
-    `name` is what chunks and messages call the file (the URL of a fetched copy).
+    `name` is what chunks and messages call the file (the URL of a fetched copy); a compressed
+    file is decompressed into a temporary file in `directory` (default: the system's).
     """
-    return _scan_local(path, chunk_size, path if name is None else name)
+    return _scan_local(path, chunk_size, path if name is None else name, directory)
 
 
 def scan_url(url: str, chunk_size: int, storage: source.Storage | None = None,
@@ -130,10 +145,11 @@ def scan_url(url: str, chunk_size: int, storage: source.Storage | None = None,
     with tempfile.TemporaryDirectory(prefix="streamlens-scan-", dir=directory) as tmp:
         local = os.path.join(tmp, "capture")
         source.fetch(url, local, storage)
-        return scan_file(local, chunk_size, url)
+        return scan_file(local, chunk_size, url, tmp)
 
 
-def _scan_local(path: str, chunk_size: int, name: str) -> FileScan:
+def _scan_local(path: str, chunk_size: int, name: str, directory: str | None = None
+                ) -> FileScan:
     try:
         st = os.stat(path)
     except FileNotFoundError as exc:
@@ -153,12 +169,16 @@ def _scan_local(path: str, chunk_size: int, name: str) -> FileScan:
         with open(path, "rb") as f:
             head = f.read(32)
             size = os.fstat(f.fileno()).st_size
-            mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if size else None
+            codec = compressed.codec_of(head)
+            mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) \
+                if size and codec is None else None
     except FileNotFoundError as exc:
         raise CaptureNotFoundError(f"capture file not found: {name}") from exc
     except (OSError, ValueError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise CaptureReadError(f"{name}: cannot be read ({reason})") from exc
+    if codec is not None:
+        return _scan_compressed(path, codec, chunk_size, name, directory)
     if mm is None:
         raise CaptureFormatError(f"{name}: empty file, not a capture")
     try:
@@ -179,6 +199,69 @@ def _scan_local(path: str, chunk_size: int, name: str) -> FileScan:
             f"{name}: not a pcap or pcapng capture (first bytes {head[:8].hex()})")
     finally:
         mm.close()
+
+
+# Chunks of a compressed file that share a restart point each decompress from it, so n of them
+# cost 1 + 2 + ... + n chunks of decompression. Beyond this many per restart point they are
+# merged into this many larger ones: the decompression then costs at most (n+1)/2 = 4.5 times
+# one pass over the member, and a chunk task's memory grows to member size / this at worst
+# (README "Compressed captures").
+MAX_CHUNKS_PER_RESTART = 8
+
+
+def _scan_compressed(path: str, codec: str, chunk_size: int, name: str,
+                     directory: str | None) -> FileScan:
+    """Decompress the file into a temporary file once, scan that, and give each chunk the
+    codec and restart point its task decompresses from."""
+    with tempfile.TemporaryDirectory(prefix="streamlens-inflate-", dir=directory) as tmp:
+        local = os.path.join(tmp, "capture")
+        try:
+            with open(path, "rb") as f, open(local, "wb") as out:
+                got = compressed.inflate(f, codec, out)
+        except OSError as exc:
+            raise CaptureReadError(f"{name}: cannot be decompressed ({exc.strerror or exc})") \
+                from exc
+        damage = f" ({got.damage.reason})" if got.damage is not None else ""
+        if got.size == 0:
+            raise CaptureFormatError(f"{name}: {codec} data that decompresses to nothing"
+                                     f"{damage}, not a capture")
+        with open(local, "rb") as f:
+            inner = compressed.codec_of(f.read(32))
+        if inner is not None:  # chunk tasks undo one layer only
+            raise CaptureFormatError(f"{name}: {inner} data inside {codec} data; decompress "
+                                     "the outer layer first")
+        try:
+            scan = _scan_local(local, chunk_size, name)
+        except CaptureFormatError as exc:
+            raise CaptureFormatError(f"{exc} (after {codec} decompression{damage})") from exc
+    scan.chunks = _restart_chunks(scan.chunks, got)
+    if got.damage is not None:
+        checked = "" if got.damage.cut else \
+            " (bytes decoded from a damaged member could not be checked)"
+        scan.problems.append(Problem(
+            name, got.size, scan.frames + 1, COMPRESSED_DAMAGE,
+            f"{got.damage.reason}; stopped reading this file at decompressed byte {got.size}, "
+            f"everything decoded before it was analysed{checked}"))
+    return scan
+
+
+def _restart_chunks(chunks: list[ChunkSpec], got: compressed.Inflated) -> list[ChunkSpec]:
+    """The chunks with their codec and restart point, at most MAX_CHUNKS_PER_RESTART per
+    restart point (runs of adjacent chunks merged; a damaged gap is never merged over)."""
+    by_restart: dict[tuple[int, int], list[ChunkSpec]] = {}
+    for c in chunks:
+        by_restart.setdefault(got.restart_for(c.start), []).append(c)
+    out: list[ChunkSpec] = []
+    for restart, group in by_restart.items():
+        per = -(-len(group) // MAX_CHUNKS_PER_RESTART)
+        for i, c in enumerate(group):
+            c = replace(c, index=len(out), codec=got.codec, restart=restart)
+            prev = out[-1] if out and i % per else None
+            if prev is not None and prev.end == c.start and prev.restart == restart:
+                out[-1] = replace(prev, end=c.end, frames=prev.frames + c.frames)
+            else:
+                out.append(c)
+    return out
 
 
 # A file with more damaged stretches than this is not worth resynchronising through: reading
@@ -475,8 +558,7 @@ def plan_capture(paths: Sequence[str | os.PathLike], chunk_size: int,
     base = 0
     for s in scans:
         for c in s.chunks:
-            chunks.append(ChunkSpec(len(chunks), c.path, c.start, c.end, base + c.first_frame,
-                                    c.frames, c.container, c.endian, c.interfaces))
+            chunks.append(replace(c, index=len(chunks), first_frame=base + c.first_frame))
         problems.extend(replace(p, frame=base + p.frame if p.frame else 0) for p in s.problems)
         base += s.frames
     return CapturePlan(tuple(s.path for s in scans), tuple(chunks), base, tuple(problems),
