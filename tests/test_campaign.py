@@ -316,3 +316,25 @@ def test_cli_commands(tmp_path, archive) -> None:
     assert "Fleet: flows by outlier rate" in run("report", store).stdout
     bad = run("status", str(tmp_path))
     assert bad.returncode == 1 and "not a campaign store" in bad.stderr
+
+
+def test_small_captures_analysed_whole_on_workers(tmp_path, archive) -> None:
+    """Captures smaller than a chunk are analysed and written by a worker each
+    (run.capture_task): the same store, records and fleet tables as the serial run."""
+    os.chdir(tmp_path)
+    on_workers = Campaign.create(tmp_path / "w.zarr", "3", 64 << 20)
+    serial = Campaign.create(tmp_path / "s.zarr", "3", 64 << 20)
+    entries = discover(str(archive), "{tail}/{date}/{flight}/*.pcap")
+    entries.append(CaptureEntry("ghost", (str(tmp_path / "none" / "*.pcap"),)))
+    for camp in (on_workers, serial):
+        camp.add(entries)
+    r = run_campaign(on_workers.root, workers=2)
+    assert len(r.analysed) == len(entries) - 1 and set(r.failed) == {"ghost"}
+    run_campaign(serial.root, serial=True)
+    assert_tables_equal(_tables(Path(on_workers.root)), _tables(Path(serial.root)))
+    for e in entries:
+        assert on_workers.record(e.capture_id) == serial.record(e.capture_id)
+        if e.capture_id != "ghost":
+            assert_tables_equal(load_store(on_workers.capture_path(e.capture_id))[0],
+                                load_store(serial.capture_path(e.capture_id))[0])
+    assert_fleet_equals_brute_force(Path(on_workers.root), on_workers)

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import json
 import os
 import shutil
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +23,7 @@ from ..engine import cluster_client
 from ..errors import ClusterError, StreamlensError
 from ..security import TLSArg, check_tls, tls_config
 from .cstore import Campaign
-from .fleet import capture_summary
+from .fleet import capture_summary, record_from_attrs, record_to_attrs
 from .identity import capture_identity, identity_bytes
 from .manifest import CaptureEntry
 
@@ -79,6 +81,36 @@ def _record(e: CaptureEntry, ident: list, summary: Any = None, error: str = "") 
             "fleet": capture_summary(summary)}
 
 
+def analyse_capture(e: CaptureEntry, ident: list, path: str, sigma: str, chunk_size: int,
+                    storage: Storage | None, client: Any = None) -> dict:
+    """Analyse one capture into its group at `path` (on `client`'s cluster, else in this
+    process) and return its commit record; a capture that cannot be analysed at all gets a
+    failed record, a lost cluster raises."""
+    try:
+        summary = analyze(list(e.files), path, sigma=sigma, chunk_size=chunk_size,
+                          client=client, serial=client is None, overwrite=True,
+                          storage_options=storage)
+        return _record(e, ident, summary)
+    except ClusterError:
+        raise
+    except StreamlensError as exc:
+        if os.path.isdir(path):
+            shutil.rmtree(path)  # an older result of changed files is not this one
+        return _record(e, ident, error=str(exc))
+
+
+def capture_task(entry: dict, ident: list, path: str, sigma: str, chunk_size: int,
+                 storage: Storage | None) -> bytes:
+    """`analyse_capture` on a worker (the campaign store on a filesystem it shares), the
+    record as JSON bytes."""
+    from ..engine import _check_worker
+
+    _check_worker()
+    record = analyse_capture(CaptureEntry.from_dict(entry), ident, path, sigma, chunk_size,
+                             storage)
+    return json.dumps(record_to_attrs(record)).encode()
+
+
 def run_campaign(root: str | os.PathLike, *, scheduler: str | None = None,
                  workers: int | None = None, serial: bool = False, client: Any = None,
                  storage_options: Storage | None = None, concurrency: int | None = None,
@@ -106,19 +138,18 @@ def run_campaign(root: str | os.PathLike, *, scheduler: str | None = None,
         lock = threading.Lock()
         done_bytes = [0]
 
+        sigma, chunk_size = camp.attrs["sigma"], int(camp.attrs["chunk_size"])
+
         def one(e: CaptureEntry, ident: list, c: Any) -> None:
             path = camp.capture_path(e.capture_id)
-            try:
-                summary = analyze(list(e.files), path, sigma=camp.attrs["sigma"],
-                                  chunk_size=int(camp.attrs["chunk_size"]), client=c,
-                                  serial=c is None, overwrite=True, storage_options=storage)
-                record = _record(e, ident, summary)
-            except ClusterError:
-                raise
-            except StreamlensError as exc:
-                if os.path.isdir(path):
-                    shutil.rmtree(path)  # an older result of changed files is not this one
-                record = _record(e, ident, error=str(exc))
+            if c is not None and identity_bytes(ident) <= chunk_size:
+                # A small capture is analysed and written by one worker, all of it: the
+                # client would otherwise do most of the work (its store write) itself.
+                record = record_from_attrs(json.loads(c.submit(
+                    capture_task, e.to_dict(), ident, path, sigma, chunk_size, storage,
+                    pure=False, key=f"sl-capture-{e.capture_id}-{uuid.uuid4().hex}").result()))
+            else:
+                record = analyse_capture(e, ident, path, sigma, chunk_size, storage, c)
             camp.commit(e.capture_id, record)
             with lock:
                 if record["status"] == "failed":
