@@ -4,7 +4,9 @@ every capture's frames (tests/reference.py); kill-and-rerun gives the same store
 
 from __future__ import annotations
 
+import gzip
 import json
+import lzma
 import math
 import os
 import shutil
@@ -18,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zarr
+import zstandard
 from conftest import assert_tables_equal
 from reference import reference_analyze, reference_frames
 from storeio import load_store
@@ -36,12 +39,15 @@ from streamlens_dist.synth import flight_test_capture
 
 pytestmark = pytest.mark.timeout(600)
 CLI = str(Path(sys.executable).parent / "streamlens-dist")
+PATTERN = "{tail}/{date}/{flight}/*.pcap*"
 FLIGHTS = [("T1", "2026-03-01", "F001"), ("T1", "2026-03-04", "F002"),
            ("T2", "2026-03-01", "F001"), ("T2", "2026-03-05", "F003")]
 
 
-def _flight(root: Path, tail: str, date: str, flight: str, seed: int, frames: int = 2400) -> None:
-    """A rotated set of 3 files (editcap -c) under root/tail/date/flight/."""
+def _flight(root: Path, tail: str, date: str, flight: str, seed: int, frames: int = 2400,
+            codec: str = "") -> None:
+    """A rotated set of 3 files (editcap -c) under root/tail/date/flight/, each compressed
+    with `codec` ("gz", "zst", "xz") if given."""
     d = root / tail / date / flight
     d.mkdir(parents=True)
     whole = root / f"whole-{seed}.pcap"
@@ -49,6 +55,26 @@ def _flight(root: Path, tail: str, date: str, flight: str, seed: int, frames: in
     subprocess.run(["editcap", "-c", str(frames // 3), str(whole), str(d / "rec.pcap")],
                    check=True, capture_output=True)
     whole.unlink()
+    if codec:
+        for f in d.glob("*.pcap"):
+            Path(f"{f}.{codec}").write_bytes(COMPRESS[codec](f.read_bytes()))
+            f.unlink()
+
+
+COMPRESS = {"gz": gzip.compress, "xz": lzma.compress,
+            "zst": lambda b: zstandard.ZstdCompressor().compress(b)}
+DECOMPRESS = {".gz": gzip.decompress, ".xz": lzma.decompress,
+              ".zst": lambda b: zstandard.ZstdDecompressor().decompressobj().decompress(b)}
+
+
+def _plain(path: str, tmp: Path) -> str:
+    """The decompressed copy of a compressed capture, for the reference reader."""
+    suffix = Path(path).suffix
+    if suffix not in DECOMPRESS:
+        return path
+    out = tmp / (Path(path).parent.name + "-" + Path(path).stem)
+    out.write_bytes(DECOMPRESS[suffix](Path(path).read_bytes()))
+    return str(out)
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +83,8 @@ def archive(tmp_path_factory) -> Path:
         pytest.skip("editcap (Debian's wireshark-common / tshark) is not installed")
     root = tmp_path_factory.mktemp("archive")
     for seed, (tail, date, flight) in enumerate(FLIGHTS, 1):
-        _flight(root, tail, date, flight, seed)
+        # rotated sets: plain, gzip, plain (with the damaged file), zstd
+        _flight(root, tail, date, flight, seed, codec={2: "gz", 4: "zst"}.get(seed, ""))
     # one damaged file: the last file of T2's first flight cut in the middle of a record
     damaged = sorted((root / "T2" / "2026-03-01" / "F001").glob("*.pcap"))[-1]
     with open(damaged, "r+b") as f:
@@ -67,7 +94,7 @@ def archive(tmp_path_factory) -> Path:
 
 def _campaign(tmp_path: Path, archive: Path, name: str = "c.zarr") -> Campaign:
     camp = Campaign.create(tmp_path / name, "3", 16 * 1024)
-    camp.add(discover(str(archive), "{tail}/{date}/{flight}/*.pcap"))
+    camp.add(discover(str(archive), PATTERN))
     return camp
 
 
@@ -85,7 +112,7 @@ def _pooled(iats: list[int]) -> tuple[float, float]:
     return float(mean), math.sqrt(var) if var is not None else math.nan
 
 
-def brute_force(camp: Campaign) -> dict:
+def brute_force(camp: Campaign, tmp: Path) -> dict:
     """Fleet tables recomputed from every committed capture's frames, by flow key and by
     (flow key, frame type), straight from the definition: IATs within each capture pooled,
     outliers as the single-capture reference decides them."""
@@ -95,8 +122,7 @@ def brute_force(camp: Campaign) -> dict:
         rec = camp.record(e.capture_id)
         if rec is None or rec["status"] == "failed":
             continue
-        files = sorted(p for f in e.files for p in map(str, Path().glob(f))) \
-            if not os.path.isabs(e.files[0]) else sorted(e.files)
+        files = [_plain(f, tmp) for f in sorted(e.files)]
         frames = [f for f in reference_frames(files) if f["status"] == "ok"]
         ref = reference_analyze(files)
         out_flow = {(s, d, k): o for s, d, k, o in zip(ref["flows"]["src"], ref["flows"]["dst"],
@@ -127,7 +153,9 @@ def brute_force(camp: Campaign) -> dict:
 
 def assert_fleet_equals_brute_force(store: Path, camp: Campaign) -> None:
     t = _tables(store)
-    bf = brute_force(camp)
+    plain = store.parent / f"plain-{time.monotonic_ns()}"
+    plain.mkdir()
+    bf = brute_force(camp, plain)
     ff = t["fleet_flows"]
     keys = list(zip(ff["src"].tolist(), ff["dst"].tolist(), ff["kind"].tolist(), strict=True))
     assert set(keys) == set(bf["flows"]) and len(keys) == len(bf["flows"])
@@ -179,6 +207,9 @@ def test_incremental_campaign(tmp_path, archive) -> None:
     table equals the brute-force recomputation; per-capture groups equal single analyses."""
     os.chdir(tmp_path)  # discover gives the paths as found
     camp = _campaign(tmp_path, archive)
+    files = [f for e in camp.manifest() for f in e.files]
+    assert sum(f.endswith(".pcap.gz") for f in files) == 3  # rotated and compressed
+    assert sum(f.endswith(".pcap.zst") for f in files) == 3
     first = run_campaign(camp.root, workers=2)
     assert sorted(first.analysed) == sorted(e.capture_id for e in camp.manifest())
     assert not first.failed
@@ -194,14 +225,14 @@ def test_incremental_campaign(tmp_path, archive) -> None:
     assert_tables_equal(_tables(Path(camp.root)), before)
 
     _flight(archive, "T3", "2026-03-06", "F004", seed=9)
-    camp.add(discover(str(archive), "{tail}/{date}/{flight}/*.pcap"))
+    camp.add(discover(str(archive), PATTERN))
     third = run_campaign(camp.root, serial=True)
     assert third.analysed == ["T3-2026-03-06-F004"] and len(third.unchanged) == 4
     assert_fleet_equals_brute_force(Path(camp.root), camp)
     # a capture's group is exactly a single-capture store of its files
     entry = next(e for e in camp.manifest() if e.capture_id == "T1-2026-03-04-F002")
     single, _ = load_store(camp.capture_path(entry.capture_id))
-    ref = reference_analyze(sorted(entry.files))
+    ref = reference_analyze([_plain(f, tmp_path) for f in sorted(entry.files)])
     assert_tables_equal({t: single[t] for t in ("flows", "frame_types")},
                         {t: ref[t] for t in ("flows", "frame_types")})
     # the per-tail table pools only that tail's captures
@@ -221,7 +252,7 @@ def test_changed_and_missing_files(tmp_path, archive) -> None:
     assert again.analysed == [] and again.failed == {}  # committed as failed: not retried
     assert set(run_campaign(camp.root, serial=True, retry_failed=True).failed) == {"ghost"}
     # a file rewritten with other content is seen even with the same size and mtime
-    victim = sorted((archive / "T1" / "2026-03-01" / "F001").glob("*.pcap"))[0]
+    victim = sorted((archive / "T1" / "2026-03-01" / "F001").glob("*.pcap*"))[0]
     st = victim.stat()
     data = bytearray(victim.read_bytes())
     data[-1] ^= 0xFF
@@ -298,7 +329,7 @@ def test_cli_commands(tmp_path, archive) -> None:
 
     assert run("init", store, "--chunk-size", "32KiB").returncode == 0
     assert run("init", store).returncode == 1  # exists
-    r = run("discover", str(archive), "--pattern", "{tail}/{date}/{flight}/*.pcap", "-o",
+    r = run("discover", str(archive), "--pattern", PATTERN, "-o",
             "m.csv")
     assert r.returncode == 0, r.stderr
     assert len(read_manifest("m.csv")) >= 4
@@ -324,7 +355,7 @@ def test_small_captures_analysed_whole_on_workers(tmp_path, archive) -> None:
     os.chdir(tmp_path)
     on_workers = Campaign.create(tmp_path / "w.zarr", "3", 64 << 20)
     serial = Campaign.create(tmp_path / "s.zarr", "3", 64 << 20)
-    entries = discover(str(archive), "{tail}/{date}/{flight}/*.pcap")
+    entries = discover(str(archive), PATTERN)
     entries.append(CaptureEntry("ghost", (str(tmp_path / "none" / "*.pcap"),)))
     for camp in (on_workers, serial):
         camp.add(entries)
