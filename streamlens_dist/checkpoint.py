@@ -13,17 +13,16 @@ Everything is msgpack (wire.py), never pickle.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import tempfile
 
 from . import __version__
 from .capture import source
 from .capture.split import ChunkSpec
 from .errors import SettingsError, StorageError, WireFormatError
 from .settings import Settings
+from .store import atomic_write
 from .wire import VERSION, partial_from_bytes
 
 
@@ -99,13 +98,5 @@ class Checkpoint:
             self.stored += 1
             return
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        atomic_write(path, data)
         self.stored += 1

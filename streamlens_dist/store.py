@@ -17,9 +17,11 @@ leftover, and the next run to the URL replaces it without asking.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import tempfile
 from collections.abc import Callable
 from typing import Any
 
@@ -150,6 +152,20 @@ def _write_tables(put: Put, tables: Tables) -> None:
         put(f"{table}/zarr.json", json_bytes(GROUP))
         for col, dtype in columns.items():
             write_array(put, f"{table}/{col}", dtype, data[col])
+
+
+def atomic_write(path: str, data: bytes) -> None:
+    """Write a file under a temporary name in its directory, then rename it into place: a
+    reader sees the old file or the whole new one, never a part."""
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def local_put(root: str) -> Put:

@@ -17,7 +17,6 @@ at the end of every run, never from the captures themselves.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -27,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import SettingsError, StoreExistsError
-from ..store import GROUP, STRING, json_bytes, local_put, write_array
+from ..store import GROUP, STRING, atomic_write, json_bytes, local_put, write_array
 from .fleet import CAPTURE_STATS, FLEET_STATS, fleet_tables, record_from_attrs, record_to_attrs
 from .manifest import CaptureEntry
 
@@ -51,18 +50,6 @@ LAYOUT: dict[str, dict[str, str]] = {
     "tail_frame_types": {"tail_flow": "int64", "frame_type": STRING, **_FLEET},
 }
 DONE = ("ok", "problems")  # statuses whose captures enter the fleet tables
-
-
-def _atomic_write(path: str, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 class Campaign:
@@ -120,7 +107,7 @@ class Campaign:
                 added += 1
             current[e.capture_id] = e
         doc = {**GROUP, "attributes": {"captures": [e.to_dict() for e in current.values()]}}
-        _atomic_write(os.path.join(self.root, "manifest", "zarr.json"), json_bytes(doc))
+        atomic_write(os.path.join(self.root, "manifest", "zarr.json"), json_bytes(doc))
         return added, replaced
 
     # --- captures ---------------------------------------------------------------------------
@@ -140,11 +127,11 @@ class Campaign:
     def commit(self, capture_id: str, record: dict) -> None:
         path = self._record_path(capture_id)
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        _atomic_write(path, json_bytes({**GROUP, "attributes": record_to_attrs(record)}))
+        atomic_write(path, json_bytes({**GROUP, "attributes": record_to_attrs(record)}))
 
     def set_attrs(self, **attrs: Any) -> None:
         self.attrs.update(attrs)
-        _atomic_write(os.path.join(self.root, "zarr.json"),
+        atomic_write(os.path.join(self.root, "zarr.json"),
                       json_bytes({**GROUP, "attributes": self.attrs}))
 
     # --- tables -----------------------------------------------------------------------------
