@@ -180,27 +180,24 @@ def analyze(
         plan = plan or plan_with(c)
         return (plan, *run_dask(plan, settings, c, progress, phases, ckpt, storage))
 
-    if client is not None:
-        plan, merged, outliers = on_dask(client)
-    elif serial or (address is None and not any(is_url(p) for p in paths)):
-        # Local files: scan here first, and for one chunk skip the cluster altogether: it
-        # has nothing to spread over workers and would only add seconds (same results).
+    plan: CapturePlan | None = None
+    if serial or (client is None and address is None and not any(is_url(p) for p in paths)):
+        # Local files without a scheduler: scan here first, and for one chunk skip the
+        # cluster altogether: it has nothing to spread over workers and would only add
+        # seconds (same results). Remote files are scanned by the cluster's workers.
         plan = plan_with()
         if not serial and len(plan.chunks) <= 1:
             serial = True
             phases["cluster_skipped"] = "one chunk"
-        if serial:
-            merged, outliers = run_serial(plan, settings, progress, phases, ckpt, storage)
-        else:
-            t1 = time.perf_counter()
-            with tls_config(tls_files), cluster_client(scheduler, workers) as c:
-                phases["cluster_start"] = time.perf_counter() - t1
-                plan, merged, outliers = on_dask(c, plan)
-    else:  # a scheduler, or remote captures that the local cluster's workers scan
+    if serial:
+        merged, outliers = run_serial(plan, settings, progress, phases, ckpt, storage)
+    elif client is not None:
+        plan, merged, outliers = on_dask(client)
+    else:
         t1 = time.perf_counter()
         with tls_config(tls_files), cluster_client(scheduler, workers) as c:
             phases["cluster_start"] = time.perf_counter() - t1
-            plan, merged, outliers = on_dask(c)
+            plan, merged, outliers = on_dask(c, plan)
     if ckpt is not None:
         phases.update(checkpoint_hits=ckpt.hits, checkpoint_stored=ckpt.stored)
     t2 = time.perf_counter()
