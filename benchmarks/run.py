@@ -50,9 +50,14 @@ class Row:
         return float(self.m.result.get("phases", {}).get("cluster_start", 0.0))
 
     @property
+    def stop_s(self) -> float:
+        return float(self.m.result.get("phases", {}).get("cluster_stop", 0.0))
+
+    @property
     def work_s(self) -> float:
-        """Seconds without the local cluster's start-up (a long-lived cluster has none)."""
-        return self.seconds - self.startup_s
+        """Seconds without the local cluster's start-up and shut-down (a long-lived cluster
+        has neither)."""
+        return self.seconds - self.startup_s - self.stop_s
 
 
 @dataclass
@@ -116,16 +121,17 @@ def render(rep: Report, markdown: bool = False) -> str:
     out += ["", table(head, rows, markdown)]
     clusters = [r for r in rep.rows if r.tool == "cluster"]
     if clusters:
-        out += ["", "Scaling (local cluster, its start-up excluded; same chunk size):"]
-        head = ["chunk", "workers", "cluster start s", "seconds", "packets/s", "x 1 worker",
-                "x serial"]
+        out += ["", "Scaling (local cluster, its start-up and shut-down excluded; same chunk "
+                "size):"]
+        head = ["chunk", "workers", "cluster start s", "stop s", "seconds", "packets/s",
+                "x 1 worker", "x serial"]
         rows = []
         for r in clusters:
             one = next((c for c in clusters if c.chunk == r.chunk and c.workers == 1), None)
             ser = next((c for c in rep.rows if c.tool == "serial" and c.chunk == r.chunk), None)
             rate = rep.rate(r, True)
             rows.append([r.chunk or "-", str(r.workers), _fmt(r.startup_s, ".2f"),
-                         _fmt(r.work_s, ".2f"), _fmt(rate),
+                         _fmt(r.stop_s, ".2f"), _fmt(r.work_s, ".2f"), _fmt(rate),
                          "-" if one is None else _fmt(rate / rep.rate(one, True), ".2f") + "x",
                          "-" if ser is None else _fmt(rate / rep.rate(ser), ".2f") + "x"])
         out += [table(head, rows, markdown)]

@@ -198,6 +198,8 @@ def analyze(
         with tls_config(tls_files), cluster_client(scheduler, workers) as c:
             phases["cluster_start"] = time.perf_counter() - t1
             plan, merged, outliers = on_dask(c, plan)
+            t1 = time.perf_counter()
+        phases["cluster_stop"] = time.perf_counter() - t1  # closing a local cluster's workers
     if ckpt is not None:
         phases.update(checkpoint_hits=ckpt.hits, checkpoint_stored=ckpt.stored)
     t2 = time.perf_counter()

@@ -117,7 +117,8 @@ def test_cluster_run_prints_dashboard_and_phase_times(tmp_path) -> None:
     assert r.returncode == 0, r.stderr
     assert "Dask dashboard: http://127.0.0.1:" in r.stderr
     line = next(x for x in r.stdout.splitlines() if x.startswith("time per phase:"))
-    for phase in ("split", "cluster_start", "dissect", "merge", "outliers", "write"):
+    for phase in ("split", "cluster_start", "dissect", "merge", "outliers", "write",
+                  "cluster_stop"):
         assert f"{phase} " in line
 
 
