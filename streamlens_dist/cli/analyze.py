@@ -196,7 +196,8 @@ def problem_line(p: dict) -> str:
     return f"{head} {p['file']} at byte {p['offset']} (frame {p['frame']}): {p['message']}"
 
 
-_WALL = ("split", "cluster_start", "dissect", "merge", "outliers", "tables", "write")
+_WALL = ("split", "cluster_start", "dissect", "merge", "outliers", "cluster_stop", "tables",
+         "write")
 _WORKER = ("read", "walk", "classify", "messages", "stats", "outlier_pass")
 
 
