@@ -55,7 +55,9 @@ def dask_cluster(n_workers: int = 2, timeout: float = 60.0, nanny: bool = True,
         while True:
             try:
                 with Client(address, timeout="5s") as c:
-                    c.wait_for_workers(n_workers, timeout=max(1.0, deadline - time.monotonic()))
+                    if n_workers:  # 0: the caller starts its own workers
+                        c.wait_for_workers(n_workers,
+                                           timeout=max(1.0, deadline - time.monotonic()))
                 break
             except OSError:
                 if time.monotonic() > deadline:

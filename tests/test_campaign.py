@@ -369,3 +369,40 @@ def test_small_captures_analysed_whole_on_workers(tmp_path, archive) -> None:
             assert_tables_equal(load_store(on_workers.capture_path(e.capture_id))[0],
                                 load_store(serial.capture_path(e.capture_id))[0])
     assert_fleet_equals_brute_force(Path(on_workers.root), on_workers)
+
+
+def test_workers_that_cannot_see_the_store(tmp_path, archive) -> None:
+    """A worker in its own mount namespace, with an empty tmpfs over the campaign directory,
+    writes small captures where the client cannot see them: the run notices and the client
+    writes them instead; nothing is lost."""
+    from cluster import BIN, dask_cluster
+    from distributed import Client
+
+    hidden = tmp_path / "hidden"
+    hidden.mkdir()
+    probe = subprocess.run(["unshare", "-m", "sh", "-c", f"mount -t tmpfs none {hidden}"],
+                           capture_output=True)
+    if probe.returncode:
+        pytest.skip("needs mount namespaces (unshare -m, root) to hide the store from a worker")
+    os.chdir(tmp_path)
+    camp = Campaign.create(hidden / "c.zarr", "3", 64 << 20)
+    camp.add(discover(str(archive), PATTERN))
+    serial = _campaign(tmp_path, archive, "serial.zarr")
+    with dask_cluster(0) as procs:
+        worker = subprocess.Popen(
+            ["unshare", "-m", "sh", "-c", f"mount -t tmpfs none {hidden} && exec {BIN / 'dask'} "
+             f"worker {procs.address} --nthreads 1 --no-dashboard --host 127.0.0.1"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            with Client(procs.address) as client:
+                client.wait_for_workers(1, timeout=60)
+                report = run_campaign(camp.root, client=client)
+        finally:
+            worker.terminate()
+            worker.wait(20)
+    assert len(report.analysed) == len(camp.manifest()) and not report.failed
+    run_campaign(serial.root, serial=True)
+    for e in camp.manifest():
+        assert_tables_equal(load_store(camp.capture_path(e.capture_id))[0],
+                            load_store(serial.capture_path(e.capture_id))[0])
+    assert_tables_equal(_tables(hidden / "c.zarr"), _tables(Path(serial.root)))

@@ -99,6 +99,14 @@ def analyse_capture(e: CaptureEntry, ident: list, path: str, sigma: str, chunk_s
         return _record(e, ident, error=str(exc))
 
 
+def _complete(path: str) -> bool:
+    try:
+        with open(os.path.join(path, "zarr.json"), encoding="utf-8") as f:
+            return json.load(f)["attributes"].get("complete") is True
+    except (OSError, ValueError, KeyError):
+        return False
+
+
 def capture_task(entry: dict, ident: list, path: str, sigma: str, chunk_size: int,
                  storage: Storage | None) -> bytes:
     """`analyse_capture` on a worker (the campaign store on a filesystem it shares), the
@@ -140,15 +148,23 @@ def run_campaign(root: str | os.PathLike, *, scheduler: str | None = None,
 
         sigma, chunk_size = camp.attrs["sigma"], int(camp.attrs["chunk_size"])
 
+        shared = [True]  # do the workers see the campaign store? (until shown otherwise)
+
         def one(e: CaptureEntry, ident: list, c: Any) -> None:
             path = camp.capture_path(e.capture_id)
-            if c is not None and identity_bytes(ident) <= chunk_size:
+            record = None
+            if c is not None and shared[0] and identity_bytes(ident) <= chunk_size:
                 # A small capture is analysed and written by one worker, all of it: the
                 # client would otherwise do most of the work (its store write) itself.
                 record = record_from_attrs(json.loads(c.submit(
                     capture_task, e.to_dict(), ident, path, sigma, chunk_size, storage,
                     pure=False, key=f"sl-capture-{e.capture_id}-{uuid.uuid4().hex}").result()))
-            else:
+                if record["status"] != "failed" and not _complete(path):
+                    # written where this machine cannot see it (workers without the shared
+                    # filesystem): from now on the client writes, and this one again
+                    shared[0] = False
+                    record = None
+            if record is None:
                 record = analyse_capture(e, ident, path, sigma, chunk_size, storage, c)
             camp.commit(e.capture_id, record)
             with lock:
