@@ -5,5 +5,6 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from .api import Summary, analyze  # noqa: E402
+from .reader import CampaignResults, Results, open_results  # noqa: E402
 
-__all__ = ["Summary", "__version__", "analyze"]
+__all__ = ["CampaignResults", "Results", "Summary", "__version__", "analyze", "open_results"]

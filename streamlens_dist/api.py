@@ -24,7 +24,14 @@ from .engine import (
 )
 from .ienakeys import load_key_map
 from .partial import Partial
-from .results import Tables, build_tables, malformed_totals
+from .results import (
+    Tables,
+    build_tables,
+    malformed_totals,
+    results_summary,
+    top_flows,
+    top_streams,
+)
 from .security import TLSArg, check_tls, tls_config
 from .settings import DEFAULT_CHUNK_SIZE, Settings
 from .store import check_writable, write_store
@@ -61,34 +68,17 @@ class Summary:
         return self.frames / self.wall_s if self.wall_s > 0 else float("nan")
 
     def top_flows(self, n: int = 5) -> list[dict[str, Any]]:
-        f = self.tables.flows
-        order = sorted(range(len(f["src"])), key=lambda i: (-int(f["outliers"][i]), i))[:n]
-        return [{"src": str(f["src"][i]), "dst": str(f["dst"][i]), "kind": str(f["kind"][i]),
-                 "frames": int(f["frames"][i]), "outliers": int(f["outliers"][i]),
-                 "iat_mean_ns": float(f["iat_mean_ns"][i])} for i in order]
+        """The flows with the most outliers (results.top_flows)."""
+        return top_flows(self.tables, n)
 
     def top_streams(self, n: int = 5, by: str = "lost") -> list[dict[str, Any]]:
         """The protocol streams with the most lost messages (`by="lost"`) or outliers."""
-        st, f = self.tables.streams, self.tables.flows
-        order = sorted(range(len(st["flow"])), key=lambda i: (-int(st[by][i]), i))[:n]
-        return [{"src": str(f["src"][st["flow"][i]]), "dst": str(f["dst"][st["flow"][i]]),
-                 "protocol": str(st["protocol"][i]), "stream": str(st["stream"][i]),
-                 "messages": int(st["messages"][i]), "lost": int(st["lost"][i]),
-                 "gap_count": int(st["gap_count"][i]),
-                 "out_of_order": int(st["out_of_order"][i]),
-                 "outliers": int(st["outliers"][i]),
-                 "iat_mean_ns": float(st["iat_mean_ns"][i])} for i in order]
+        return top_streams(self.tables, n, by)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"store": self.store, "attrs": self.attrs, "chunks": self.chunks,
-                "wall_s": self.wall_s, "packets_per_s": self.packets_per_s,
-                "flows": len(self.tables.flows["src"]),
-                "outliers": len(self.tables.flow_outliers["frame"]),
-                "top_flows": self.top_flows(), "streams": len(self.tables.streams["flow"]),
-                "sequence_gaps": len(self.tables.sequence_gaps["stream_row"]),
-                "top_streams_by_loss": self.top_streams(by="lost"),
-                "top_streams_by_outliers": self.top_streams(by="outliers"),
-                "phases": self.phases}
+        return {"store": self.store, **results_summary(self.attrs, self.tables),
+                "chunks": self.chunks, "wall_s": self.wall_s,
+                "packets_per_s": self.packets_per_s, "phases": self.phases}
 
 
 def _dashboard(client: Any, phases: dict, on_cluster: Callable[[str], None] | None) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 
@@ -152,3 +153,33 @@ def build_tables(part: Partial, k: Fraction, outlier_messages: list[bytes],
     return Tables(flows, frame_types, outlier_table(f_out, fstats, "flow"),
                   outlier_table(t_out, tstats, "frame_type_row"), malformed,
                   **build_stream_tables(part, flow_row, _stat_columns, s_out, iena_keys))
+
+
+def top_flows(t: Tables, n: int = 5) -> list[dict[str, Any]]:
+    """The `n` flows with the most outliers (ties: first seen first)."""
+    f = t.flows
+    order = sorted(range(len(f["src"])), key=lambda i: (-int(f["outliers"][i]), i))[:n]
+    return [{"src": str(f["src"][i]), "dst": str(f["dst"][i]), "kind": str(f["kind"][i]),
+             "frames": int(f["frames"][i]), "outliers": int(f["outliers"][i]),
+             "iat_mean_ns": float(f["iat_mean_ns"][i])} for i in order]
+
+
+def top_streams(t: Tables, n: int = 5, by: str = "lost") -> list[dict[str, Any]]:
+    """The `n` protocol streams with the most lost messages (`by="lost"`) or outliers."""
+    st, f = t.streams, t.flows
+    order = sorted(range(len(st["flow"])), key=lambda i: (-int(st[by][i]), i))[:n]
+    return [{"src": str(f["src"][st["flow"][i]]), "dst": str(f["dst"][st["flow"][i]]),
+             "protocol": str(st["protocol"][i]), "stream": str(st["stream"][i]),
+             "messages": int(st["messages"][i]), "lost": int(st["lost"][i]),
+             "gap_count": int(st["gap_count"][i]), "out_of_order": int(st["out_of_order"][i]),
+             "outliers": int(st["outliers"][i]), "iat_mean_ns": float(st["iat_mean_ns"][i])}
+            for i in order]
+
+
+def results_summary(attrs: dict[str, Any], t: Tables) -> dict[str, Any]:
+    """What `analyze --json` and `report --json` print about a capture's results."""
+    return {"attrs": attrs, "flows": len(t.flows["src"]),
+            "outliers": len(t.flow_outliers["frame"]), "top_flows": top_flows(t),
+            "streams": len(t.streams["flow"]), "sequence_gaps": len(t.sequence_gaps["stream_row"]),
+            "top_streams_by_loss": top_streams(t, by="lost"),
+            "top_streams_by_outliers": top_streams(t, by="outliers")}

@@ -23,7 +23,7 @@ def cli() -> None:
 
 
 def main() -> None:
-    from . import analyze, campaign, sample  # noqa: F401  (registers the commands)
+    from . import analyze, campaign, report, sample  # noqa: F401  (registers the commands)
 
     try:
         code = cli.main(standalone_mode=False)

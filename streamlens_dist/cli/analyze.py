@@ -13,6 +13,7 @@ from rich.table import Table
 from ..api import Summary, analyze
 from ..errors import SettingsError
 from ..ienakeys import load_key_map
+from ..results import Tables, top_flows, top_streams
 from ..settings import DEFAULT_CHUNK_SIZE, parse_sigma, parse_size
 from . import EXIT_DATA_PROBLEMS, EXIT_OK, cli
 
@@ -138,16 +139,27 @@ def _ms(ns: float) -> str:
 
 
 def print_summary(s: Summary, console: Console) -> None:
-    a, t = s.attrs, s.tables
+    print_results(s.store, s.attrs, s.tables, console,
+                  f", {s.chunks} chunks, {s.wall_s:.2f} s wall, {s.packets_per_s:,.0f} packets/s")
+    timed = [(k, s.phases[k]) for k in _WALL if isinstance(s.phases.get(k), float)]
+    console.print("time per phase: " + ", ".join(f"{k} {v:.2f} s" for k, v in timed),
+                  highlight=False)
+    if "checkpoint_hits" in s.phases:
+        console.print(f"checkpoint: {s.phases['checkpoint_hits']} chunk(s) reused, "
+                      f"{s.phases['checkpoint_stored']} computed and stored")
+
+
+def print_results(store: str, a: dict, t: Tables, console: Console, run_facts: str = "") -> None:
+    """A capture's results for people: counts, the worst flows and streams, the problems
+    (`analyze` after a run, `report` from a store)."""
     console.print(
-        f"[bold]{s.store}[/bold]: {a['frames']} frames in {len(a['files'])} file(s), "
+        f"[bold]{store}[/bold]: {a['frames']} frames in {len(a['files'])} file(s), "
         f"{len(t.flows['src'])} flows, {len(t.frame_types['flow'])} flow/frame-type rows, "
-        f"{len(t.flow_outliers['frame'])} flow outliers (sigma {a['sigma']}), "
-        f"{s.chunks} chunks, {s.wall_s:.2f} s wall, {s.packets_per_s:,.0f} packets/s")
+        f"{len(t.flow_outliers['frame'])} flow outliers (sigma {a['sigma']}){run_facts}")
     if a["undecodable_frames"] or a["untimed_frames"]:
         console.print(f"undecodable frames: {a['undecodable_frames']} (first: "
                       f"{a['undecodable_first_frames'][:5]}), untimed frames: {a['untimed_frames']}")
-    top = [f for f in s.top_flows(5) if f["outliers"]]
+    top = [f for f in top_flows(t, 5) if f["outliers"]]
     if top:
         table = Table(title="Top flows by outliers")
         for col in ("src", "dst", "kind", "frames", "outliers", "mean IAT ms"):
@@ -157,7 +169,7 @@ def print_summary(s: Summary, console: Console) -> None:
                           _ms(f["iat_mean_ns"]))
         console.print(table)
     for title, key in (("Worst streams by loss", "lost"), ("Worst streams by outliers", "outliers")):
-        worst = [r for r in s.top_streams(5, by=key) if r[key] > 0]
+        worst = [r for r in top_streams(t, 5, by=key) if r[key] > 0]
         if worst:
             table = Table(title=title)
             for col in ("flow", "stream", "msgs", "lost", "gaps", "late", "outliers", "IAT ms"):
@@ -168,12 +180,6 @@ def print_summary(s: Summary, console: Console) -> None:
                               str(r["messages"]), str(r["lost"]), str(r["gap_count"]),
                               str(r["out_of_order"]), str(r["outliers"]), _ms(r["iat_mean_ns"]))
             console.print(table)
-    timed = [(k, s.phases[k]) for k in _WALL if isinstance(s.phases.get(k), float)]
-    console.print("time per phase: " + ", ".join(f"{k} {v:.2f} s" for k, v in timed),
-                  highlight=False)
-    if "checkpoint_hits" in s.phases:
-        console.print(f"checkpoint: {s.phases['checkpoint_hits']} chunk(s) reused, "
-                      f"{s.phases['checkpoint_stored']} computed and stored")
     problems = a["problems"]
     for p in problems[:MAX_PROBLEMS_SHOWN]:
         console.print(problem_line(p), markup=False, highlight=False)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 
 import click
 from rich.console import Console
@@ -185,37 +184,33 @@ def status_cmd(store: str, as_json: bool) -> int:
 @campaign.command("report")
 @click.argument("store")
 @click.option("--top", default=10, show_default=True, type=click.IntRange(min=1))
-@click.option("--json", "as_json", is_flag=True, help="Print the tables as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def report_cmd(store: str, top: int, as_json: bool) -> int:
-    """The flows with the highest outlier rate across the fleet, and per tail."""
-    g = _open(store)
-    out = {}
-    for name, key_cols in (("fleet_flows", ("src", "dst", "kind")),
-                           ("tail_flows", ("tail", "src", "dst", "kind"))):
-        t = g[name]
-        cols = (*key_cols, "captures", "frames", "outliers", "outlier_rate", "iat_mean_ns",
-                "iat_std_ns")
-        data = {c: t[c][:].tolist() for c in cols}
-        n = len(data["frames"])
-        order = sorted(range(n), key=lambda i: (-(0 if math.isnan(data["outlier_rate"][i])
-                                                  else data["outlier_rate"][i]), i))[:top]
-        out[name] = [{c: data[c][i] for c in cols} for i in order]
-    if as_json:
-        click.echo(json.dumps(out, indent=2, default=str))
-        return EXIT_OK
-    console = _console()
-    for name, title in (("fleet_flows", "Fleet: flows by outlier rate"),
-                        ("tail_flows", "Per tail: flows by outlier rate")):
-        rows = out[name]
+    """The flows with the highest outlier rate across the fleet, and per tail (the same as
+    `streamlens-dist report STORE`)."""
+    from .report import report_store
+
+    _open(store)  # a clear error if it is not a campaign store
+    return report_store(store, top, as_json)
+
+
+_SHOWN = ("captures", "frames", "outliers", "outlier_rate", "iat_mean_ns", "iat_std_ns")
+
+
+def print_campaign(summary: dict, console: Console) -> None:
+    counts = ", ".join(f"{v} {k}" for k, v in sorted(summary["captures"].items()))
+    console.print(f"[bold]{summary['store']}[/bold]: {counts or 'no captures'}")
+    for name, keys, title in (("fleet_flows", ("src", "dst", "kind"),
+                               "Fleet: flows by outlier rate"),
+                              ("tail_flows", ("tail", "src", "dst", "kind"),
+                               "Per tail: flows by outlier rate")):
+        rows = summary[name]
         if not rows:
             continue
         table = Table(title=title)
-        for c in rows[0]:
+        for c in (*keys, *_SHOWN):
             table.add_column(c)
         for r in rows:
-            table.add_row(*[f"{v:.4g}" if isinstance(v, float) else str(v) for v in r.values()])
+            table.add_row(*[f"{r[c]:.4g}" if isinstance(r[c], float) else str(r[c])
+                            for c in (*keys, *_SHOWN)])
         console.print(table)
-    return EXIT_OK
-
-
-

@@ -1,0 +1,144 @@
+"""Reading stores back: `open_results(store)` for notebooks and `streamlens-dist report`.
+
+A single-capture store opens as `Results` (its attributes and every table of store.LAYOUT as a
+pandas DataFrame), a campaign store as `CampaignResults` (its tables, and each capture's
+`Results`). Tables are read when first asked for, column by column, straight from the Zarr
+arrays; nothing is recomputed.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import zarr
+
+from .capture.source import Storage, is_url
+from .errors import SettingsError
+from .results import Tables, results_summary
+from .store import LAYOUT, SCHEMA, open_store
+
+
+def _frame(group: zarr.Group, columns: dict[str, str]) -> Any:
+    import pandas as pd
+
+    data = {}
+    for col in columns:
+        values = group[col][:]
+        data[col] = values.astype(object) if values.dtype.kind == "T" else values
+    return pd.DataFrame(data)
+
+
+class Results:
+    """One capture's results. `attrs` as written; `table(name)` (or the attribute of that
+    name: `flows`, `frame_types`, `flow_outliers`, ..., `ptp_grandmasters`) a DataFrame."""
+
+    def __init__(self, group: zarr.Group, path: str) -> None:
+        self.group, self.path = group, path
+        self.attrs = dict(group.attrs)
+        if self.attrs.get("schema") != SCHEMA:
+            raise SettingsError(f"{path} is not a streamlens-dist result store")
+        self._frames: dict[str, Any] = {}
+
+    def table(self, name: str) -> Any:
+        if name not in LAYOUT:
+            raise KeyError(f"no table {name!r}; the tables are {', '.join(LAYOUT)}")
+        if name not in self._frames:
+            self._frames[name] = _frame(self.group[name], LAYOUT[name])
+        return self._frames[name]
+
+    def __getattr__(self, name: str) -> Any:
+        if name in LAYOUT:
+            return self.table(name)
+        raise AttributeError(name)
+
+    def tables(self) -> Tables:
+        """Every table as {column: numpy array} (the form analyze's Summary holds)."""
+        return Tables(**{t: {c: self.group[t][c][:] for c in cols} for t, cols in LAYOUT.items()})
+
+    def late_frames(self, stream_row: int | None = None) -> Any:
+        """Outlier rows of one protocol stream (streams table row), or of the stream with the
+        most outliers, joined with its flow: the late frames to look at first."""
+        st = self.table("streams")
+        if stream_row is None:
+            if not len(st):
+                return self.table("stream_outliers").iloc[0:0]
+            stream_row = int(np.argmax(st["outliers"].to_numpy()))
+        out = self.table("stream_outliers")
+        rows = out[out["stream_row"] == stream_row].copy()
+        flow = self.table("flows").iloc[int(st["flow"].iloc[stream_row])]
+        rows.insert(1, "stream", f"{st['protocol'].iloc[stream_row]} {st['stream'].iloc[stream_row]}")
+        rows.insert(1, "flow", f"{flow['src']} > {flow['dst']}")
+        return rows
+
+    def summary(self) -> dict[str, Any]:
+        """What `streamlens-dist report STORE --json` prints: attributes, counts, the worst
+        flows and streams."""
+        return {"store": self.path, **results_summary(self.attrs, self.tables())}
+
+
+class CampaignResults:
+    """A campaign store: `attrs`, its tables (`capture_index`, `fleet_flows`, ...,
+    `tail_frame_types`) as DataFrames, and `capture(capture_id)` -> Results."""
+
+    def __init__(self, group: zarr.Group, path: str, storage: Storage | None) -> None:
+        from .campaign.cstore import LAYOUT as CAMPAIGN_LAYOUT
+
+        self.group, self.path, self.storage = group, path, storage
+        self.attrs = dict(group.attrs)
+        self.layout = CAMPAIGN_LAYOUT
+        self._frames: dict[str, Any] = {}
+
+    def table(self, name: str) -> Any:
+        if name not in self.layout:
+            raise KeyError(f"no table {name!r}; the tables are {', '.join(self.layout)}")
+        if name not in self._frames:
+            self._frames[name] = _frame(self.group[name], self.layout[name])
+        return self._frames[name]
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self.__dict__.get("layout", {}):
+            return self.table(name)
+        raise AttributeError(name)
+
+    def captures(self) -> list[str]:
+        return [str(c) for c in self.table("capture_index")["capture_id"]]
+
+    def capture(self, capture_id: str) -> Results:
+        if capture_id not in self.captures():
+            raise KeyError(f"no capture {capture_id!r} in {self.path}")
+        return Results(self.group["captures"][capture_id], f"{self.path}/captures/{capture_id}")
+
+    def summary(self, top: int = 10) -> dict[str, Any]:
+        """Captures by status, and the fleet's and each tail's flows by outlier rate."""
+        index = self.table("capture_index")
+        out: dict[str, Any] = {"store": self.path, "attrs": self.attrs,
+                               "captures": index["status"].value_counts().to_dict()}
+        for name in ("fleet_flows", "tail_flows"):
+            t = self.table(name)
+            rate = t["outlier_rate"].fillna(-1.0)
+            order = sorted(range(len(t)), key=lambda i: (-rate.iloc[i], i))[:top]
+            out[name] = [{k: (v.item() if hasattr(v, "item") else v) for k, v in
+                          t.iloc[i].to_dict().items()} for i in order]
+        return out
+
+
+def open_results(store: str | os.PathLike, storage_options: Storage | None = None
+                 ) -> Results | CampaignResults:
+    """A result store (single capture or campaign), local or at an fsspec URL."""
+    from .campaign.cstore import SCHEMA as CAMPAIGN_SCHEMA
+
+    path = os.fspath(store)
+    if not is_url(path) and not os.path.exists(os.path.join(path, "zarr.json")):
+        raise SettingsError(f"{path}: no result store here")
+    try:
+        group = open_store(path, storage_options)
+    except (FileNotFoundError, KeyError, ValueError) as exc:
+        raise SettingsError(f"{path}: not a result store ({exc})") from exc
+    schema = group.attrs.get("schema")
+    if schema == CAMPAIGN_SCHEMA:
+        return CampaignResults(group, path, storage_options)
+    if schema == SCHEMA:
+        return Results(group, path)
+    raise SettingsError(f"{path}: not a streamlens-dist store (schema {schema!r})")
