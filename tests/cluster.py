@@ -67,16 +67,21 @@ def dask_cluster(n_workers: int = 2, timeout: float = 60.0, nanny: bool = True,
     finally:
         # Workers first, while the scheduler still answers their goodbye (stopped together,
         # the workers spend seconds trying to reach it).
-        for group in (procs[1:], procs[:1]):
-            for p in group:
-                if p.poll() is None:
-                    p.send_signal(signal.SIGTERM)
-            for p in group:
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait(10)
+        stop_processes(procs[1:])
+        stop_processes(procs[:1])
+
+
+def stop_processes(procs: list[subprocess.Popen]) -> None:
+    """SIGTERM each running process, then wait for all; kill what is still there after 10 s."""
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(10)
 
 
 @contextmanager

@@ -26,6 +26,7 @@ from pathlib import Path
 import independent_decoders as dec
 import numpy as np
 import pytest
+from reference_streams import STREAM_COLUMNS
 from tshark_oracle import flow_stats, outlier_threshold_test
 
 import streamlens_dist
@@ -432,14 +433,7 @@ def tables_from_decoder(decoded: dec.Decoded, sigma: str = SIGMA) -> dict:
     }
 
 
-LAYOUT_STREAMS = (
-    "flow", "protocol", "id1", "id2", "id3", "id4", "stream", "messages", "bytes", "first_ns",
-    "last_ns", "first_frame", "last_frame", "iat_count", "iat_sum_ns", "iat_min_ns",
-    "iat_max_ns", "iat_mean_ns", "iat_std_ns", "outliers", "seq_bits", "seq_first", "seq_last",
-    "expected", "received", "lost", "duplicated", "out_of_order", "gap_count", "gap_missing",
-    "seq_irregular", "errors", "status_changes", "status_first", "status_last", "segments",
-    "unpaired_syncs", "iena_type", "iena_type_source", "tmats_name",
-)  # STREAMS §3, in order
+LAYOUT_STREAMS = tuple(STREAM_COLUMNS)  # STREAMS §3, in order (tests/reference_streams.py)
 
 
 # ---------------------------------------------------------------------------------------

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
@@ -20,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cluster import BIN, free_port
+from cluster import BIN, free_port, stop_processes
 from conftest import CAPTURES, assert_tables_equal
 from storeio import load_store
 
@@ -104,13 +103,7 @@ def tls_scheduler(pki: Path) -> Iterator[str]:
                 time.sleep(0.5)
         yield address
     finally:
-        for p in reversed(procs):
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_processes(procs[::-1])
 
 
 def run_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
