@@ -177,10 +177,151 @@ done:
     return result;
 }
 
+
+/* series(scope, ts, size, nscopes, bin_ns, edges, cur, rows, hist) -> rows written, or -1
+ *   scope  int64[n]  dense scope index 0 <= s < nscopes of each frame, frames in frame order
+ *   ts, size int64[n] (|ts| <= 2^61); edges int64[91] (series.EDGES, ascending)
+ *   cur    int64[nscopes]  work space (overwritten)
+ *   rows   int64[cap * SERIES_COLS]  out (cap <= n rows; -2 when more are needed): scope, bin, frames, bytes, n, sum, min, max, sumsq hi,
+ *          sumsq lo (value = hi * 2^62 + lo), one row per run of a scope's frames in one time
+ *          bin, in order of creation: a scope whose times go back to an earlier bin gets a
+ *          second row for it, which the caller merges after sorting
+ *   hist   int64[nscopes * 92]  out (zeroed by the caller): IAT counts per scope and log bin
+ * -1: some row's sum of squares reached 2^125, more than the store's hi/lo can hold.
+ * The histogram bin of an IAT x starts from the bin of 2^(bit length of x - 1) (a table of 64)
+ * and moves up at most 4 edges (an octave spans 3.01 bins of ten per decade).
+ * The series of docs/SERIES.md in one pass, without sorting (series.chunk_series). */
+enum { S_SCOPE, S_BIN, S_FRAMES, S_BYTES, S_N, S_SUM, S_MIN, S_MAX, S_QH, S_QL, SERIES_COLS };
+#define HIST_BINS 92
+
+static PyObject *series(PyObject *self, PyObject *args) {
+    Py_buffer b[7];
+    Py_ssize_t nscopes;
+    long long bin_ns;
+    memset(b, 0, sizeof b);
+    if (!PyArg_ParseTuple(args, "y*y*y*nLy*w*w*w*", &b[0], &b[1], &b[2], &nscopes, &bin_ns,
+                          &b[3], &b[4], &b[5], &b[6]))
+        return NULL;
+    PyObject *result = NULL;
+    Py_ssize_t n = b[0].len / 8;
+    Py_ssize_t cap = b[5].len / (SERIES_COLS * 8);
+    const Py_ssize_t want[7] = {n * 8, n * 8, n * 8, 91 * 8, nscopes * 8,
+                                cap * SERIES_COLS * 8, nscopes * HIST_BINS * 8};
+    for (int k = 0; k < 7; k++) {
+        if (b[k].len != want[k] || nscopes < 0 || bin_ns <= 0 || cap > n) {
+            PyErr_Format(PyExc_ValueError, "series: argument %d has %zd bytes, not %zd",
+                         k + 1, b[k].len, want[k]);
+            goto done;
+        }
+    }
+    const int64_t *scope = b[0].buf, *ts = b[1].buf, *size = b[2].buf, *edges = b[3].buf;
+    int64_t *cur = b[4].buf, *rows = b[5].buf, *hist = b[6].buf;
+    unsigned __int128 *q = PyMem_Malloc((cap ? cap : 1) * sizeof *q);
+    /* [lo, hi) of each scope's current bin: most frames fall in it, no division needed */
+    int64_t *bounds = PyMem_Malloc((nscopes ? nscopes : 1) * 2 * sizeof *bounds);
+    if (q == NULL || bounds == NULL) {
+        PyMem_Free(q);
+        PyMem_Free(bounds);
+        PyErr_NoMemory();
+        goto done;
+    }
+    const int fast_bins = bin_ns <= ((int64_t)1 << 61);  /* lo + bin_ns cannot overflow */
+    Py_ssize_t nrows = 0;
+    int overflow = 0, full = 0;
+    int start[65];  /* start[L]: edges <= 2^(L-1), the first candidate bin of bit length L */
+    start[0] = 0;
+    for (int L = 1; L <= 64; L++) {
+        uint64_t low = (uint64_t)1 << (L - 1);
+        int k = 0;
+        while (k < 91 && (uint64_t)edges[k] <= low)
+            k++;
+        start[L] = k;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t s = 0; s < nscopes; s++)
+        cur[s] = -1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int64_t s = scope[i], t = ts[i];
+        int64_t r = cur[s];
+        int has_prev = r >= 0;
+        if (r < 0 || t < bounds[2 * s] || t >= bounds[2 * s + 1]) {
+            int64_t bin = t / bin_ns;
+            if (t % bin_ns != 0 && t < 0)
+                bin -= 1;  /* floor, as Python's // */
+            if (fast_bins) {
+                bounds[2 * s] = bin * bin_ns;
+                bounds[2 * s + 1] = bin * bin_ns + bin_ns;
+            } else {
+                bounds[2 * s] = 1;  /* empty: always divide */
+                bounds[2 * s + 1] = 0;
+            }
+            if (r >= 0 && rows[r * SERIES_COLS + S_BIN] == bin)
+                goto same_row;
+            if (nrows == cap) {
+                full = 1;
+                break;
+            }
+            int64_t *row = rows + nrows * SERIES_COLS;
+            row[S_SCOPE] = s;
+            row[S_BIN] = bin;
+            row[S_FRAMES] = row[S_BYTES] = row[S_N] = row[S_SUM] = 0;
+            row[S_MIN] = INT64_MAX;
+            row[S_MAX] = INT64_MIN;
+            q[nrows] = 0;
+            /* the previous frame's time travels with the scope, not the row */
+            row[S_QH] = r >= 0 ? rows[r * SERIES_COLS + S_QH] : 0;
+            cur[s] = r = nrows++;
+        }
+    same_row:;
+        int64_t *row = rows + r * SERIES_COLS;
+        row[S_FRAMES] += 1;
+        row[S_BYTES] += size[i];
+        if (has_prev) {
+            int64_t iat = t - row[S_QH];
+            row[S_N] += 1;
+            row[S_SUM] += iat;
+            if (iat < row[S_MIN])
+                row[S_MIN] = iat;
+            if (iat > row[S_MAX])
+                row[S_MAX] = iat;
+            uint64_t a = (uint64_t)(iat < 0 ? -iat : iat);
+            unsigned __int128 sq = (unsigned __int128)a * a, before = q[r];
+            q[r] += sq;
+            if (q[r] < before)
+                overflow = 1;
+            int k = 0;  /* how many edges are <= iat */
+            if (iat > 0) {
+                k = start[64 - __builtin_clzll((uint64_t)iat)];
+                while (k < 91 && edges[k] <= iat)
+                    k++;
+            }
+            hist[s * HIST_BINS + k] += 1;
+        }
+        row[S_QH] = t;  /* S_QH holds the scope's last time until the end */
+    }
+    for (Py_ssize_t r = 0; r < nrows; r++) {
+        int64_t *row = rows + r * SERIES_COLS;
+        if (q[r] >> 125)
+            overflow = 1;
+        row[S_QH] = (int64_t)(q[r] >> 62);
+        row[S_QL] = (int64_t)(q[r] & (((unsigned __int128)1 << 62) - 1));
+    }
+    Py_END_ALLOW_THREADS
+    PyMem_Free(q);
+    PyMem_Free(bounds);
+    result = PyLong_FromSsize_t(full ? -2 : overflow ? -1 : nrows);
+done:
+    for (int k = 0; k < 7; k++)
+        PyBuffer_Release(&b[k]);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"scope_stats", scope_stats, METH_VARARGS,
      "scope_stats(scope, frame, ts, size, hints, nscopes, keep_std, map, out, q, cut, kept) -> "
      "(scope rows, kept rows)"},
+    {"series", series, METH_VARARGS,
+     "series(scope, ts, size, nscopes, bin_ns, edges, cur, rows, hist) -> rows or -1"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -188,7 +329,8 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_scopes", NULL, -1, 
 
 PyMODINIT_FUNC PyInit__scopes(void) {
     PyObject *m = PyModule_Create(&module);
-    if (m != NULL && PyModule_AddIntConstant(m, "OUT_COLS", OUT_COLS) < 0) {
+    if (m != NULL && (PyModule_AddIntConstant(m, "OUT_COLS", OUT_COLS) < 0 ||
+                      PyModule_AddIntConstant(m, "SERIES_COLS", SERIES_COLS) < 0)) {
         Py_DECREF(m);
         return NULL;
     }

@@ -33,7 +33,8 @@ from .results import (
     top_streams,
 )
 from .security import TLSArg, check_tls, tls_config
-from .settings import DEFAULT_CHUNK_SIZE, Settings
+from .series import EDGES
+from .settings import DEFAULT_BIN_NS, DEFAULT_CHUNK_SIZE, Settings
 from .store import check_writable, write_store
 from .wire import unpack
 
@@ -106,6 +107,7 @@ def analyze(
     checkpoint: str | os.PathLike | None = None,
     on_cluster: Callable[[str], None] | None = None,
     storage_options: Storage | None = None,
+    bin: str | int = DEFAULT_BIN_NS,  # noqa: A002 - the CLI's --bin
 ) -> Summary:
     """Analyse one capture (a file, or the files of a rotated set, or globs) into `store`.
 
@@ -137,13 +139,17 @@ def analyze(
     that a rerun after a crash recomputes only the chunks not yet done (checkpoint.py);
     `phases["checkpoint_hits"]` says how many were found.
 
+    `bin`: the width of the time bins of the IAT series (docs/SERIES.md), ns or a text such
+    as "1s", "100ms", "5min".
+
     `on_cluster(dashboard_link)` is called once the Dask client is connected (the CLI prints
     the link); the link is also kept in `phases["dashboard"]`.
     """
     t0 = time.perf_counter()
     if isinstance(iena_keys, (str, os.PathLike)):
         iena_keys = load_key_map(iena_keys)
-    settings = Settings(sigma=str(sigma), chunk_size=chunk_size, iena_keys=iena_keys or ())
+    settings = Settings(sigma=str(sigma), chunk_size=chunk_size, iena_keys=iena_keys or (),
+                        bin_ns=bin)
     storage = dict(storage_options) if storage_options else None
     store = os.fspath(store)
     address = None if serial or client is not None else scheduler_address(scheduler)
@@ -209,6 +215,8 @@ def analyze(
         "problems": [p.to_dict() for p in plan.problems],
         "software_version": __version__,
         "iena_keys": [list(e) for e in settings.iena_keys],
+        "series_bin_ns": settings.bin_ns,
+        "histogram_edges_ns": list(EDGES),
     }
     write_store(store, tables, attrs, overwrite, storage)
     phases["write"] = time.perf_counter() - t2

@@ -35,6 +35,7 @@ from .partial import (
     seam_iats,
 )
 from .scopestats import TS_LIMIT, scope_stats
+from .series import chunk_series, python_series
 from .settings import Settings
 from .streamchunk import accumulate_streams, stream_ids
 from .wire import pack, partial_from_bytes, partial_to_bytes, prefix_from_bytes, unpack
@@ -149,7 +150,7 @@ def chunk_frames(spec: ChunkSpec, settings: Settings, profile: dict[str, float] 
 def analyze_chunk(spec: ChunkSpec, settings: Settings,
                   storage: source.Storage | None = None) -> bytes:
     """Pass 1: the chunk's Partial, as wire bytes (`storage`: fsspec options of a URL)."""
-    p = Partial(lo=spec.index, hi=spec.index, frames=spec.frames)
+    p = Partial(lo=spec.index, hi=spec.index, frames=spec.frames, bin_ns=settings.bin_ns)
     cf = chunk_frames(spec, settings, p.profile, storage)
     t0 = time.perf_counter()
     cls = cf.cls
@@ -191,10 +192,24 @@ def _accumulate_columnar(p: Partial, cf: ChunkFrames, idx: np.ndarray | slice) -
     for sid, st, top, bits in zip(fs.ids, fs.stats, fs.tops, fs.hints, strict=True):
         key = keys[sid]
         p.flows[key], p.flow_tops[key], p.hints[key] = st, top, hint_names(bits)
-    ts_ = scope_stats(flow * NTYPES + cls.ftype[idx], frame, ts, size, hints)
+    p.flow_series, p.flow_hist = chunk_series(_dense(flow, fs.ids), ts, size, p.bin_ns)
+    tsid = flow * NTYPES + cls.ftype[idx]
+    ts_ = scope_stats(tsid, frame, ts, size, hints)
     for sid, st, top in zip(ts_.ids, ts_.stats, ts_.tops, strict=True):
         key = (keys[sid // NTYPES], TYPE_NAMES[sid % NTYPES])
         p.types[key], p.type_tops[key] = st, top
+    p.type_series, p.type_hist = chunk_series(_dense(tsid, ts_.ids), ts, size, p.bin_ns)
+
+
+def _dense(sid: np.ndarray, ids: list[int]) -> np.ndarray:
+    """Each frame's scope as its row in `ids` (the order the partial's dict has)."""
+    ids_a = np.asarray(ids, dtype=np.int64)
+    if len(ids_a) and int(ids_a.max()) < 4 * len(sid) + 4096:
+        lookup = np.empty(int(ids_a.max()) + 1, np.int64)
+        lookup[ids_a] = np.arange(len(ids_a))
+        return lookup[sid]
+    order = np.argsort(ids_a)
+    return order[np.searchsorted(ids_a, sid, sorter=order)]
 
 
 def _accumulate_per_frame(p: Partial, cf: ChunkFrames, idx: np.ndarray) -> None:
@@ -211,6 +226,15 @@ def _accumulate_per_frame(p: Partial, cf: ChunkFrames, idx: np.ndarray) -> None:
             else:
                 keep_top(tops, k, add_iat(st, frame, ts, size), frame, ts)
         p.hints.setdefault(key, set()).update(hint_names(int(cls.hints[i])))
+    rows = idx.tolist()
+    ts, size = cf.ts[idx].tolist(), cf.size[idx].tolist()
+    fkeys = [cls.keys[cls.flow[i]] for i in rows]
+    fpos = {k: j for j, k in enumerate(p.flows)}
+    tpos = {k: j for j, k in enumerate(p.types)}
+    p.flow_series, p.flow_hist = python_series([fpos[k] for k in fkeys], ts, size, p.bin_ns)
+    p.type_series, p.type_hist = python_series(
+        [tpos[(k, TYPE_NAMES[cls.ftype[i]])] for k, i in zip(fkeys, rows, strict=True)],
+        ts, size, p.bin_ns)
 
 
 def thresholds_to_bytes(flows: dict, types: dict, streams: dict) -> bytes:

@@ -16,8 +16,12 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass, field
 
-from . import seqstate
+import numpy as np
+
+from . import seqstate, series
 from .gcpause import without_gc
+from .series import HIST_VALUES, SERIES_VALUES, Binned
+from .settings import DEFAULT_BIN_NS
 
 FlowKey = tuple[str, str, str]  # (src, dst, kind)
 TypeKey = tuple[FlowKey, str]  # (flow, frame type)
@@ -121,6 +125,13 @@ class Partial:
     flow_tops: dict[FlowKey, list] = field(default_factory=dict)
     type_tops: dict[TypeKey, list] = field(default_factory=dict)
     stream_tops: dict[StreamKey, list] = field(default_factory=dict)
+    # Time-binned series and IAT histograms per flow and per (flow, frame type)
+    # (docs/SERIES.md): scope i is the i-th key of `flows` / `types`
+    bin_ns: int = DEFAULT_BIN_NS
+    flow_series: Binned = field(default_factory=lambda: Binned.empty(SERIES_VALUES))
+    type_series: Binned = field(default_factory=lambda: Binned.empty(SERIES_VALUES))
+    flow_hist: Binned = field(default_factory=lambda: Binned.empty(HIST_VALUES))
+    type_hist: Binned = field(default_factory=lambda: Binned.empty(HIST_VALUES))
     # Diagnostics only (worker seconds per sub-phase); never part of any result.
     profile: dict[str, float] = field(default_factory=dict)
 
@@ -142,6 +153,22 @@ def _merge_scopes(a: dict, b: dict) -> dict:
     return out
 
 
+def _merge_binned(a: dict, b: dict, merged: dict, tables: tuple[Binned, ...], bin_ns: int
+                  ) -> tuple[Binned, Binned]:
+    """(series, histograms) of scopes `merged` (= _merge_scopes(a, b)) from a's and b's
+    tables (a_series, b_series, a_hist, b_hist): b's scopes renumbered, seam IATs added."""
+    a_ser, b_ser, a_hist, b_hist = tables
+    pos = {k: i for i, k in enumerate(merged)}  # a's keys keep their numbers
+    index = np.array([pos[k] for k in b], dtype=np.int64)
+    both = sorted((k for k in b if k in a), key=pos.__getitem__)  # Binned rows are sorted
+    first = [b[k][FIRST_NS] for k in both]
+    seam_ser, seam_hist = series.seam_rows(
+        [pos[k] for k in both], first, [t - a[k][LAST_NS] for k, t in zip(both, first, strict=True)],
+        bin_ns)
+    return (series.merge([a_ser, series.renumber(b_ser, index), seam_ser], SERIES_VALUES),
+            series.merge([a_hist, series.renumber(b_hist, index), seam_hist], HIST_VALUES))
+
+
 def _merge_with(a: dict, b: dict, merge) -> dict:  # noqa: ANN001 - a two-argument merge
     out = dict(a)
     for k, vb in b.items():
@@ -160,8 +187,16 @@ def combine(a: Partial, b: Partial) -> Partial:
     if b.lo != a.hi + 1:
         raise ValueError(f"partials must be combined in chunk order: {a.lo}..{a.hi} then "
                          f"{b.lo}..{b.hi}")
+    if a.bin_ns != b.bin_ns:
+        raise ValueError(f"partials of different series bins: {a.bin_ns} and {b.bin_ns} ns")
     flows = _merge_scopes(a.flows, b.flows)
     types = _merge_scopes(a.types, b.types)
+    flow_series, flow_hist = _merge_binned(
+        a.flows, b.flows, flows, (a.flow_series, b.flow_series, a.flow_hist, b.flow_hist),
+        a.bin_ns)
+    type_series, type_hist = _merge_binned(
+        a.types, b.types, types, (a.type_series, b.type_series, a.type_hist, b.type_hist),
+        a.bin_ns)
     hints = {k: set(v) for k, v in a.hints.items()}
     for k, v in b.hints.items():
         hints.setdefault(k, set()).update(v)
@@ -188,7 +223,9 @@ def combine(a: Partial, b: Partial) -> Partial:
         first_ns=a.first_ns if a.first_ns is not None else b.first_ns,
         last_ns=b.last_ns if b.last_ns is not None else a.last_ns,
         flows=flows, hints=hints, types=types,
-        malformed=malformed, profile=profile,
+        malformed=malformed, profile=profile, bin_ns=a.bin_ns,
+        flow_series=flow_series, type_series=type_series, flow_hist=flow_hist,
+        type_hist=type_hist,
     )
 
 

@@ -32,6 +32,7 @@ from .partial import (
     StreamKey,
     TypeKey,
 )
+from .series import Binned, renumber
 from .streamtables import build_stream_tables
 from .wire import unpack
 
@@ -66,6 +67,11 @@ class Tables:
     sequence_gaps: dict[str, np.ndarray]
     tmats: dict[str, np.ndarray]
     ptp_grandmasters: dict[str, np.ndarray]
+    # docs/SERIES.md
+    flow_series: dict[str, np.ndarray]
+    frame_type_series: dict[str, np.ndarray]
+    flow_histograms: dict[str, np.ndarray]
+    frame_type_histograms: dict[str, np.ndarray]
 
 
 def malformed_totals(part: Partial) -> dict[str, int]:
@@ -150,9 +156,33 @@ def build_tables(part: Partial, k: Fraction, outlier_messages: list[bytes],
                  "problem": _strings([r[2] for r in bad]),
                  "frames": np.array([r[3] for r in bad], dtype=np.int64),
                  "first_frame": np.array([r[1] for r in bad], dtype=np.int64)}
+    f_index = np.array([flow_row[key] for key in part.flows], dtype=np.int64)
+    t_index = np.array([type_row[key] for key in part.types], dtype=np.int64)
     return Tables(flows, frame_types, outlier_table(f_out, fstats, "flow"),
                   outlier_table(t_out, tstats, "frame_type_row"), malformed,
-                  **build_stream_tables(part, flow_row, _stat_columns, s_out, iena_keys))
+                  **build_stream_tables(part, flow_row, _stat_columns, s_out, iena_keys),
+                  flow_series=_series_table(part.flow_series, f_index, "flow", part.bin_ns),
+                  frame_type_series=_series_table(part.type_series, t_index, "frame_type_row",
+                                                  part.bin_ns),
+                  flow_histograms=_hist_table(part.flow_hist, f_index, "flow"),
+                  frame_type_histograms=_hist_table(part.type_hist, t_index, "frame_type_row"))
+
+
+def _series_table(t: Binned, index: np.ndarray, row_col: str, bin_ns: int
+                  ) -> dict[str, np.ndarray]:
+    """Rows by (scope row, bin); min and max are 0 in bins where no IAT ends (like the
+    summary tables' iat_min_ns of a one-frame flow)."""
+    c = renumber(t, index).cols
+    has = c["n"] > 0
+    return {row_col: c["scope"], "bin_start_ns": c["bin"] * bin_ns, "frames": c["frames"],
+            "bytes": c["bytes"], "iat_count": c["n"], "iat_sum_ns": c["s"],
+            "iat_min_ns": np.where(has, c["mn"], 0), "iat_max_ns": np.where(has, c["mx"], 0),
+            "iat_sumsq_hi": c["qh"], "iat_sumsq_lo": c["ql"]}
+
+
+def _hist_table(t: Binned, index: np.ndarray, row_col: str) -> dict[str, np.ndarray]:
+    c = renumber(t, index).cols
+    return {row_col: c["scope"], "bin": c["bin"], "count": c["count"]}
 
 
 def top_flows(t: Tables, n: int = 5) -> list[dict[str, Any]]:

@@ -43,6 +43,28 @@ def parse_sigma(text: str | int | float) -> str:
     return s
 
 
+DEFAULT_BIN_NS = 1_000_000_000
+_DURATION_RE = re.compile(r"^\s*(\d+)\s*(ns|us|µs|ms|s|min|h)?\s*$")
+_NS = {"ns": 1, "us": 1000, "µs": 1000, "ms": 10**6, "s": 10**9, "min": 60 * 10**9,
+       "h": 3600 * 10**9}
+
+
+def parse_duration(text: str | int) -> int:
+    """A time bin width as whole nanoseconds: an int (ns) or e.g. '1s', '100ms', '5min'."""
+    if isinstance(text, bool):
+        raise SettingsError(f"invalid time bin {text!r}")
+    if isinstance(text, int):
+        value = text
+    else:
+        m = _DURATION_RE.match(str(text))
+        if not m:
+            raise SettingsError(f"invalid time bin {text!r}: give e.g. 1s, 100ms, 5min or ns")
+        value = int(m.group(1)) * _NS[m.group(2) or "ns"]
+    if value <= 0:
+        raise SettingsError(f"the time bin must be positive, got {text!r}")
+    return value
+
+
 IENA_TYPES = ("P", "D", "N", "M", "Q")
 
 
@@ -65,8 +87,11 @@ class Settings:
     chunk_size: int = DEFAULT_CHUNK_SIZE
     # IENA key map (docs/STREAMS.md §6): sorted (key, type letter, name) triples
     iena_keys: tuple[tuple[int, str, str], ...] = ()
+    # width of the time bins of the IAT series (docs/SERIES.md), ns
+    bin_ns: int = DEFAULT_BIN_NS
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "bin_ns", parse_duration(self.bin_ns))
         object.__setattr__(self, "sigma", parse_sigma(self.sigma))
         object.__setattr__(self, "chunk_size", parse_size(self.chunk_size))
         object.__setattr__(self, "iena_keys", _key_triples(self.iena_keys))

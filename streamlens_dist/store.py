@@ -36,6 +36,8 @@ from .results import STAT_COLUMNS, Tables
 SCHEMA = "streamlens-dist/1"
 STRING = "string"
 _STATS = {c: ("float64" if c in ("iat_mean_ns", "iat_std_ns") else "int64") for c in STAT_COLUMNS}
+_SERIES = dict.fromkeys(("bin_start_ns", "frames", "bytes", "iat_count", "iat_sum_ns",
+                         "iat_min_ns", "iat_max_ns", "iat_sumsq_hi", "iat_sumsq_lo"), "int64")
 OUTLIER_COLUMNS = {"frame": "int64", "ts_ns": "int64", "iat_ns": "int64", "deviation": "float64"}
 
 LAYOUT: dict[str, dict[str, str]] = {
@@ -66,6 +68,11 @@ LAYOUT: dict[str, dict[str, str]] = {
               "text": STRING, "change": "int64"},
     "ptp_grandmasters": {"domain": "int64", "grandmaster": STRING, "flow": "int64",
                          "frame": "int64", "ts_ns": "int64", "change": "int64"},
+    # Time-binned IAT series and log-bin IAT histograms: docs/SERIES.md
+    "flow_series": {"flow": "int64", **_SERIES},
+    "frame_type_series": {"frame_type_row": "int64", **_SERIES},
+    "flow_histograms": {"flow": "int64", "bin": "int64", "count": "int64"},
+    "frame_type_histograms": {"frame_type_row": "int64", "bin": "int64", "count": "int64"},
 }
 ROWS_PER_CHUNK = 1 << 20
 

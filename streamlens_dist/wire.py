@@ -14,9 +14,10 @@ import msgpack
 from .errors import WireFormatError
 from .gcpause import without_gc
 from .partial import Partial, Prefix
+from .series import HIST_VALUES, SERIES_VALUES, Binned
 
 SCHEMA = "streamlens-dist/partial"
-VERSION = 2
+VERSION = 3
 BIGINT_EXT = 1
 MAX_MESSAGE = 1 << 31  # bytes; a partial is per-flow, not per-packet, so this is generous
 _I64_MIN, _U64_MAX = -(1 << 63), (1 << 64) - 1
@@ -102,9 +103,19 @@ def partial_to_bytes(p: Partial) -> bytes:
         "malformed": [[flow_index[k], name, n, first] for (k, name), (n, first)
                       in p.malformed.items()],
         "ftop": [[flow_index[k], [list(t) for t in h], d, c] for k, (h, d, c) in p.flow_tops.items()],
-        "profile": p.profile,
+        "profile": p.profile, "bin_ns": p.bin_ns,
+        "fser": p.flow_series.to_wire(), "tser": p.type_series.to_wire(),
+        "fhist": p.flow_hist.to_wire(), "thist": p.type_hist.to_wire(),
         "ttop": [[type_index[k], [list(t) for t in h], d, c] for k, (h, d, c) in p.type_tops.items()],
     })
+
+
+def _binned(names: tuple[str, ...], blobs: list, scopes: int) -> Binned:
+    t = Binned.from_wire(names, blobs)
+    sc = t.cols["scope"]
+    if len(sc) and (int(sc.min()) < 0 or int(sc.max()) >= scopes):
+        raise ValueError(f"series row of scope {int(sc.max())} outside 0..{scopes - 1}")
+    return t
 
 
 @without_gc
@@ -122,7 +133,11 @@ def partial_from_bytes(data: bytes) -> Partial:
             first_ns=m["first_ns"], last_ns=m["last_ns"], flows=flows, hints=hints,
             types=types,
             malformed={(flow_keys[i], name): [n, first] for i, name, n, first in m["malformed"]},
-            profile=dict(m.get("profile", {})),
+            profile=dict(m.get("profile", {})), bin_ns=m["bin_ns"],
+            flow_series=_binned(SERIES_VALUES, m["fser"], len(flows)),
+            type_series=_binned(SERIES_VALUES, m["tser"], len(types)),
+            flow_hist=_binned(HIST_VALUES, m["fhist"], len(flows)),
+            type_hist=_binned(HIST_VALUES, m["thist"], len(types)),
             flow_tops={flow_keys[i]: [[tuple(t) for t in h], d, c] for i, h, d, c in m["ftop"]},
             type_tops={type_keys[i]: [[tuple(t) for t in h], d, c] for i, h, d, c in m["ttop"]},
             **_stream_parts(m, flow_keys),

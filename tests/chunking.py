@@ -33,8 +33,8 @@ def one_frame_plan(paths: list) -> CapturePlan:
     return plan_capture(paths, 1)
 
 
-def tables_for(plan: CapturePlan, sigma: str = "3") -> Tables:
-    merged, outliers = run_serial(plan, Settings(sigma=sigma))
+def tables_for(plan: CapturePlan, sigma: str = "3", bin_ns: int = 10**9) -> Tables:
+    merged, outliers = run_serial(plan, Settings(sigma=sigma, bin_ns=bin_ns))
     return build_tables(merged, Fraction(sigma), outliers)
 
 

@@ -19,10 +19,12 @@ interface, unrepresentable timestamp) are numbered but never decoded, and so on.
 
 from __future__ import annotations
 
+import decimal
 import ipaddress
 import math
 import re
 import struct
+from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
 
@@ -754,6 +756,50 @@ def scope_stats(members: list[dict], k: Fraction) -> tuple[dict, list]:
     return stats, outliers
 
 
+def histogram_edges() -> list[int]:
+    """ceil(1000 * 10^(k/10)) ns for k = 0..90 (docs/SERIES.md), by 60-digit decimals."""
+    with decimal.localcontext() as ctx:
+        ctx.prec = 60
+        return [int((Decimal(1000) * Decimal(10) ** (Decimal(k) / 10))
+                    .to_integral_value(rounding=decimal.ROUND_CEILING)) for k in range(91)]
+
+
+HIST_EDGES = histogram_edges()
+SERIES_COLUMNS = ["bin_start_ns", "frames", "bytes", "iat_count", "iat_sum_ns", "iat_min_ns",
+                  "iat_max_ns", "iat_sumsq_hi", "iat_sumsq_lo"]
+
+
+def scope_series(members: list[dict], row: int, bin_ns: int) -> tuple[list, list]:
+    """Series rows [row, bin start, frames, bytes, IAT count, sum, min, max, sumsq hi, lo]
+    and histogram rows [row, bin, count] of one scope (members in frame order)."""
+    bins: dict[int, list] = {}
+    hist: dict[int, int] = {}
+    for i, m in enumerate(members):
+        b = bins.setdefault(m["ts_ns"] // bin_ns, [0, 0, []])
+        b[0] += 1
+        b[1] += m["bytes"]
+        if i:
+            x = m["ts_ns"] - members[i - 1]["ts_ns"]
+            b[2].append(x)
+            h = sum(1 for e in HIST_EDGES if e <= x)
+            hist[h] = hist.get(h, 0) + 1
+    rows = []
+    for b in sorted(bins):
+        frames, nbytes, iats = bins[b]
+        q = sum(x * x for x in iats)
+        rows.append([row, b * bin_ns, frames, nbytes, len(iats), sum(iats),
+                     min(iats, default=0), max(iats, default=0), q // 2**62, q % 2**62])
+    return rows, [[row, h, hist[h]] for h in sorted(hist)]
+
+
+def series_tables(rows: list, row_col: str) -> dict:
+    return {c: [r[i] for r in rows] for i, c in enumerate([row_col, *SERIES_COLUMNS])}
+
+
+def histogram_tables(rows: list, row_col: str) -> dict:
+    return {c: [r[i] for r in rows] for i, c in enumerate([row_col, "bin", "count"])}
+
+
 STAT_COLUMNS = [
     "frames",
     "bytes",
@@ -776,7 +822,7 @@ FRAME_TYPE_OUTLIER_COLUMNS = ["frame_type_row", "frame", "ts_ns", "iat_ns", "dev
 
 
 def reference_analyze(paths: list[str | Path], sigma: str = "3",
-                      iena_keys: dict | None = None) -> dict:
+                      iena_keys: dict | None = None, bin_ns: int = 10**9) -> dict:
     """The contract's result tables for one capture (a file or an ordered set of files),
     plus the protocol-stream tables of docs/STREAMS.md (tests/reference_streams.py).
     `iena_keys`: {key: type} or {key: (type, name)}, the --iena-keys map (STREAMS.md §6)."""
@@ -807,8 +853,12 @@ def reference_analyze(paths: list[str | Path], sigma: str = "3",
     type_table = {c: [] for c in FRAME_TYPE_COLUMNS}
     flow_outliers = []  # (frame, row)
     type_outliers = []
+    series: dict[str, list] = {"flow": [], "type": [], "flow_hist": [], "type_hist": []}
     for flow_row, ((kind, src, dst), members) in enumerate(flows.items()):
         stats, outliers = scope_stats(members, k)
+        rows, hist = scope_series(members, flow_row, bin_ns)
+        series["flow"] += rows
+        series["flow_hist"] += hist
         hints = set()
         for m in members:
             hints |= m["hints"]
@@ -827,6 +877,9 @@ def reference_analyze(paths: list[str | Path], sigma: str = "3",
         for frame_type, type_members in by_type.items():  # ordered by first frame
             type_row = len(type_table["flow"])
             stats, outliers = scope_stats(type_members, k)
+            rows, hist = scope_series(type_members, type_row, bin_ns)
+            series["type"] += rows
+            series["type_hist"] += hist
             type_table["flow"].append(flow_row)
             type_table["frame_type"].append(frame_type)
             for c in STAT_COLUMNS:
@@ -854,6 +907,10 @@ def reference_analyze(paths: list[str | Path], sigma: str = "3",
             "first_frame": [r[1] for r in bad],
         },
         "attrs": attrs,
+        "flow_series": series_tables(series["flow"], "flow"),
+        "frame_type_series": series_tables(series["type"], "frame_type_row"),
+        "flow_histograms": histogram_tables(series["flow_hist"], "flow"),
+        "frame_type_histograms": histogram_tables(series["type_hist"], "frame_type_row"),
         "flows": flow_table,
         "frame_types": type_table,
         "flow_outliers": {

@@ -19,6 +19,7 @@ from streamlens_dist.partial import (
     seam_iats,
 )
 from streamlens_dist.wire import (
+    VERSION,
     pack,
     partial_from_bytes,
     partial_to_bytes,
@@ -127,7 +128,8 @@ def test_wire_rejects_foreign_and_future_messages() -> None:
         partial_from_bytes(b"\x93\x01\x02\x03")
     with pytest.raises(WireFormatError):
         partial_from_bytes(b"not msgpack at all \xc1")
-    future = pack("partial", {}).replace(b"\xa1v\x02", b"\xa1v\x63")
+    future = pack("partial", {}).replace(b"\xa1v" + bytes([VERSION]), b"\xa1v\x63")
+    assert future != pack("partial", {})
     with pytest.raises(WireFormatError, match="version"):
         partial_from_bytes(future)
     with pytest.raises(WireFormatError, match="malformed"):

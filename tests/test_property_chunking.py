@@ -1,6 +1,7 @@
 """Property tests: random captures (random flows and frame types, jitter, gaps, repeated and
 backwards timestamps) cut at random frame boundaries, from one frame per chunk to a single
-chunk, give identical tables, equal to the single-process reference."""
+chunk, give identical tables (the IAT series and histograms too, at random bin widths), equal
+to the single-process reference."""
 
 from __future__ import annotations
 
@@ -39,19 +40,20 @@ def _write(tmp_path, seed: int, n: int, container: str, files: int) -> list:
 @given(seed=st.integers(0, 2**32), n=st.integers(1, 120),
        container=st.sampled_from(["pcap", "pcapng"]), files=st.integers(1, 3),
        cuts=st.lists(st.integers(0, 400), max_size=30),
-       sigma=st.sampled_from(["3", "2", "1.5", "0.5"]))
+       sigma=st.sampled_from(["3", "2", "1.5", "0.5"]),
+       bin_ns=st.sampled_from([1, 7, 1000, 10**6, 10**9, 3600 * 10**9]))
 def test_random_chunkings_equal_reference(tmp_path_factory, seed, n, container, files, cuts,
-                                          sigma) -> None:
+                                          sigma, bin_ns) -> None:
     tmp = tmp_path_factory.mktemp("prop")
     paths = _write(tmp, seed, n, container, files)
     singles = one_frame_plan(paths)
-    ref = reference_analyze(paths, sigma=sigma)
+    ref = reference_analyze(paths, sigma=sigma, bin_ns=bin_ns)
     ref_tables = {t: ref[t] for t in LAYOUT}
-    whole = as_dict(tables_for(regroup(singles, []), sigma))
+    whole = as_dict(tables_for(regroup(singles, []), sigma, bin_ns))
     assert_tables_equal(whole, ref_tables, where="one chunk")
-    per_frame = as_dict(tables_for(singles, sigma))
+    per_frame = as_dict(tables_for(singles, sigma, bin_ns))
     assert_tables_equal(per_frame, whole, where="one frame per chunk")
-    random_cut = as_dict(tables_for(regroup(singles, cuts), sigma))
+    random_cut = as_dict(tables_for(regroup(singles, cuts), sigma, bin_ns))
     assert_tables_equal(random_cut, whole, where=f"cuts {sorted(set(cuts))}")
 
 

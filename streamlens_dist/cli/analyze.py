@@ -14,7 +14,7 @@ from ..api import Summary, analyze
 from ..errors import SettingsError
 from ..ienakeys import load_key_map
 from ..results import Tables, top_flows, top_streams
-from ..settings import DEFAULT_CHUNK_SIZE, parse_sigma, parse_size
+from ..settings import DEFAULT_CHUNK_SIZE, parse_duration, parse_sigma, parse_size
 from . import EXIT_DATA_PROBLEMS, EXIT_OK, cli
 
 _PHASES = {"split": "split", "dissect": "dissect chunks", "merge": "merge partials",
@@ -31,6 +31,13 @@ def _size(_ctx: click.Context, _param: click.Parameter, value: str) -> int:
 def _sigma(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
     try:
         return parse_sigma(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
+def _bin(_ctx: click.Context, _param: click.Parameter, value: str) -> int:
+    try:
+        return parse_duration(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
 
@@ -64,6 +71,8 @@ def _key_map(_ctx: click.Context, _param: click.Parameter, value: str | None) ->
               help="Outlier threshold k in mean + k*std (a decimal, taken exactly).")
 @click.option("--chunk-size", default=str(DEFAULT_CHUNK_SIZE // 1024**2) + "MiB",
               show_default=True, callback=_size, help="Target chunk size: bytes or KiB/MiB/GiB.")
+@click.option("--bin", "bin_ns", default="1s", show_default=True, callback=_bin,
+              help="Time bin of the IAT series in the store (e.g. 100ms, 1s, 1min).")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Worker processes of the local cluster [default: CPU count, at most 8].")
 @click.option("--scheduler", default=None, metavar="ADDRESS", envvar="DASK_SCHEDULER_ADDRESS",
@@ -92,7 +101,7 @@ def _key_map(_ctx: click.Context, _param: click.Parameter, value: str | None) ->
               help="This client's certificate (PEM) for a tls:// --scheduler.")
 @click.option("--tls-key", default=None, metavar="KEY",
               help="The private key (PEM) of --tls-cert (omit if CERT holds it).")
-def analyze_cmd(paths: tuple[str, ...], store: str, sigma: str, chunk_size: int,
+def analyze_cmd(paths: tuple[str, ...], store: str, sigma: str, chunk_size: int, bin_ns: int,
                 workers: int | None, scheduler: str | None, serial: bool, overwrite: bool,
                 as_json: bool, quiet: bool, profile: bool, iena_keys: tuple | None,
                 checkpoint: str | None, storage_options: dict | None,
@@ -120,7 +129,7 @@ def analyze_cmd(paths: tuple[str, ...], store: str, sigma: str, chunk_size: int,
                           workers=workers, scheduler=scheduler, serial=serial,
                           overwrite=overwrite, progress=progress, iena_keys=iena_keys,
                           tls=(tls_ca_file, tls_cert, tls_key), checkpoint=checkpoint,
-                          storage_options=storage_options,
+                          storage_options=storage_options, bin=bin_ns,
                           on_cluster=None if quiet or as_json else
                           lambda link: console.print(f"Dask dashboard: {link}",
                                                      highlight=False))

@@ -1,0 +1,159 @@
+"""The IAT series and histograms (docs/SERIES.md) at the level of their parts: histogram
+edges, the vectorised chunk pass against the Python one, merging pieces cut anywhere (with
+negative times, backwards timestamps and sums of squares far above 2^63), and the per-frame
+path of captures whose times pass 2^61 ns, against the single-process reference."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+from chunking import as_dict, one_frame_plan, regroup, tables_for
+from conftest import assert_tables_equal
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from reference import HIST_EDGES, reference_analyze
+
+from streamlens_dist import series
+from streamlens_dist.partial import Partial, add_iat, combine_all, new_stats
+from streamlens_dist.settings import Settings
+from streamlens_dist.store import LAYOUT
+from streamlens_dist.synth import random_records, write_pcap
+
+
+def test_edges_are_the_exact_integer_ceilings() -> None:
+    assert list(series.EDGES) == HIST_EDGES
+    assert series.EDGES[0] == 1000 and series.EDGES[10] == 10_000 and series.EDGES[90] == 10**12
+    assert series.EDGES[1] == 1259  # 1000 * 10^0.1 = 1258.925...
+    for k, e in enumerate(series.EDGES):
+        assert series.hist_bin(e) == k + 1  # an IAT on an edge is in the bin above it
+        assert series.hist_bin(e - 1) == k
+    assert series.hist_bin(-5) == 0 and series.hist_bin(10**15) == series.HIST_BINS - 1
+
+
+def _table(t: series.Binned) -> dict:
+    return {c: v.tolist() for c, v in t.cols.items()}
+
+
+frames_strategy = st.lists(
+    st.tuples(st.integers(0, 4), st.integers(-(1 << 61), 1 << 61), st.integers(0, 9000)),
+    min_size=0, max_size=60)
+
+
+def _near(draw_list: list, spread: int) -> list:
+    """Mostly close timestamps (same bins, small IATs) with some far ones."""
+    out, t = [], 0
+    for s, far, z in draw_list:
+        t = far if far % 7 == 0 else t + far % spread - spread // 4
+        t = max(-(1 << 61), min(1 << 61, t))
+        out.append((s, t, z))
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(raw=frames_strategy, spread=st.sampled_from([10, 5000, 3 * 10**9, 10**15]),
+       bin_ns=st.sampled_from([1, 1000, 10**9, 10**12]))
+def test_compiled_and_numpy_chunk_equal_python(raw, spread, bin_ns) -> None:
+    rows = _near(raw, spread)
+    # scope numbers by first appearance, as the partials number their dict keys
+    order: dict[int, int] = {}
+    scope = [order.setdefault(s, len(order)) for s, _, _ in rows]
+    ts = [t for _, t, _ in rows]
+    size = [z for _, _, z in rows]
+    args = (np.array(scope, np.int64), np.array(ts, np.int64), np.array(size, np.int64), bin_ns)
+    fast = series.chunk_series(*args)
+    numpy_ = series.chunk_series(*args, force_numpy=True)
+    slow = series.python_series(scope, ts, size, bin_ns)
+    for a, b, c in zip(fast, numpy_, slow, strict=True):
+        assert _table(a) == _table(b) == _table(c)
+    # the store's hi/lo is the exact sum of squares
+    sq: dict[tuple[int, int], int] = {}
+    last: dict[int, int] = {}
+    for s, t in zip(scope, ts, strict=True):
+        if s in last:
+            key = (s, t // bin_ns)
+            sq[key] = sq.get(key, 0) + (t - last[s]) ** 2
+        last[s] = t
+    c = fast[0].cols
+    for s, b, hi, lo in zip(c["scope"], c["bin"], c["qh"], c["ql"], strict=True):
+        assert series.square(hi, lo) == sq.get((int(s), int(b)), 0)
+        assert 0 <= lo < 1 << 62
+
+
+def _partial(index: int, rows: list, bin_ns: int) -> Partial:
+    p = Partial(lo=index, hi=index, frames=len(rows), bin_ns=bin_ns)
+    for frame, (s, t, z) in rows:
+        if s in p.flows:
+            add_iat(p.flows[s], frame, t, z)
+        else:
+            p.flows[s] = new_stats(frame, t, z)
+    pos = {k: i for i, k in enumerate(p.flows)}
+    p.flow_series, p.flow_hist = series.chunk_series(
+        np.array([pos[s] for _, (s, _, _) in rows], np.int64),
+        np.array([t for _, (_, t, _) in rows], np.int64),
+        np.array([z for _, (_, _, z) in rows], np.int64), bin_ns)
+    return p
+
+
+@settings(max_examples=300, deadline=None)
+@given(raw=frames_strategy, spread=st.sampled_from([10, 5000, 3 * 10**9, 10**15]),
+       bin_ns=st.sampled_from([1, 1000, 10**9]), cuts=st.lists(st.integers(0, 60), max_size=8))
+def test_merged_pieces_equal_the_whole(raw, spread, bin_ns, cuts) -> None:
+    rows = list(enumerate(_near(raw, spread)))
+    bounds = sorted({0, len(rows), *(c for c in cuts if c <= len(rows))})
+    parts = [_partial(i, rows[a:b], bin_ns) for i, (a, b) in enumerate(zip(bounds, bounds[1:], strict=False))]
+    merged = combine_all(parts)
+    whole = _partial(0, rows, bin_ns)
+    assert list(merged.flows) == list(whole.flows)
+    assert _table(merged.flow_series) == _table(whole.flow_series)
+    assert _table(merged.flow_hist) == _table(whole.flow_hist)
+
+
+def test_times_beyond_2_61_take_the_per_frame_path(tmp_path) -> None:
+    """pcap seconds after 2043 pass 2^61 ns: chunks there use Python ints for everything."""
+    rng = random.Random(5)
+    base = (1 << 61) + 10**15
+    records = [(base + ts % 10**13, f) for ts, f in random_records(rng, 150)]
+    path = tmp_path / "late.pcap"
+    write_pcap(path, records)
+    singles = one_frame_plan([path])
+    ref = reference_analyze([path], bin_ns=10**6)
+    assert len(ref["flow_series"]["flow"]) > 5
+    whole = as_dict(tables_for(regroup(singles, []), bin_ns=10**6))
+    assert_tables_equal(whole, {t: ref[t] for t in LAYOUT})
+    cut = as_dict(tables_for(regroup(singles, [7, 40, 41, 90]), bin_ns=10**6))
+    assert_tables_equal(cut, whole)
+
+
+@pytest.mark.parametrize("text,ns", [("1s", 10**9), ("250ms", 250 * 10**6), ("5min", 300 * 10**9),
+                                     ("1000", 1000), (7, 7), ("2us", 2000)])
+def test_bin_widths(text, ns) -> None:
+    assert Settings(bin_ns=text).bin_ns == ns
+
+
+@pytest.mark.parametrize("bad", ["0s", "-1s", "1 fortnight", "", "1.5s", 0])
+def test_bad_bin_widths(bad) -> None:
+    from streamlens_dist.errors import SettingsError
+
+    with pytest.raises(SettingsError, match="time bin"):
+        Settings(bin_ns=bad)
+
+
+def test_times_back_and_forth_between_bins() -> None:
+    """A scope whose frames alternate between two bins needs a row per frame in the compiled
+    pass (more than its first guess of rows): same tables as Python's."""
+    ts = [(i % 2) * 1000 + i for i in range(300)]
+    scope = [i % 3 // 2 for i in range(300)]
+    size = list(range(300))
+    for force in (False, True):
+        fast = series.chunk_series(np.array(scope), np.array(ts), np.array(size), 1000,
+                                   force_numpy=force)
+        slow = series.python_series(scope, ts, size, 1000)
+        assert [_table(t) for t in fast] == [_table(t) for t in slow]
+    assert len(slow[0]) == 4  # 2 scopes x 2 bins
+
+
+def test_compiled_pass_is_used() -> None:
+    """The compiled pass is built (CI builds it; numpy is only the fallback)."""
+    assert series._scopes is not None and hasattr(series._scopes, "series")
