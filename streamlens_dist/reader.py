@@ -1,14 +1,15 @@
 """Reading stores back: `open_results(store)` for notebooks and `streamlens-dist report`.
 
 A single-capture store opens as `Results` (its attributes and every table of store.LAYOUT as a
-pandas DataFrame), a campaign store as `CampaignResults` (its tables, and each capture's
-`Results`). Tables are read when first asked for, column by column, straight from the Zarr
-arrays; nothing is recomputed.
+pandas DataFrame, the IAT series and histograms as xarray objects), a campaign store as
+`CampaignResults` (its tables, and each capture's `Results`). Tables are read when first
+asked for, column by column, straight from the Zarr arrays; nothing is recomputed.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -45,6 +46,7 @@ class Results:
         if name not in LAYOUT:
             raise KeyError(f"no table {name!r}; the tables are {', '.join(LAYOUT)}")
         if name not in self._frames:
+            self._need(name)
             self._frames[name] = _frame(self.group[name], LAYOUT[name])
         return self._frames[name]
 
@@ -54,8 +56,45 @@ class Results:
         raise AttributeError(name)
 
     def tables(self) -> Tables:
-        """Every table as {column: numpy array} (the form analyze's Summary holds)."""
-        return Tables(**{t: {c: self.group[t][c][:] for c in cols} for t, cols in LAYOUT.items()})
+        """Every table as {column: numpy array} (the form analyze's Summary holds); tables a
+        store predates (series, histograms) come back empty."""
+        def read(t: str, cols: dict[str, str]) -> dict[str, np.ndarray]:
+            if t not in self.group:
+                return {c: np.zeros(0, dtype=object if d == "string" else d)
+                        for c, d in cols.items()}
+            return {c: self.group[t][c][:] for c in cols}
+        return Tables(**{t: read(t, cols) for t, cols in LAYOUT.items()})
+
+    def series(self, kind: str = "flow", rows: Sequence[int] | None = None,
+               lazy: bool = False) -> Any:
+        """The IAT series of flows (`kind="flow"`, rows of `flows`) or of (flow, frame type)
+        scopes (`"frame_type"`, rows of `frame_types`) as an xarray Dataset with dims
+        (kind, time): frames, bytes, IAT count/sum/min/max/mean/std per bin; `rows` picks
+        scopes. `lazy=True`: the stored long form (one row per non-empty bin) as dask arrays,
+        for stores too big to load."""
+        from .seriesview import dense_series, lazy_series, tables_of
+
+        name, _, _ = tables_of(kind)
+        self._need(name)
+        if lazy:
+            return lazy_series(self.group, kind)
+        return dense_series(self.table(name), int(self.attrs["series_bin_ns"]), kind, rows)
+
+    def histograms(self, kind: str = "flow") -> Any:
+        """IAT histograms on the fixed logarithmic bins: an xarray DataArray with dims
+        (kind, bin) and each bin's lower_ns/upper_ns."""
+        from .seriesview import histograms, tables_of
+
+        _, name, _ = tables_of(kind)
+        self._need(name)
+        scopes = len(self.table("flows" if kind == "flow" else "frame_types"))
+        return histograms(self.table(name), self.attrs["histogram_edges_ns"], kind, scopes)
+
+    def _need(self, name: str) -> None:
+        if name not in self.group:
+            raise KeyError(f"{self.path} has no {name} table: it was written by streamlens-dist "
+                           f"{self.attrs.get('software_version', '?')}, before series were "
+                           "stored; analyse the capture again")
 
     def late_frames(self, stream_row: int | None = None) -> Any:
         """Outlier rows of one protocol stream (streams table row), or of the stream with the

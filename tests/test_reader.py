@@ -128,3 +128,59 @@ def test_not_a_store(tmp_path) -> None:
         open_results(tmp_path)
     r = _report("report", str(tmp_path))
     assert r.returncode == 1 and "no result store" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_series_as_xarray(analysed) -> None:
+    """Dense series over time agree with the flows' own totals and with a brute-force
+    recomputation from the reference's frames; the lazy form is the stored long table."""
+    from reference import reference_frames
+
+    store, _ = analysed
+    res = open_results(store)
+    flows = res.flows
+    # the two files are years apart: every flow over one time axis at 1 s is refused
+    with pytest.raises(ValueError, match="too big to make dense"):
+        res.series("flow")
+    recent = [i for i in range(len(flows)) if flows["first_ns"].iloc[i] > 1.6e18]
+    ds = res.series("flow", rows=recent)
+    assert 1 < ds.sizes["flow"] == len(recent) < len(flows)
+    sub = flows.iloc[recent]
+    assert (ds["frames"].sum("time").values == sub["frames"].to_numpy()).all()
+    assert (ds["iat_count"].sum("time").values == sub["iat_count"].to_numpy()).all()
+    assert (ds["iat_sum_ns"].sum("time").values == sub["iat_sum_ns"].to_numpy()).all()
+    some = sub["iat_count"].to_numpy() > 0
+    assert np.array_equal(np.nanmax(ds["iat_max_ns"].values[some], axis=1),
+                          sub["iat_max_ns"].to_numpy()[some])
+    # the busiest flow, bin by bin, from the frames themselves
+    row = recent[int(np.argmax(sub["frames"].to_numpy()))]
+    key = (flows["kind"].iloc[row], flows["src"].iloc[row], flows["dst"].iloc[row])
+    frames = [f for f in reference_frames(res.attrs["files"]) if f["status"] == "ok"
+              and (f["kind"], f["src"], f["dst"]) == key]
+    bin_ns = res.attrs["series_bin_ns"]
+    per_bin: dict[int, list[int]] = {}
+    for a, b in zip(frames, frames[1:], strict=False):
+        per_bin.setdefault(b["ts_ns"] // bin_ns * bin_ns, []).append(b["ts_ns"] - a["ts_ns"])
+    one = ds.sel(flow=row)
+    for start, iats in per_bin.items():
+        cell = one.sel(time=np.datetime64(start, "ns"))
+        assert int(cell["iat_count"]) == len(iats)
+        assert float(cell["iat_mean_ns"]) == sum(iats) / len(iats)
+        if len(iats) > 1:
+            m = sum(iats) / len(iats)
+            want = (sum((x - m) ** 2 for x in iats) / (len(iats) - 1)) ** 0.5
+            assert float(cell["iat_std_ns"]) == pytest.approx(want, rel=1e-9)
+    empty = one.where(one["frames"] == 0, drop=True)
+    assert np.isnan(empty["iat_mean_ns"].values).all()
+    assert res.series("flow", rows=[row]).sizes["flow"] == 1
+
+    lazy = res.series("frame_type", lazy=True)
+    stored = res.frame_type_series
+    assert lazy.sizes["row"] == len(stored)
+    for c in stored.columns:
+        assert np.array_equal(lazy[c].values, stored[c].to_numpy()), c
+
+    h = res.histograms("frame_type")
+    assert (h.sum("bin").values == res.frame_types["iat_count"].to_numpy()).all()
+    assert h["lower_ns"].values[1] == 1000 and h["upper_ns"].values[-2] == 10**12
+    with pytest.raises(ValueError, match="kind"):
+        res.series("stream")

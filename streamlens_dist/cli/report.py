@@ -18,12 +18,36 @@ from . import EXIT_DATA_PROBLEMS, EXIT_OK, cli
               help="Print the summary as JSON: what open_results(STORE).summary() returns.")
 @click.option("--storage-options", default=None, metavar="JSON",
               envvar="STREAMLENS_STORAGE_OPTIONS", help="fsspec options for a URL store.")
-def report_cmd(store: str, top: int, as_json: bool, storage_options: str | None) -> int:
+@click.option("--html", "html_path", default=None, metavar="FILE",
+              help="Write a self-contained HTML report (opens offline) to FILE instead of "
+                   "printing the summary.")
+@click.option("--html-flows", default=10, show_default=True, type=click.IntRange(min=1),
+              help="IAT timelines of this many worst flows (by outliers) in the HTML report.")
+def report_cmd(store: str, top: int, as_json: bool, storage_options: str | None,
+               html_path: str | None, html_flows: int) -> int:
     """Counts, the worst flows and streams and the problems of the results in STORE (for a
-    campaign: captures by status and flows by outlier rate, fleet-wide and per tail)."""
+    campaign: captures by status and flows by outlier rate, fleet-wide and per tail).
+
+    With --html FILE: the same as a page with plots (IAT timelines of the worst flows, IAT
+    histograms per frame type, the late frames of the worst stream, capped tables; for a
+    campaign a flows x captures heatmap of outlier rate)."""
     from .campaign import _storage
 
+    if html_path is not None:
+        if as_json:
+            raise click.UsageError("--html and --json are exclusive: --html writes a file, "
+                                   "--json prints the summary")
+        return report_html(store, html_path, html_flows, _storage(storage_options))
     return report_store(store, top, as_json, _storage(storage_options))
+
+
+def report_html(store: str, out: str, flows: int, storage: dict | None = None) -> int:
+    from ..htmlreport import write_html_report
+    from ..htmlreport.page import fmt_bytes
+
+    rep = write_html_report(store, out, flows=flows, storage=storage)
+    click.echo(f"wrote {rep.path} ({fmt_bytes(rep.size)}, {rep.size:,} bytes, {rep.plots} plots)")
+    return EXIT_DATA_PROBLEMS if rep.data_problems else EXIT_OK
 
 
 def report_store(store: str, top: int, as_json: bool, storage: dict | None = None) -> int:
