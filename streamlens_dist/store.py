@@ -161,11 +161,29 @@ def _write_tables(put: Put, tables: Tables) -> None:
             write_array(put, f"{table}/{col}", dtype, data[col])
 
 
+_UMASK: list[int] = []
+
+
+def _umask() -> int:
+    if not _UMASK:
+        try:  # read, not set-and-restore: other threads may be creating files meanwhile
+            with open("/proc/self/status", encoding="ascii") as f:
+                line = next(x for x in f if x.startswith("Umask:"))
+            _UMASK.append(int(line.split()[1], 8))
+        except (OSError, StopIteration, ValueError):
+            mask = os.umask(0o022)
+            os.umask(mask)
+            _UMASK.append(mask)
+    return _UMASK[0]
+
+
 def atomic_write(path: str, data: bytes) -> None:
     """Write a file under a temporary name in its directory, then rename it into place: a
-    reader sees the old file or the whole new one, never a part."""
+    reader sees the old file or the whole new one, never a part. The file gets the mode a
+    plain open() would give it (mkstemp's is 0600: unreadable to the rest of a team)."""
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)

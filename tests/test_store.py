@@ -59,3 +59,19 @@ def test_files_match_zarr(tmp_path, monkeypatch, dtype, n) -> None:
     # the keys zarr writes (it skips chunks that are all fill value; we write every one)
     assert {p.name for p in (tmp_path / "theirs").iterdir()} - {"zarr.json"} <= set(chunk_files)
     assert chunk_files == [str(i) for i in range(-(-n // 4))]
+
+
+def test_atomic_write_gives_the_usual_file_mode(tmp_path) -> None:
+    """Reports, checkpoint entries and campaign records are readable like any file the user
+    writes (mkstemp alone would leave them 0600)."""
+    import os
+    import stat
+
+    from streamlens_dist.store import _umask, atomic_write
+
+    target = tmp_path / "report.html"
+    atomic_write(str(target), b"x")
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o666 & ~_umask()
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert _umask() == mask
