@@ -16,10 +16,11 @@ chunks take `python_series`, which does the same with Python ints.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 
 import numpy as np
+
+from .scopestats import _scopes  # the compiled module (None without a C compiler)
 
 HIST_BINS = 92
 
@@ -140,16 +141,6 @@ def _sort_rows(scope: np.ndarray, b: np.ndarray) -> np.ndarray | None:
     if np.all((d > 0) | ((d == 0) & (b[1:] >= b[:-1]))):
         return None
     return np.lexsort((b, scope))
-
-
-def _load_compiled():  # noqa: ANN202 - a module or None
-    try:
-        return importlib.import_module(f"{__package__}._scopes")
-    except ImportError:  # built without a C compiler: the numpy path below
-        return None
-
-
-_scopes = _load_compiled()
 
 
 def chunk_series(scope: np.ndarray, ts: np.ndarray, size: np.ndarray, bin_ns: int,
