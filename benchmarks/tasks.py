@@ -353,6 +353,21 @@ def reducer(args: dict[str, Any]) -> dict[str, Any]:
             for tk in tkeys[i]:
                 p.types[tk] = list(st)
         p.last_ns = p.first_ns + iats * period + flows - 1
+        if hasattr(p, "flow_series"):  # the IAT series and histograms (docs/SERIES.md)
+            import numpy as np
+
+            from streamlens_dist.series import chunk_series
+
+            j = np.repeat(np.arange(iats + 1, dtype=np.int64), flows)
+            scope = np.tile(np.arange(flows, dtype=np.int64), iats + 1)
+            ts = p.first_ns + j * period + scope
+            size = np.full(len(ts), 200, np.int64)
+            p.flow_series, p.flow_hist = chunk_series(scope, ts, size, p.bin_ns)
+            if types_per_flow:  # every type of a flow holds the flow's frames (as above)
+                tpf = types_per_flow
+                p.type_series, p.type_hist = chunk_series(
+                    np.concatenate([scope * tpf + t for t in range(tpf)]), np.tile(ts, tpf),
+                    np.tile(size, tpf), p.bin_ns)
         return p
 
     gc.collect()
@@ -389,6 +404,10 @@ def reducer(args: dict[str, Any]) -> dict[str, Any]:
     expect = chunks * (iats + 1)
     stats_ok = all(merged.flows[k][0] == expect and merged.flows[k][6] == expect - 1
                    and merged.flows[k][7] == (expect - 1) * period for k in (keys[0], keys[-1]))
+    ser = getattr(merged, "flow_series", None)
+    if ser is not None:  # every frame and IAT is in exactly one bin
+        stats_ok = stats_ok and int(ser.cols["frames"].sum()) == flows * expect \
+            and int(ser.cols["n"].sum()) == flows * (expect - 1)
     result_rss = rss_bytes()
     return {"seconds": seconds, "build_s": build_s, "merge_s": seconds - build_s,
             "flows": len(merged.flows), "chunks": merged.hi - merged.lo + 1,
