@@ -178,7 +178,7 @@ done:
 }
 
 
-/* series(scope, ts, size, nscopes, bin_ns, edges, cur, rows, hist) -> rows written, or -1
+/* series(scope, ts, size, nscopes, bin_ns, edges, cur, rows, hist) -> rows written, or -2
  *   scope  int64[n]  dense scope index 0 <= s < nscopes of each frame, frames in frame order
  *   ts, size int64[n] (|ts| <= 2^61); edges int64[91] (series.EDGES, ascending)
  *   cur    int64[nscopes]  work space (overwritten)
@@ -187,12 +187,13 @@ done:
  *          bin, in order of creation: a scope whose times go back to an earlier bin gets a
  *          second row for it, which the caller merges after sorting
  *   hist   int64[nscopes * 92]  out (zeroed by the caller): IAT counts per scope and log bin
- * -1: some row's sum of squares reached 2^125, more than the store's hi/lo can hold.
+ * A row whose sum of squares reaches Q_LIMIT = 2^124 gets -1 in both columns (series.LOST).
  * The histogram bin of an IAT x starts from the bin of 2^(bit length of x - 1) (a table of 64)
  * and moves up at most 4 edges (an octave spans 3.01 bins of ten per decade).
  * The series of docs/SERIES.md in one pass, without sorting (series.chunk_series). */
 enum { S_SCOPE, S_BIN, S_FRAMES, S_BYTES, S_N, S_SUM, S_MIN, S_MAX, S_QH, S_QL, SERIES_COLS };
 #define HIST_BINS 92
+#define Q_LIMIT ((unsigned __int128)1 << 124)
 
 static PyObject *series(PyObject *self, PyObject *args) {
     Py_buffer b[7];
@@ -227,7 +228,7 @@ static PyObject *series(PyObject *self, PyObject *args) {
     }
     const int fast_bins = bin_ns <= ((int64_t)1 << 61);  /* lo + bin_ns cannot overflow */
     Py_ssize_t nrows = 0;
-    int overflow = 0, full = 0;
+    int full = 0;
     int start[65];  /* start[L]: edges <= 2^(L-1), the first candidate bin of bit length L */
     start[0] = 0;
     for (int L = 1; L <= 64; L++) {
@@ -285,10 +286,8 @@ static PyObject *series(PyObject *self, PyObject *args) {
             if (iat > row[S_MAX])
                 row[S_MAX] = iat;
             uint64_t a = (uint64_t)(iat < 0 ? -iat : iat);
-            unsigned __int128 sq = (unsigned __int128)a * a, before = q[r];
-            q[r] += sq;
-            if (q[r] < before)
-                overflow = 1;
+            unsigned __int128 sq = (unsigned __int128)a * a;
+            q[r] = q[r] + sq < q[r] ? Q_LIMIT : q[r] + sq;  /* saturate: it only tells LOST */
             int k = 0;  /* how many edges are <= iat */
             if (iat > 0) {
                 k = start[64 - __builtin_clzll((uint64_t)iat)];
@@ -301,15 +300,17 @@ static PyObject *series(PyObject *self, PyObject *args) {
     }
     for (Py_ssize_t r = 0; r < nrows; r++) {
         int64_t *row = rows + r * SERIES_COLS;
-        if (q[r] >> 125)
-            overflow = 1;
+        if (q[r] >= Q_LIMIT) {
+            row[S_QH] = row[S_QL] = -1;  /* series.LOST */
+            continue;
+        }
         row[S_QH] = (int64_t)(q[r] >> 62);
         row[S_QL] = (int64_t)(q[r] & (((unsigned __int128)1 << 62) - 1));
     }
     Py_END_ALLOW_THREADS
     PyMem_Free(q);
     PyMem_Free(bounds);
-    result = PyLong_FromSsize_t(full ? -2 : overflow ? -1 : nrows);
+    result = PyLong_FromSsize_t(full ? -2 : nrows);
 done:
     for (int k = 0; k < 7; k++)
         PyBuffer_Release(&b[k]);
@@ -321,7 +322,7 @@ static PyMethodDef methods[] = {
      "scope_stats(scope, frame, ts, size, hints, nscopes, keep_std, map, out, q, cut, kept) -> "
      "(scope rows, kept rows)"},
     {"series", series, METH_VARARGS,
-     "series(scope, ts, size, nscopes, bin_ns, edges, cur, rows, hist) -> rows or -1"},
+     "series(scope, ts, size, nscopes, bin_ns, edges, cur, rows, hist) -> rows or -2"},
     {NULL, NULL, 0, NULL},
 };
 

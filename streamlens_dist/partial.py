@@ -158,13 +158,14 @@ def _merge_binned(a: dict, b: dict, merged: dict, tables: tuple[Binned, ...], bi
     """(series, histograms) of scopes `merged` (= _merge_scopes(a, b)) from a's and b's
     tables (a_series, b_series, a_hist, b_hist): b's scopes renumbered, seam IATs added."""
     a_ser, b_ser, a_hist, b_hist = tables
-    pos = {k: i for i, k in enumerate(merged)}  # a's keys keep their numbers
-    index = np.array([pos[k] for k in b], dtype=np.int64)
-    both = sorted((k for k in b if k in a), key=pos.__getitem__)  # Binned rows are sorted
-    first = [b[k][FIRST_NS] for k in both]
-    seam_ser, seam_hist = series.seam_rows(
-        [pos[k] for k in both], first, [t - a[k][LAST_NS] for k, t in zip(both, first, strict=True)],
-        bin_ns)
+    # merged = a's keys (numbered as in a), then b's new keys in b's order
+    a_pos = {k: i for i, k in enumerate(a)}
+    fresh = iter(range(len(a), len(merged)))
+    index = np.fromiter((a_pos[k] if k in a_pos else next(fresh) for k in b), np.int64, len(b))
+    old = index < len(a)  # b's scopes that a has: one seam IAT each
+    first = np.fromiter((st[FIRST_NS] for st in b.values()), np.int64, len(b))[old]
+    last = np.fromiter((st[LAST_NS] for st in a.values()), np.int64, len(a))
+    seam_ser, seam_hist = series.seam_rows(index[old], first, first - last[index[old]], bin_ns)
     return (series.merge([a_ser, series.renumber(b_ser, index), seam_ser], SERIES_VALUES),
             series.merge([a_hist, series.renumber(b_hist, index), seam_hist], HIST_VALUES))
 

@@ -42,6 +42,11 @@ EDGES: tuple[int, ...] = tuple(_edge(k) for k in range(91))
 _EDGES = np.array(EDGES, dtype=np.int64)
 LO_BITS = 62
 LO_MASK = (1 << LO_BITS) - 1
+# A bin's sum of squares is kept below 2^124 ns^2 (hi < 2^62, so that a few rows add in
+# int64); beyond it (IATs of decades, only in captures whose times jump wildly) the bin holds
+# LOST in both columns: its std is unknown, everything else stays exact.
+Q_LIMIT = 1 << 124
+LOST = -1
 _M31 = (1 << 31) - 1
 _I64_MAX, _I64_MIN = np.iinfo(np.int64).max, np.iinfo(np.int64).min
 
@@ -125,12 +130,34 @@ def _reduce(keys: tuple[np.ndarray, np.ndarray], vals: dict[str, np.ndarray],
         else:
             out[c] = np.add.reduceat(v, starts)
     if q is not None:
-        hi, l1, l0 = (np.add.reduceat(x, starts) for x in q)
-        # each l-part sum is < 2^31 terms x 2^31; the hi sums are exact while the bin's
-        # true sum of squares is below 2^125, which any IATs of |ts| < 2^62 satisfy per term
-        l1 = l1 + (l0 >> 31)
-        out["qh"], out["ql"] = _norm_q(hi, l1, l0 & _M31)
+        out["qh"], out["ql"] = _reduce_squares(q, starts)
     return Binned(out)
+
+
+def _reduce_squares(q: tuple[np.ndarray, np.ndarray, np.ndarray], starts: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """(hi, lo) per group of the sums of hi * 2^62 + l1 * 2^31 + l0 (l1 < 2^32, l0 < 2^31;
+    hi = -1: an input already past Q_LIMIT), LOST where a sum reaches Q_LIMIT."""
+    hi, l1, l0 = q
+    lost_in = hi < 0
+    lost = np.maximum.reduceat(lost_in, starts)
+    if lost_in.any():
+        hi, l1, l0 = (np.where(lost_in, 0, x) for x in (hi, l1, l0))
+    h = np.add.reduceat(hi, starts)  # exact unless the group's sum nears 2^63: checked next
+    m1, m0 = np.add.reduceat(l1, starts), np.add.reduceat(l0, starts)
+    qh, ql = _norm_q(h, m1 + (m0 >> 31), m0 & _M31)
+    near = np.flatnonzero(~lost & (np.add.reduceat(hi.astype(np.float64), starts) >= 2.0**60))
+    ends = np.r_[starts[1:], len(hi)]
+    for r in near.tolist():  # a few huge bins (IATs of decades): exact Python ints
+        a, z = int(starts[r]), int(ends[r])
+        total = sum((int(x) << LO_BITS) + (int(y) << 31) + int(w)
+                    for x, y, w in zip(hi[a:z], l1[a:z], l0[a:z], strict=True))
+        if total >= Q_LIMIT:
+            lost[r] = True
+        else:
+            qh[r], ql[r] = total >> LO_BITS, total & LO_MASK
+    qh[lost], ql[lost] = LOST, LOST
+    return qh, ql
 
 
 def _sort_rows(scope: np.ndarray, b: np.ndarray) -> np.ndarray | None:
@@ -170,9 +197,6 @@ def _compiled_series(scope: np.ndarray, ts: np.ndarray, size: np.ndarray, bin_ns
         if nrows != -2:
             break
         cap = n
-    if nrows < 0:
-        raise OverflowError("an IAT series bin's sum of squares reached 2^125 ns^2, beyond "
-                            "what the store's (hi, lo) columns hold")
     rows = rows[:nrows]
     rows = rows[np.lexsort((rows[:, 1], rows[:, 0]))]  # rows were made in frame order
     cols = dict(zip(("scope", "bin", *SERIES_VALUES), rows.T, strict=True))
@@ -240,22 +264,45 @@ def python_series(scope: list[int], ts: list[int], size: list[int], bin_ns: int
     keys = sorted(rows)
     cols = [[k[0] for k in keys], [k[1] for k in keys]]
     cols += [[rows[k][j] for k in keys] for j in range(6)]
-    cols += [[rows[k][6] >> LO_BITS for k in keys], [rows[k][6] & LO_MASK for k in keys]]
+    qs = [rows[k][6] for k in keys]
+    cols += [[q >> LO_BITS if q < Q_LIMIT else LOST for q in qs],
+             [q & LO_MASK if q < Q_LIMIT else LOST for q in qs]]
     hkeys = sorted(hist)
     return (Binned.from_lists(SERIES_VALUES, cols),
             Binned.from_lists(HIST_VALUES, [[k[0] for k in hkeys], [k[1] for k in hkeys],
                                             [hist[k] for k in hkeys]]))
 
 
-def seam_rows(scopes: list[int], ts: list[int], iats: list[int], bin_ns: int
+def seam_rows(scopes: np.ndarray, ts: np.ndarray, iats: np.ndarray, bin_ns: int
               ) -> tuple[Binned, Binned]:
     """Series and histogram rows holding only the seam IATs `iats` (one per scope, ending at
-    `ts`; scopes ascending): added to the merged tables by `merge`."""
+    `ts`): added to the merged tables by `merge`."""
+    if len(iats) and int(np.abs(iats).max()) >= 1 << 62:  # beyond the limb squares: Python
+        return _python_seam_rows(scopes.tolist(), ts.tolist(), iats.tolist(), bin_ns)
+    order = np.argsort(scopes, kind="stable")  # Binned rows are sorted
+    scopes, ts, iats = scopes[order], ts[order], iats[order]
+    hi, l1, l0 = _square_parts(iats)
+    qh, ql = _norm_q(hi, l1 + (l0 >> 31), l0 & _M31)
+    zero = np.zeros(len(iats), np.int64)
+    series = Binned({"scope": scopes, "bin": np.floor_divide(ts, bin_ns), "frames": zero,
+                     "bytes": zero, "n": np.ones(len(iats), np.int64), "s": iats, "mn": iats,
+                     "mx": iats, "qh": qh, "ql": ql})
+    hist = Binned({"scope": scopes,
+                   "bin": np.searchsorted(_EDGES, iats, side="right").astype(np.int64),
+                   "count": np.ones(len(iats), np.int64)})
+    return series, hist
+
+
+def _python_seam_rows(scopes: list[int], ts: list[int], iats: list[int], bin_ns: int
+                      ) -> tuple[Binned, Binned]:
+    rows = sorted(zip(scopes, ts, iats, strict=True))
+    scopes, ts, iats = [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
     n = len(scopes)
     sq = [x * x for x in iats]
     series = Binned.from_lists(SERIES_VALUES, [
         scopes, [t // bin_ns for t in ts], [0] * n, [0] * n, [1] * n, iats, iats, iats,
-        [q >> LO_BITS for q in sq], [q & LO_MASK for q in sq]])
+        [q >> LO_BITS if q < Q_LIMIT else LOST for q in sq],
+        [q & LO_MASK if q < Q_LIMIT else LOST for q in sq]])
     hist = Binned.from_lists(HIST_VALUES, [scopes, [hist_bin(x) for x in iats], [1] * n])
     return series, hist
 

@@ -37,6 +37,8 @@ def bin_stats(n: np.ndarray, s: np.ndarray, hi: np.ndarray, lo: np.ndarray
                                             strict=True)):
         if ni:
             mean[i], std[i] = mean_std(ni, si, (h << LO_BITS) + lw)
+            if h < 0:  # series.LOST: the bin's sum of squares passed 2^124 ns^2
+                std[i] = np.nan
     return mean, std
 
 

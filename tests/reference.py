@@ -787,8 +787,9 @@ def scope_series(members: list[dict], row: int, bin_ns: int) -> tuple[list, list
     for b in sorted(bins):
         frames, nbytes, iats = bins[b]
         q = sum(x * x for x in iats)
+        hi, lo = (q // 2**62, q % 2**62) if q < 2**124 else (-1, -1)  # beyond: "lost"
         rows.append([row, b * bin_ns, frames, nbytes, len(iats), sum(iats),
-                     min(iats, default=0), max(iats, default=0), q // 2**62, q % 2**62])
+                     min(iats, default=0), max(iats, default=0), hi, lo])
     return rows, [[row, h, hist[h]] for h in sorted(hist)]
 
 

@@ -157,3 +157,47 @@ def test_times_back_and_forth_between_bins() -> None:
 def test_compiled_pass_is_used() -> None:
     """The compiled pass is built (CI builds it; numpy is only the fallback)."""
     assert series._scopes is not None and hasattr(series._scopes, "series")
+
+
+def test_seam_rows_vectorised_and_python_agree() -> None:
+    """Seam IATs up to 2^63 - 1 (times within +-2^62): the limb squares below 2^62, Python
+    ints above (where squares pass 2^124: LOST); rows sorted by scope whatever the order."""
+    scopes = np.array([4, 1, 3], np.int64)
+    ts = np.array([-(10**9) - 1, 5 * 10**9, 7], np.int64)
+    for iats in ([3, 10**12, -(1 << 61)], [(1 << 62) + 5, 2, (1 << 63) - 1]):
+        ser, hist = series.seam_rows(scopes, ts, np.array(iats, np.int64), 10**9)
+        ref_ser, ref_hist = series._python_seam_rows(scopes.tolist(), ts.tolist(), iats, 10**9)
+        assert _table(ser) == _table(ref_ser) and _table(hist) == _table(ref_hist)
+        assert ser.cols["scope"].tolist() == [1, 3, 4]
+        assert ser.cols["bin"].tolist() == [5, 0, -2]
+        want = [x * x if x * x < series.Q_LIMIT else None for x in (iats[1], iats[2], iats[0])]
+        got = [series.square(h, lo) if h != series.LOST else None
+               for h, lo in zip(ser.cols["qh"], ser.cols["ql"], strict=True)]
+        assert got == want
+
+
+def test_sums_of_squares_past_2_124_are_marked_lost() -> None:
+    """Times that jump by a century within one scope (damaged captures): the bin's sum of
+    squares cannot be stored, so it is marked LOST (-1, -1) by every path alike, and stays so
+    when merged; counts, sums, min and max stay exact."""
+    t = 6 * (1 << 61) // 10  # IATs of 2t = 1.2 * 2^61 ns (88 years): three pass 2^124
+    ts = [-t, t, -t, t, -t, t, -t, 5, 9]
+    scope = [0] * 7 + [1, 1]
+    size = [1] * 9
+    ref = series.python_series(scope, ts, size, 1000)
+    for force in (False, True):
+        got = series.chunk_series(np.array(scope), np.array(ts), np.array(size), 1000,
+                                  force_numpy=force)
+        assert [_table(t) for t in got] == [_table(t) for t in ref]
+    c = ref[0].cols
+    assert c["qh"].tolist() == [-1, -1, 0] and c["ql"].tolist() == [-1, -1, 16]
+    assert c["s"].tolist() == [-6 * t, 6 * t, 4] and c["n"].tolist() == [3, 3, 1]
+    # such an IAT alone is kept, two too; three in one bin (seams of three merges) are lost
+    big = 2 * t
+    seam = series.seam_rows(np.array([0]), np.array([0]), np.array([big]), 1000)[0]
+    assert series.square(seam.cols["qh"][0], seam.cols["ql"][0]) == big * big
+    merged = series.merge([seam, seam, seam], series.SERIES_VALUES)
+    assert merged.cols["qh"].tolist() == [series.LOST] and merged.cols["n"].tolist() == [3]
+    assert series.merge([merged, seam], series.SERIES_VALUES).cols["qh"].tolist() == [-1]
+    two = series.merge([seam, seam], series.SERIES_VALUES)
+    assert series.square(two.cols["qh"][0], two.cols["ql"][0]) == 2 * big * big
