@@ -269,15 +269,8 @@ def _run_dask(plan: CapturePlan, settings: Settings, client, progress: Progress,
         if len(level) % 2:
             nxt.append(level[-1])
         level, depth = nxt, depth + 1
-    for done, fut in enumerate(as_completed(p1), 1):
-        i = index_of[fut.key]
-        if checkpoint is not None and cached[i] is None:
-            checkpoint.save(plan.chunks[i], settings, fut.result())
-        progress("dissect", done, n)
-    t1 = time.perf_counter()
-    merged = partial_from_bytes(level[0].result())
-    progress("merge", 1, 1)
-    t2 = time.perf_counter()
+    # The whole graph is submitted before any result is awaited: pass 2 starts on the
+    # workers as soon as the root exists, while the client fetches and decodes the root.
     # Thresholds and the first prefix are tasks (thresholds from the root of the tree, the
     # empty prefix as a literal argument), not `client.scatter`ed data: Dask cannot recompute
     # scattered data, so a worker dying with the only copy would fail the whole run.
@@ -299,6 +292,15 @@ def _run_dask(plan: CapturePlan, settings: Settings, client, progress: Progress,
                         key=f"sl-pass2-{token}-{i}")
           for i, (s, f) in enumerate(zip(specs, p1, strict=True))]
     del children, prefix_of, stack
+    for done, fut in enumerate(as_completed(p1), 1):
+        i = index_of[fut.key]
+        if checkpoint is not None and cached[i] is None:
+            checkpoint.save(plan.chunks[i], settings, fut.result())
+        progress("dissect", done, n)
+    t1 = time.perf_counter()
+    merged = partial_from_bytes(level[0].result())
+    progress("merge", 1, 1)
+    t2 = time.perf_counter()
     for done, _ in enumerate(as_completed(p2), 1):
         progress("outliers", done, n)
     out = client.gather(p2)
