@@ -44,6 +44,7 @@ def parse_sigma(text: str | int | float) -> str:
 
 
 DEFAULT_BIN_NS = 1_000_000_000
+MAX_BIN_NS = 1 << 61
 _DURATION_RE = re.compile(r"^\s*(\d+)\s*(ns|us|µs|ms|s|min|h)?\s*$")
 _NS = {"ns": 1, "us": 1000, "µs": 1000, "ms": 10**6, "s": 10**9, "min": 60 * 10**9,
        "h": 3600 * 10**9}
@@ -62,6 +63,8 @@ def parse_duration(text: str | int) -> int:
         value = int(m.group(1)) * _NS[m.group(2) or "ns"]
     if value <= 0:
         raise SettingsError(f"the time bin must be positive, got {text!r}")
+    if value > MAX_BIN_NS:  # bin starts (bin * width) must stay in int64
+        raise SettingsError(f"the time bin {text!r} is longer than 2^61 ns (73 years)")
     return value
 
 

@@ -132,7 +132,7 @@ def test_bin_widths(text, ns) -> None:
     assert Settings(bin_ns=text).bin_ns == ns
 
 
-@pytest.mark.parametrize("bad", ["0s", "-1s", "1 fortnight", "", "1.5s", 0])
+@pytest.mark.parametrize("bad", ["0s", "-1s", "1 fortnight", "", "1.5s", 0, "700000h"])
 def test_bad_bin_widths(bad) -> None:
     from streamlens_dist.errors import SettingsError
 
