@@ -9,13 +9,15 @@ Series bin of a frame: floor(ts / W) (epoch aligned, negative times floor down).
 (from the scope's previous frame) belongs to the bin of the frame where it ends. Histogram
 bin of an IAT: how many of the 91 integer edges are <= it (0 = below 1 us, 91 = >= 1000 s).
 
-Sums of squares are exact: value = hi * 2^62 + lo with 0 <= lo < 2^62, both int64. The
+Sums of squares are exact: value = hi * 2^62 + lo with 0 <= lo < 2^62, both int64, or LOST
+in both where a bin's would reach Q_LIMIT = 2^124 ns^2 (decades-long IATs). The
 vectorised path needs |iat| < 2^62 (always true for |ts| <= 2^61, scopestats.TS_LIMIT); wider
 chunks take `python_series`, which does the same with Python ints.
 """
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,9 +58,7 @@ HIST_VALUES = ("count",)
 
 
 def hist_bin(iat: int) -> int:
-    """The histogram bin of one IAT (the reference's definition, used by tests too)."""
-    import bisect
-
+    """The histogram bin of one IAT (Python ints: the per-frame paths)."""
     return bisect.bisect_right(EDGES, iat)
 
 
