@@ -32,7 +32,7 @@ from .partial import (
     StreamKey,
     TypeKey,
 )
-from .series import Binned, renumber
+from .series import HIST_VALUES, SERIES_VALUES, Binned, canonical, renumber
 from .streamtables import build_stream_tables
 from .wire import unpack
 
@@ -172,7 +172,7 @@ def _series_table(t: Binned, index: np.ndarray, row_col: str, bin_ns: int
                   ) -> dict[str, np.ndarray]:
     """Rows by (scope row, bin); min and max are 0 in bins where no IAT ends (like the
     summary tables' iat_min_ns of a one-frame flow)."""
-    c = renumber(t, index).cols
+    c = renumber(canonical(t, SERIES_VALUES), index).cols
     has = c["n"] > 0
     return {row_col: c["scope"], "bin_start_ns": c["bin"] * bin_ns, "frames": c["frames"],
             "bytes": c["bytes"], "iat_count": c["n"], "iat_sum_ns": c["s"],
@@ -181,7 +181,7 @@ def _series_table(t: Binned, index: np.ndarray, row_col: str, bin_ns: int
 
 
 def _hist_table(t: Binned, index: np.ndarray, row_col: str) -> dict[str, np.ndarray]:
-    c = renumber(t, index).cols
+    c = renumber(canonical(t, HIST_VALUES), index).cols
     return {row_col: c["scope"], "bin": c["bin"], "count": c["count"]}
 
 

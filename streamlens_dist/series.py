@@ -3,7 +3,8 @@
 Both are sums over frames, so they are kept as sparse, columnar `Binned` tables of
 (scope, bin) rows and merged by adding rows with the same key. A scope is an index into the
 partial's scope dict (flows or types), in that dict's order; `combine` renumbers the right
-side's scopes and adds the one IAT per scope that spans the seam (`seam_rows`).
+side's scopes and adds the one IAT per scope that spans the seam (`seam_rows`); rows of the
+same key are summed lazily (`join`, `canonical`).
 
 Series bin of a frame: floor(ts / W) (epoch aligned, negative times floor down). Its IAT
 (from the scope's previous frame) belongs to the bin of the frame where it ends. Histogram
@@ -64,7 +65,9 @@ def hist_bin(iat: int) -> int:
 
 @dataclass
 class Binned:
-    """Rows sorted by (scope, bin), unique; every column an int64 array of equal length."""
+    """(scope, bin) rows, every column an int64 array of equal length. A key may hold several
+    rows, in any order (what `join` leaves); `canonical` sorts them by (scope, bin) and sums
+    rows of the same key into one (what `merge` and the chunk passes return)."""
 
     cols: dict[str, np.ndarray]
 
@@ -307,12 +310,44 @@ def _python_seam_rows(scopes: list[int], ts: list[int], iats: list[int], bin_ns:
     return series, hist
 
 
-def merge(parts: list[Binned], values: tuple[str, ...]) -> Binned:
-    """Sum of tables over the same scope numbering (series: sums, min/max, exact squares)."""
+# `join` only concatenates rows while the result stays below LAZY_ROWS: sorting and summing
+# at every node of the combine tree cost more than the rest of a combine, and most rows of
+# neighbouring chunks never meet (different bins). The rows are summed once, by `canonical`,
+# when the tables are made; the bound keeps a node's memory near its number of distinct rows.
+LAZY_ROWS = 1 << 18
+
+
+def join(parts: list[Binned], values: tuple[str, ...]) -> Binned:
+    """The sum of tables over the same scope numbering: their rows side by side while they
+    are few (LAZY_ROWS), else merged."""
     parts = [p for p in parts if len(p)]
+    if sum(len(p) for p in parts) > LAZY_ROWS:
+        return merge(parts, values)
     if not parts:
         return Binned.empty(values)
     if len(parts) == 1:
+        return parts[0]
+    return Binned({c: np.concatenate([p.cols[c] for p in parts]) for c in ("scope", "bin", *values)})
+
+
+def canonical(t: Binned, values: tuple[str, ...]) -> Binned:
+    """`t` with its rows sorted by (scope, bin) and one row per key."""
+    return merge([t], values)
+
+
+def _is_canonical(t: Binned) -> bool:
+    scope, b = t.cols["scope"], t.cols["bin"]
+    d = scope[1:] - scope[:-1]
+    return bool(np.all((d > 0) | ((d == 0) & (b[1:] > b[:-1]))))
+
+
+def merge(parts: list[Binned], values: tuple[str, ...]) -> Binned:
+    """Sum of tables over the same scope numbering (series: sums, min/max, exact squares),
+    canonical."""
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return Binned.empty(values)
+    if len(parts) == 1 and _is_canonical(parts[0]):
         return parts[0]
     cols = {c: np.concatenate([p.cols[c] for p in parts]) for c in ("scope", "bin", *values)}
     perm = np.lexsort((cols["bin"], cols["scope"]))
@@ -324,13 +359,14 @@ def merge(parts: list[Binned], values: tuple[str, ...]) -> Binned:
     return _reduce((cols.pop("scope"), cols.pop("bin")), cols, q)
 
 
-def renumber(t: Binned, new_index: np.ndarray) -> Binned:
-    """The table with scope i renamed new_index[i] (rows re-sorted)."""
+def renumber(t: Binned, new_index: np.ndarray, sort: bool = True) -> Binned:
+    """The table with scope i renamed new_index[i]; rows re-sorted unless `sort` is false
+    (a canonical table stays canonical)."""
     if not len(t):
         return t
     cols = dict(t.cols)
     cols["scope"] = new_index[cols["scope"]]
-    perm = _sort_rows(cols["scope"], cols["bin"])
+    perm = _sort_rows(cols["scope"], cols["bin"]) if sort else None
     if perm is not None:
         cols = {c: v[perm] for c, v in cols.items()}
     return Binned(cols)

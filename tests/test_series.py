@@ -103,11 +103,21 @@ def test_merged_pieces_equal_the_whole(raw, spread, bin_ns, cuts) -> None:
     rows = list(enumerate(_near(raw, spread)))
     bounds = sorted({0, len(rows), *(c for c in cuts if c <= len(rows))})
     parts = [_partial(i, rows[a:b], bin_ns) for i, (a, b) in enumerate(zip(bounds, bounds[1:], strict=False))]
-    merged = combine_all(parts)
     whole = _partial(0, rows, bin_ns)
-    assert list(merged.flows) == list(whole.flows)
-    assert _table(merged.flow_series) == _table(whole.flow_series)
-    assert _table(merged.flow_hist) == _table(whole.flow_hist)
+    # combines join rows lazily below LAZY_ROWS and merge them above: both must agree
+    for lazy_rows in (series.LAZY_ROWS, 0, 7):
+        saved, series.LAZY_ROWS = series.LAZY_ROWS, lazy_rows
+        try:
+            merged = combine_all(parts)
+        finally:
+            series.LAZY_ROWS = saved
+        assert list(merged.flows) == list(whole.flows)
+        assert _table(series.canonical(merged.flow_series, series.SERIES_VALUES)) == \
+            _table(whole.flow_series)
+        assert _table(series.canonical(merged.flow_hist, series.HIST_VALUES)) == \
+            _table(whole.flow_hist)
+    assert _table(series.canonical(whole.flow_series, series.SERIES_VALUES)) == \
+        _table(whole.flow_series)  # a chunk's tables are canonical already
 
 
 def test_times_beyond_2_61_take_the_per_frame_path(tmp_path) -> None:
