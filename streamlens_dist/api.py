@@ -6,7 +6,6 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import Any
 
 from . import __version__
@@ -25,17 +24,20 @@ from .engine import (
 from .ienakeys import load_key_map
 from .partial import Partial
 from .results import (
+    StatsTables,
     Tables,
-    build_tables,
     malformed_totals,
+    outlier_tables,
     results_summary,
+    stats_tables,
+    tables_of,
     top_flows,
     top_streams,
 )
 from .security import TLSArg, check_tls, tls_config
 from .series import EDGES
 from .settings import DEFAULT_BIN_NS, DEFAULT_CHUNK_SIZE, Settings
-from .store import check_writable, write_store
+from .store import StoreWriter
 from .wire import unpack
 
 
@@ -154,12 +156,32 @@ def analyze(
     store = os.fspath(store)
     address = None if serial or client is not None else scheduler_address(scheduler)
     tls_files = check_tls(tls, address)
-    check_writable(store, overwrite, storage)
+    with StoreWriter(store, overwrite, storage) as writer:
+        return _analyze(paths, store, settings, writer, t0, serial=serial, workers=workers,
+                        scheduler=scheduler, client=client, address=address,
+                        tls_files=tls_files, progress=progress, checkpoint=checkpoint,
+                        on_cluster=on_cluster, storage=storage)
+
+
+def _analyze(paths: Any, store: str, settings: Settings, writer: StoreWriter, t0: float, *,
+             serial: bool, workers: int | None, scheduler: str | None, client: Any,
+             address: str | None, tls_files: Any, progress: Progress,
+             checkpoint: str | os.PathLike | None,
+             on_cluster: Callable[[str], None] | None, storage: Storage | None) -> Summary:
     ckpt = Checkpoint(checkpoint, storage) if checkpoint is not None else None
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     paths = list(paths)
-    phases: dict[str, Any] = {}
+    phases: dict[str, Any] = {"tables": 0.0}
+    base: list[StatsTables] = []
+
+    def on_merged(merged: Partial) -> None:
+        """The tables the merged partial decides, written while the outlier pass runs."""
+        t = time.perf_counter()
+        base.append(stats_tables(merged, settings.iena_keys))
+        for name, cols in base[0].tables.items():
+            writer.columns(name, cols)
+        phases["tables"] += time.perf_counter() - t
 
     def plan_with(on: Any = None) -> CapturePlan:
         """Scan the capture; remote files on the cluster of client `on` when given."""
@@ -174,7 +196,7 @@ def analyze(
     def on_dask(c: Any, plan: CapturePlan | None = None) -> tuple:
         _dashboard(c, phases, on_cluster)
         plan = plan or plan_with(c)
-        return (plan, *run_dask(plan, settings, c, progress, phases, ckpt, storage))
+        return (plan, *run_dask(plan, settings, c, progress, phases, ckpt, storage, on_merged))
 
     plan: CapturePlan | None = None
     if serial or (client is None and address is None and not any(is_url(p) for p in paths)):
@@ -186,7 +208,7 @@ def analyze(
             serial = True
             phases["cluster_skipped"] = "one chunk"
     if serial:
-        merged, outliers = run_serial(plan, settings, progress, phases, ckpt, storage)
+        merged, outliers = run_serial(plan, settings, progress, phases, ckpt, storage, on_merged)
     elif client is not None:
         plan, merged, outliers = on_dask(client)
     else:
@@ -199,8 +221,11 @@ def analyze(
     if ckpt is not None:
         phases.update(checkpoint_hits=ckpt.hits, checkpoint_stored=ckpt.stored)
     t2 = time.perf_counter()
-    tables = build_tables(merged, Fraction(settings.sigma), outliers, settings.iena_keys)
-    phases["tables"] = time.perf_counter() - t2
+    extra = outlier_tables(base[0], outliers)
+    for name, cols in extra.items():
+        writer.columns(name, cols)
+    tables = tables_of(base[0], extra)
+    phases["tables"] += time.perf_counter() - t2
     t2 = time.perf_counter()
     attrs = {
         "sigma": settings.sigma,
@@ -218,7 +243,9 @@ def analyze(
         "series_bin_ns": settings.bin_ns,
         "histogram_edges_ns": list(EDGES),
     }
-    write_store(store, tables, attrs, overwrite, storage)
+    writer.finish(attrs)
+    # what the store's writes still took once everything else was done (they overlap the
+    # outlier pass and the tables)
     phases["write"] = time.perf_counter() - t2
     worker = dict(merged.profile)
     msgs = [unpack(o, "outliers") for o in outliers]

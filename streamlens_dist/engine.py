@@ -45,9 +45,16 @@ from .wire import (
 )
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
+# Called with the merged partial as soon as it exists, before the outlier pass is awaited:
+# the caller makes and writes the tables it decides meanwhile.
+OnMerged = Callable[[Partial], None]
 
 
 def _noop(phase: str, done: int, total: int) -> None:
+    pass
+
+
+def _ignore(merged: Partial) -> None:
     pass
 
 
@@ -143,7 +150,8 @@ def whole_task(spec: dict, settings: dict, storage: Storage | None, cached: byte
 @without_gc
 def run_serial(plan: CapturePlan, settings: Settings, progress: Progress = _noop,
                phases: dict | None = None, checkpoint: Checkpoint | None = None,
-               storage: Storage | None = None) -> tuple[Partial, list[bytes]]:
+               storage: Storage | None = None, on_merged: OnMerged = _ignore
+               ) -> tuple[Partial, list[bytes]]:
     phases = {} if phases is None else phases
     t0 = time.perf_counter()
     parts: list[bytes] = []
@@ -161,23 +169,28 @@ def run_serial(plan: CapturePlan, settings: Settings, progress: Progress = _noop
         merged = combine(merged, partial_from_bytes(p))
     thr = thresholds_to_bytes(*thresholds(merged, Fraction(settings.sigma)))
     t2 = time.perf_counter()
+    merge_s = t2 - t1
+    on_merged(merged)
+    t2 = time.perf_counter()
     out = []
     prefix = Prefix()
     for i, (spec, p) in enumerate(zip(plan.chunks, parts, strict=True)):
         out.append(chunk_outliers(spec, settings, p, thr, prefix_to_bytes(prefix), storage))
         prefix = advance(prefix, partial_from_bytes(p))
         progress("outliers", i + 1, len(plan.chunks))
-    phases.update(dissect=t1 - t0, merge=t2 - t1, outliers=time.perf_counter() - t2)
+    phases.update(dissect=t1 - t0, merge=merge_s, outliers=time.perf_counter() - t2)
     return merged, out
 
 
 def run_dask(plan: CapturePlan, settings: Settings, client, progress: Progress = _noop,
              phases: dict | None = None, checkpoint: Checkpoint | None = None,
-             storage: Storage | None = None) -> tuple[Partial, list[bytes]]:
+             storage: Storage | None = None, on_merged: OnMerged = _ignore
+             ) -> tuple[Partial, list[bytes]]:
     """The pipeline on `client`'s cluster. Losing a worker costs only recomputation; losing
     the scheduler, or workers that keep dying, ends in a ClusterError saying what to do."""
     with cluster_errors(client):
-        return _run_dask(plan, settings, client, progress, phases, checkpoint, storage)
+        return _run_dask(plan, settings, client, progress, phases, checkpoint, storage,
+                         on_merged)
 
 
 @contextlib.contextmanager
@@ -218,8 +231,8 @@ def cluster_errors(client) -> Iterator[None]:
 
 
 def _run_dask(plan: CapturePlan, settings: Settings, client, progress: Progress,
-              phases: dict | None, checkpoint: Checkpoint | None, storage: Storage | None
-              ) -> tuple[Partial, list[bytes]]:
+              phases: dict | None, checkpoint: Checkpoint | None, storage: Storage | None,
+              on_merged: OnMerged) -> tuple[Partial, list[bytes]]:
     from distributed import as_completed
 
     phases = {} if phases is None else phases
@@ -250,7 +263,9 @@ def _run_dask(plan: CapturePlan, settings: Settings, client, progress: Progress,
         for phase in ("dissect", "merge", "outliers"):
             progress(phase, 1, 1)
         phases.update(dissect=time.perf_counter() - t0, merge=0.0, outliers=0.0)
-        return partial_from_bytes(part), [out]
+        merged = partial_from_bytes(part)
+        on_merged(merged)
+        return merged, [out]
     p1 = [client.submit(cached_task, data, key=f"sl-pass1-{token}-{i}") if data is not None
           else client.submit(pass1_task, spec, sdict, storage, key=f"sl-pass1-{token}-{i}")
           for i, (spec, data) in enumerate(zip(specs, cached, strict=True))]
@@ -301,11 +316,14 @@ def _run_dask(plan: CapturePlan, settings: Settings, client, progress: Progress,
     merged = partial_from_bytes(level[0].result())
     progress("merge", 1, 1)
     t2 = time.perf_counter()
+    merge_s = t2 - t1
+    on_merged(merged)  # while pass 2 runs
+    t2 = time.perf_counter()
     for done, _ in enumerate(as_completed(p2), 1):
         progress("outliers", done, n)
     out = client.gather(p2)
     del p1, p2, level
-    phases.update(dissect=t1 - t0, merge=t2 - t1, outliers=time.perf_counter() - t2)
+    phases.update(dissect=t1 - t0, merge=merge_s, outliers=time.perf_counter() - t2)
     return merged, out
 
 

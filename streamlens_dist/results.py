@@ -33,7 +33,7 @@ from .partial import (
     TypeKey,
 )
 from .series import HIST_VALUES, SERIES_VALUES, Binned, canonical, renumber
-from .streamtables import build_stream_tables
+from .streamtables import StreamRows, stream_outlier_tables, stream_stats_tables
 from .wire import unpack
 
 STAT_COLUMNS = ("frames", "bytes", "first_ns", "last_ns", "first_frame", "last_frame",
@@ -82,9 +82,10 @@ def malformed_totals(part: Partial) -> dict[str, int]:
     return dict(sorted(out.items()))
 
 
-def _stat_columns(stats: list[list], outlier_counts: list[int]) -> dict[str, np.ndarray]:
-    cols: dict[str, list] = {c: [] for c in STAT_COLUMNS}
-    for st, n_out in zip(stats, outlier_counts, strict=True):
+def _stat_columns(stats: list[list]) -> dict[str, np.ndarray]:
+    """The STAT_COLUMNS but `outliers` (which the outlier pass decides: `outlier_tables`)."""
+    cols: dict[str, list] = {c: [] for c in STAT_COLUMNS[:-1]}
+    for st in stats:
         mean, std = mean_std(st[N], st[S], st[Q])
         for name, v in (("frames", st[FRAMES]), ("bytes", st[BYTES]),
                         ("first_ns", st[FIRST_NS]), ("last_ns", st[LAST_NS]),
@@ -92,7 +93,7 @@ def _stat_columns(stats: list[list], outlier_counts: list[int]) -> dict[str, np.
                         ("iat_count", st[N]), ("iat_sum_ns", st[S]),
                         ("iat_min_ns", st[MIN] if st[N] else 0),
                         ("iat_max_ns", st[MAX] if st[N] else 0),
-                        ("iat_mean_ns", mean), ("iat_std_ns", std), ("outliers", n_out)):
+                        ("iat_mean_ns", mean), ("iat_std_ns", std)):
             cols[name].append(v)
     return {c: np.array(v, dtype=np.float64 if c in ("iat_mean_ns", "iat_std_ns") else np.int64)
             for c, v in cols.items()}
@@ -102,16 +103,63 @@ def _strings(values: list[str]) -> np.ndarray:
     return np.array(values, dtype=np.dtypes.StringDType())
 
 
+@dataclass
+class StatsTables:
+    """What the merged partial alone decides: every table and column but the outlier tables
+    and the `outliers` counts (`outlier_tables` adds those once the outlier pass is done), and
+    the row numbering they need. Made first so that the store can be written meanwhile."""
+
+    tables: dict[str, dict[str, np.ndarray]]
+    flow_row: dict[FlowKey, int]
+    type_row: dict[TypeKey, int]
+    fstats: list[list]
+    tstats: list[list]
+    streams: StreamRows
+
+
 @without_gc
-def build_tables(part: Partial, k: Fraction, outlier_messages: list[bytes],
-                 iena_keys: tuple = ()) -> Tables:
+def stats_tables(part: Partial, iena_keys: tuple = ()) -> StatsTables:
     flow_keys = sorted(part.flows, key=lambda key: part.flows[key][FIRST_FRAME])
     flow_row = {key: i for i, key in enumerate(flow_keys)}
     type_keys = sorted(part.types, key=lambda t: (flow_row[t[0]], part.types[t][FIRST_FRAME]))
     type_row = {key: i for i, key in enumerate(type_keys)}
+    fstats = [part.flows[key] for key in flow_keys]
+    tstats = [part.types[key] for key in type_keys]
+    flows = {"src": _strings([key[0] for key in flow_keys]),
+             "dst": _strings([key[1] for key in flow_keys]),
+             "kind": _strings([key[2] for key in flow_keys]),
+             "protocols": _strings([",".join(sorted(part.hints.get(key, ()))) for key in flow_keys]),
+             **_stat_columns(fstats)}
+    frame_types = {"flow": np.array([flow_row[t[0]] for t in type_keys], dtype=np.int64),
+                   "frame_type": _strings([t[1] for t in type_keys]),
+                   **_stat_columns(tstats)}
+    bad = sorted((flow_row[key], first, name, count)
+                 for (key, name), (count, first) in part.malformed.items())
+    malformed = {"flow": np.array([r[0] for r in bad], dtype=np.int64),
+                 "problem": _strings([r[2] for r in bad]),
+                 "frames": np.array([r[3] for r in bad], dtype=np.int64),
+                 "first_frame": np.array([r[1] for r in bad], dtype=np.int64)}
+    f_index = np.array([flow_row[key] for key in part.flows], dtype=np.int64)
+    t_index = np.array([type_row[key] for key in part.types], dtype=np.int64)
+    stream_tables, stream_rows = stream_stats_tables(part, flow_row, _stat_columns, iena_keys)
+    tables = {
+        "flows": flows, "frame_types": frame_types, "malformed_payloads": malformed,
+        **stream_tables,
+        "flow_series": _series_table(part.flow_series, f_index, "flow", part.bin_ns),
+        "frame_type_series": _series_table(part.type_series, t_index, "frame_type_row",
+                                           part.bin_ns),
+        "flow_histograms": _hist_table(part.flow_hist, f_index, "flow"),
+        "frame_type_histograms": _hist_table(part.type_hist, t_index, "frame_type_row")}
+    return StatsTables(tables, flow_row, type_row, fstats, tstats, stream_rows)
 
-    # (row, frame, ts, iat), from the outlier pass (inside chunks and at their seams)
-    f_out: list[tuple[int, int, int, int]] = []
+
+@without_gc
+def outlier_tables(base: StatsTables, outlier_messages: list[bytes]
+                   ) -> dict[str, dict[str, np.ndarray]]:
+    """The outlier tables and the `outliers` count columns of flows, frame_types and streams,
+    from the outlier pass's messages (outliers inside chunks and at their seams)."""
+    flow_row, type_row = base.flow_row, base.type_row
+    f_out: list[tuple[int, int, int, int]] = []  # (row, frame, ts, iat)
     t_out: list[tuple[int, int, int, int]] = []
     s_out: list[tuple[StreamKey, int, int, int]] = []
     for msg in outlier_messages:
@@ -121,51 +169,45 @@ def build_tables(part: Partial, k: Fraction, outlier_messages: list[bytes],
         s_out.extend(((tuple(r[:3]), *r[3:8]), r[8], r[9], r[10]) for r in m["streams"])
     f_out.sort(key=lambda r: r[1])
     t_out.sort(key=lambda r: r[1])
+    s_counts, stream_outliers = stream_outlier_tables(base.streams, s_out)
+    return {"flows": {"outliers": _counts(f_out, len(base.fstats))},
+            "frame_types": {"outliers": _counts(t_out, len(base.tstats))},
+            "streams": {"outliers": s_counts},
+            "flow_outliers": _outlier_table(f_out, base.fstats, "flow"),
+            "frame_type_outliers": _outlier_table(t_out, base.tstats, "frame_type_row"),
+            "stream_outliers": stream_outliers}
 
-    def outlier_table(rows: list, stats: list[list], row_col: str) -> dict[str, np.ndarray]:
-        devs = []
-        for row, _f, _t, iat in rows:
-            st = stats[row]
-            mean, std = mean_std(st[N], st[S], st[Q])
-            devs.append(deviation(iat, mean, std))
-        return {row_col: np.array([r[0] for r in rows], dtype=np.int64),
-                "frame": np.array([r[1] for r in rows], dtype=np.int64),
-                "ts_ns": np.array([r[2] for r in rows], dtype=np.int64),
-                "iat_ns": np.array([r[3] for r in rows], dtype=np.int64),
-                "deviation": np.array(devs, dtype=np.float64)}
 
-    fstats = [part.flows[key] for key in flow_keys]
-    tstats = [part.types[key] for key in type_keys]
-    fcount = [0] * len(flow_keys)
-    for r in f_out:
-        fcount[r[0]] += 1
-    tcount = [0] * len(type_keys)
-    for r in t_out:
-        tcount[r[0]] += 1
-    flows = {"src": _strings([key[0] for key in flow_keys]),
-             "dst": _strings([key[1] for key in flow_keys]),
-             "kind": _strings([key[2] for key in flow_keys]),
-             "protocols": _strings([",".join(sorted(part.hints.get(key, ()))) for key in flow_keys]),
-             **_stat_columns(fstats, fcount)}
-    frame_types = {"flow": np.array([flow_row[t[0]] for t in type_keys], dtype=np.int64),
-                   "frame_type": _strings([t[1] for t in type_keys]),
-                   **_stat_columns(tstats, tcount)}
-    bad = sorted((flow_row[key], first, name, count)
-                 for (key, name), (count, first) in part.malformed.items())
-    malformed = {"flow": np.array([r[0] for r in bad], dtype=np.int64),
-                 "problem": _strings([r[2] for r in bad]),
-                 "frames": np.array([r[3] for r in bad], dtype=np.int64),
-                 "first_frame": np.array([r[1] for r in bad], dtype=np.int64)}
-    f_index = np.array([flow_row[key] for key in part.flows], dtype=np.int64)
-    t_index = np.array([type_row[key] for key in part.types], dtype=np.int64)
-    return Tables(flows, frame_types, outlier_table(f_out, fstats, "flow"),
-                  outlier_table(t_out, tstats, "frame_type_row"), malformed,
-                  **build_stream_tables(part, flow_row, _stat_columns, s_out, iena_keys),
-                  flow_series=_series_table(part.flow_series, f_index, "flow", part.bin_ns),
-                  frame_type_series=_series_table(part.type_series, t_index, "frame_type_row",
-                                                  part.bin_ns),
-                  flow_histograms=_hist_table(part.flow_hist, f_index, "flow"),
-                  frame_type_histograms=_hist_table(part.type_hist, t_index, "frame_type_row"))
+def _counts(rows: list, n: int) -> np.ndarray:
+    return np.bincount(np.array([r[0] for r in rows], dtype=np.int64), minlength=n
+                       ).astype(np.int64)
+
+
+def _outlier_table(rows: list, stats: list[list], row_col: str) -> dict[str, np.ndarray]:
+    devs = []
+    for row, _f, _t, iat in rows:
+        st = stats[row]
+        mean, std = mean_std(st[N], st[S], st[Q])
+        devs.append(deviation(iat, mean, std))
+    return {row_col: np.array([r[0] for r in rows], dtype=np.int64),
+            "frame": np.array([r[1] for r in rows], dtype=np.int64),
+            "ts_ns": np.array([r[2] for r in rows], dtype=np.int64),
+            "iat_ns": np.array([r[3] for r in rows], dtype=np.int64),
+            "deviation": np.array(devs, dtype=np.float64)}
+
+
+def build_tables(part: Partial, k: Fraction, outlier_messages: list[bytes],
+                 iena_keys: tuple = ()) -> Tables:
+    """All tables at once (`stats_tables`, then `outlier_tables`)."""
+    base = stats_tables(part, iena_keys)
+    return tables_of(base, outlier_tables(base, outlier_messages))
+
+
+def tables_of(base: StatsTables, outliers: dict[str, dict[str, np.ndarray]]) -> Tables:
+    tables = {name: dict(cols) for name, cols in base.tables.items()}
+    for name, cols in outliers.items():
+        tables.setdefault(name, {}).update(cols)
+    return Tables(**tables)
 
 
 def _series_table(t: Binned, index: np.ndarray, row_col: str, bin_ns: int

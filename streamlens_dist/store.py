@@ -17,6 +17,7 @@ leftover, and the next run to the URL replaces it without asking.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import json
 import os
@@ -193,8 +194,10 @@ def atomic_write(path: str, data: bytes) -> None:
         raise
 
 
-def local_put(root: str) -> Put:
-    made: set[str] = set()  # directories known to exist: one mkdir each, not one per file
+def local_put(root: str, made: set[str] | None = None) -> Put:
+    """Files under the directory `root`; `made`: directories known to exist (one mkdir each,
+    not one per file)."""
+    made = set() if made is None else made
 
     def put(name: str, data: bytes) -> None:
         path = os.path.join(root, *name.split("/"))
@@ -229,31 +232,109 @@ def _remove_leftovers(parent: str, name: str) -> None:
                 shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
 
 
+class StoreWriter:
+    """Writes one result store while the run goes on: a local store's directories at once and
+    each table's columns as soon as they are given (`columns`), in a background thread, so
+    that the file system's latency overlaps the analysis; `finish` waits for them, writes
+    the root attributes with `complete` and renames the store into place (module docstring).
+
+    A store at an fsspec URL is written at `finish`, in the order the docstring gives. Use as
+    a context manager: leaving it without `finish` (an error) removes what was written.
+    """
+
+    def __init__(self, path: str, overwrite: bool, storage: source.Storage | None = None
+                 ) -> None:
+        check_writable(path, overwrite, storage)
+        self.path, self.overwrite, self.storage = path, overwrite, storage
+        self._given: dict[str, dict[str, np.ndarray]] = {t: {} for t in LAYOUT}
+        self._jobs: list[concurrent.futures.Future] = []
+        self._tmp: str | None = None
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
+        if source.is_url(path):
+            return
+        local = source.local_path(path)
+        parent = os.path.dirname(os.path.abspath(local))
+        name = os.path.basename(os.path.abspath(local))
+        os.makedirs(parent, exist_ok=True)
+        _remove_leftovers(parent, name)
+        self._tmp = os.path.join(parent, f".{name}.incomplete-{os.getpid()}")
+        os.makedirs(self._tmp)
+        made = {self._tmp}
+        self._put = local_put(self._tmp, made)
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="store")
+        self._jobs.append(self._pool.submit(self._skeleton, made))
+
+    def _skeleton(self, made: set[str]) -> None:
+        self._put("zarr.json", _root({}, False))
+        for table, columns in LAYOUT.items():
+            self._put(f"{table}/zarr.json", json_bytes(GROUP))
+            for col in columns:
+                d = os.path.join(self._tmp, table, col)
+                os.mkdir(d)
+                made.add(d)
+
+    def columns(self, table: str, cols: dict[str, np.ndarray]) -> None:
+        """Some columns of `table` (each column once; their files are written meanwhile)."""
+        layout = LAYOUT.get(table, {})
+        for col, values in cols.items():
+            if col not in layout or col in self._given[table]:
+                raise AssertionError(f"column {table}/{col} is not in the layout or given twice")
+            self._given[table][col] = values
+            if self._pool is not None:
+                self._jobs.append(self._pool.submit(write_array, self._put, f"{table}/{col}",
+                                                    layout[col], values))
+
+    def finish(self, attrs: dict[str, Any]) -> None:
+        for table, columns in LAYOUT.items():
+            data = self._given[table]
+            if set(data) != set(columns) or len({len(v) for v in data.values()}) != 1:
+                raise AssertionError(f"table {table} does not match the layout: {sorted(data)}")
+        if self._tmp is None:
+            _write_remote(self.path, Tables(**self._given), attrs, self.overwrite, self.storage)
+            return
+        self._wait()
+        self._put("zarr.json", _root(attrs, True))  # only after every array is written
+        path = source.local_path(self.path)
+        old = None
+        if os.path.lexists(path):
+            check_writable(path, self.overwrite)
+            old = os.path.join(os.path.dirname(self._tmp),
+                               f".{os.path.basename(os.path.abspath(path))}.replaced-{os.getpid()}")
+            os.replace(path, old)
+        os.replace(self._tmp, path)
+        self._tmp = None
+        if old is not None:
+            shutil.rmtree(old) if os.path.isdir(old) and not os.path.islink(old) else os.remove(old)
+
+    def _wait(self) -> None:
+        try:
+            for job in self._jobs:
+                job.result()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(cancel_futures=True)
+
+    def abort(self) -> None:
+        """Remove what was written (nothing at the store's path itself)."""
+        with contextlib.suppress(BaseException):
+            self._wait()
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+    def __enter__(self) -> StoreWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.abort()  # after finish: nothing left to remove
+
+
 def write_store(path: str, tables: Tables, attrs: dict[str, Any], overwrite: bool,
                 storage: source.Storage | None = None) -> None:
-    if source.is_url(path):
-        _write_remote(path, tables, attrs, overwrite, storage)
-        return
-    path = source.local_path(path)
-    check_writable(path, overwrite)
-    parent = os.path.dirname(os.path.abspath(path))
-    name = os.path.basename(os.path.abspath(path))
-    os.makedirs(parent, exist_ok=True)
-    _remove_leftovers(parent, name)
-    tmp = os.path.join(parent, f".{name}.incomplete-{os.getpid()}")
-    os.makedirs(tmp)
-    put = local_put(tmp)
-    put("zarr.json", _root(attrs, False))
-    _write_tables(put, tables)
-    put("zarr.json", _root(attrs, True))  # only after every array is written
-    old = None
-    if os.path.lexists(path):
-        check_writable(path, overwrite)
-        old = os.path.join(parent, f".{name}.replaced-{os.getpid()}")
-        os.replace(path, old)
-    os.replace(tmp, path)
-    if old is not None:
-        shutil.rmtree(old) if os.path.isdir(old) and not os.path.islink(old) else os.remove(old)
+    with StoreWriter(path, overwrite, storage) as w:
+        for table in LAYOUT:
+            w.columns(table, getattr(tables, table))
+        w.finish(attrs)
 
 
 def _remote_state(url: str, storage: source.Storage | None) -> str:

@@ -5,6 +5,7 @@ once, from the merged runs (seqstate.account)."""
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -79,21 +80,24 @@ def _columns(rows: list[dict], names: tuple[str, ...]) -> dict[str, np.ndarray]:
     return out
 
 
-def build_stream_tables(part: Partial, flow_row: dict, stat_columns, stream_out: list,
-                        iena_keys: tuple = ()) -> dict[str, dict[str, np.ndarray]]:
-    """`stat_columns(stats, outlier_counts)` makes the statistics columns (results.py);
-    `stream_out`: [(stream key, frame, ts, iat)] from the outlier pass."""
+@dataclass
+class StreamRows:
+    """The streams table's row numbering and each row's statistics (for its outliers)."""
+
+    row_of: dict[StreamKey, int]
+    stats: list[list]
+
+
+def stream_stats_tables(part: Partial, flow_row: dict, stat_columns, iena_keys: tuple = ()
+                        ) -> tuple[dict[str, dict[str, np.ndarray]], StreamRows]:
+    """Every stream table but stream_outliers and the streams' `outliers` column
+    (`stream_outlier_tables`); `stat_columns(stats)` makes the statistics columns
+    (results.py)."""
     key_names = {k: (t, n) for k, t, n in iena_keys}
     ch10_flows = {k[0] for k in part.streams if k[1] == "CH10"}
     keys = [k for k in part.streams if k[1] != "CH10-UDP" or k[0] in ch10_flows]
     keys.sort(key=lambda k: (flow_row[k[0]], part.streams[k][FIRST_FRAME], _RANK[k[1]], *k[2:]))
     row_of = {k: i for i, k in enumerate(keys)}
-
-    outs = sorted(((row_of[k], f, t, x) for k, f, t, x in stream_out if k in row_of),
-                  key=lambda r: (r[1], r[0], r[3]))
-    counts = [0] * len(keys)
-    for r in outs:
-        counts[r[0]] += 1
     stats = [part.streams[k] for k in keys]
 
     latest_tmats = {fk: tmats_channel_names(rows[-1][3]) for fk, rows in part.tmats.items()}
@@ -140,18 +144,8 @@ def build_stream_tables(part: Partial, flow_row: dict, stat_columns, stream_out:
         })
     ident = _columns(rows, STREAM_ID_COLUMNS)
     streams = {**ident, **{("messages" if c == "frames" else c): v
-                           for c, v in stat_columns(stats, counts).items()},
+                           for c, v in stat_columns(stats).items()},
                **_columns(rows, SEQ_COLUMNS)}
-
-    devs = []
-    for r, _f, _t, x in outs:
-        st = stats[r]
-        devs.append(deviation(x, *mean_std(st[N], st[S], st[Q])))
-    stream_outliers = {"stream_row": np.array([r[0] for r in outs], dtype=np.int64),
-                       "frame": np.array([r[1] for r in outs], dtype=np.int64),
-                       "ts_ns": np.array([r[2] for r in outs], dtype=np.int64),
-                       "iat_ns": np.array([r[3] for r in outs], dtype=np.int64),
-                       "deviation": np.array(devs, dtype=np.float64)}
 
     gaps.sort(key=lambda g: (g[2], g[0]))  # stable: ties keep message order
     gap_rows = [{"stream_row": g[0], "frame_before": g[1], "frame_after": g[2],
@@ -174,9 +168,27 @@ def build_stream_tables(part: Partial, flow_row: dict, stat_columns, stream_out:
     gm.sort(key=lambda r: r["frame"])
     return {
         "streams": streams,
-        "stream_outliers": stream_outliers,
         "sequence_gaps": sequence_gaps,
         "tmats": _columns(tm, ("flow", "frame", "ts_ns", "channel_id", "text", "change")),
         "ptp_grandmasters": _columns(gm, ("domain", "grandmaster", "flow", "frame", "ts_ns",
                                           "change")),
-    }
+    }, StreamRows(row_of, stats)
+
+
+def stream_outlier_tables(rows: StreamRows, stream_out: list
+                          ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(the streams' `outliers` column, stream_outliers) from the outlier pass's
+    [(stream key, frame, ts, iat)]."""
+    outs = sorted(((rows.row_of[k], f, t, x) for k, f, t, x in stream_out if k in rows.row_of),
+                  key=lambda r: (r[1], r[0], r[3]))
+    counts = np.bincount(np.array([r[0] for r in outs], dtype=np.int64),
+                         minlength=len(rows.stats)).astype(np.int64)
+    devs = []
+    for r, _f, _t, x in outs:
+        st = rows.stats[r]
+        devs.append(deviation(x, *mean_std(st[N], st[S], st[Q])))
+    return counts, {"stream_row": np.array([r[0] for r in outs], dtype=np.int64),
+                    "frame": np.array([r[1] for r in outs], dtype=np.int64),
+                    "ts_ns": np.array([r[2] for r in outs], dtype=np.int64),
+                    "iat_ns": np.array([r[3] for r in outs], dtype=np.int64),
+                    "deviation": np.array(devs, dtype=np.float64)}

@@ -75,3 +75,67 @@ def test_atomic_write_gives_the_usual_file_mode(tmp_path) -> None:
     mask = os.umask(0o022)
     os.umask(mask)
     assert _umask() == mask
+
+
+def _empty_tables() -> dict:
+    return {t: {c: np.zeros(0, dtype=object if d == STRING else d) for c, d in cols.items()}
+            for t, cols in store.LAYOUT.items()}
+
+
+def test_writer_writes_columns_given_in_any_order(tmp_path) -> None:
+    """Columns arrive in two waves (the run's tables, then its outlier columns); the store is
+    the same as one written at once, and nothing is visible before `finish`."""
+    tables = _empty_tables()
+    tables["flows"] = {c: _values(d, 3) for c, d in store.LAYOUT["flows"].items()}
+    target = tmp_path / "s.zarr"
+    with store.StoreWriter(str(target), False) as w:
+        for t, cols in tables.items():
+            w.columns(t, {c: v for c, v in cols.items() if c != "outliers"})
+        assert not target.exists()
+        w.columns("flows", {"outliers": tables["flows"]["outliers"]})
+        w.columns("frame_types", {"outliers": tables["frame_types"]["outliers"]})
+        w.columns("streams", {"outliers": tables["streams"]["outliers"]})
+        w.finish({"frames": 3})
+    g = store.open_store(str(target))
+    assert g.attrs["complete"] is True and g.attrs["frames"] == 3
+    back = store.read_table(g, "flows")
+    for c, v in tables["flows"].items():
+        if store.LAYOUT["flows"][c] == STRING:
+            assert [str(x) for x in back[c]] == [str(x) for x in v]
+        else:
+            assert np.array_equal(back[c], v, equal_nan=True)
+    assert [p.name for p in tmp_path.iterdir()] == ["s.zarr"]  # no temporary left
+
+
+def test_writer_refuses_a_wrong_layout_and_leaves_nothing(tmp_path) -> None:
+    target = tmp_path / "s.zarr"
+    with pytest.raises(AssertionError, match="not in the layout"):
+        with store.StoreWriter(str(target), False) as w:
+            w.columns("flows", {"nope": np.zeros(1)})
+    with pytest.raises(AssertionError, match="given twice"):
+        with store.StoreWriter(str(target), False) as w:
+            w.columns("flows", {"src": _values(STRING, 1)})
+            w.columns("flows", {"src": _values(STRING, 1)})
+    with pytest.raises(AssertionError, match="table flows does not match"):
+        with store.StoreWriter(str(target), False) as w:
+            for t, cols in _empty_tables().items():
+                w.columns(t, {c: v for c, v in cols.items() if (t, c) != ("flows", "bytes")})
+            w.finish({})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_writer_error_in_the_background_reaches_finish(tmp_path) -> None:
+    """A column that cannot be encoded fails in the writer's thread: finish raises it and the
+    store is not written (an older one at the path is kept)."""
+    target = tmp_path / "s.zarr"
+    store.write_store(str(target), store.Tables(**_empty_tables()), {"frames": 1}, False)
+    tables = _empty_tables()
+    tables["flows"] = {c: _values(d, 1) for c, d in store.LAYOUT["flows"].items()}
+    tables["flows"]["frames"] = np.array(["not a number"], dtype=object)
+    with pytest.raises(ValueError):
+        with store.StoreWriter(str(target), True) as w:
+            for t, cols in tables.items():
+                w.columns(t, cols)
+            w.finish({"frames": 2})
+    assert store.open_store(str(target)).attrs["frames"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["s.zarr"]
