@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .gcpause import without_gc
-from .outliers import deviation, mean_std, threshold
+from .outliers import mean_std, outlier_columns, threshold
 from .partial import (
     BYTES,
     FIRST_FRAME,
@@ -173,27 +173,18 @@ def outlier_tables(base: StatsTables, outlier_messages: list[bytes]
     return {"flows": {"outliers": _counts(f_out, len(base.fstats))},
             "frame_types": {"outliers": _counts(t_out, len(base.tstats))},
             "streams": {"outliers": s_counts},
-            "flow_outliers": _outlier_table(f_out, base.fstats, "flow"),
-            "frame_type_outliers": _outlier_table(t_out, base.tstats, "frame_type_row"),
+            "flow_outliers": outlier_columns(f_out, _nsq(base.fstats), "flow"),
+            "frame_type_outliers": outlier_columns(t_out, _nsq(base.tstats), "frame_type_row"),
             "stream_outliers": stream_outliers}
+
+
+def _nsq(stats: list[list]) -> list[tuple[int, int, int]]:
+    return [(st[N], st[S], st[Q]) for st in stats]
 
 
 def _counts(rows: list, n: int) -> np.ndarray:
     return np.bincount(np.array([r[0] for r in rows], dtype=np.int64), minlength=n
                        ).astype(np.int64)
-
-
-def _outlier_table(rows: list, stats: list[list], row_col: str) -> dict[str, np.ndarray]:
-    devs = []
-    for row, _f, _t, iat in rows:
-        st = stats[row]
-        mean, std = mean_std(st[N], st[S], st[Q])
-        devs.append(deviation(iat, mean, std))
-    return {row_col: np.array([r[0] for r in rows], dtype=np.int64),
-            "frame": np.array([r[1] for r in rows], dtype=np.int64),
-            "ts_ns": np.array([r[2] for r in rows], dtype=np.int64),
-            "iat_ns": np.array([r[3] for r in rows], dtype=np.int64),
-            "deviation": np.array(devs, dtype=np.float64)}
 
 
 def build_tables(part: Partial, k: Fraction, outlier_messages: list[bytes],

@@ -13,7 +13,7 @@ from . import seqstate
 from .dissect.names import TYPE_NAMES
 from .dissect.ptp import NAMES as PTP_NAMES
 from .dissect.streams import PROTOCOLS
-from .outliers import deviation, mean_std
+from .outliers import outlier_columns
 from .partial import FIRST_FRAME, N, Partial, Q, S, StreamKey
 from .streamchunk import counter_key
 
@@ -183,12 +183,5 @@ def stream_outlier_tables(rows: StreamRows, stream_out: list
                   key=lambda r: (r[1], r[0], r[3]))
     counts = np.bincount(np.array([r[0] for r in outs], dtype=np.int64),
                          minlength=len(rows.stats)).astype(np.int64)
-    devs = []
-    for r, _f, _t, x in outs:
-        st = rows.stats[r]
-        devs.append(deviation(x, *mean_std(st[N], st[S], st[Q])))
-    return counts, {"stream_row": np.array([r[0] for r in outs], dtype=np.int64),
-                    "frame": np.array([r[1] for r in outs], dtype=np.int64),
-                    "ts_ns": np.array([r[2] for r in outs], dtype=np.int64),
-                    "iat_ns": np.array([r[3] for r in outs], dtype=np.int64),
-                    "deviation": np.array(devs, dtype=np.float64)}
+    return counts, outlier_columns(outs, [(st[N], st[S], st[Q]) for st in rows.stats],
+                                   "stream_row")

@@ -5,10 +5,18 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 
+import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamlens_dist.outliers import deviation, is_outlier, mean_std, threshold
+from streamlens_dist.outliers import (
+    deviation,
+    deviations,
+    is_outlier,
+    mean_std,
+    outlier_columns,
+    threshold,
+)
 
 sigmas = st.sampled_from(["3", "2.5", "1", "0.1", "4.75", "10"]).map(Fraction)
 
@@ -63,3 +71,25 @@ def test_huge_sums_stay_exact() -> None:
     x_min = threshold(n, s, q, Fraction(1))
     assert is_outlier(x_min, n, s, q, Fraction(1))
     assert not is_outlier(x_min - 1, n, s, q, Fraction(1))
+
+
+@given(st.lists(st.lists(st.integers(-(2**62), 2**62), min_size=2, max_size=6), min_size=1,
+                max_size=5),
+       st.lists(st.tuples(st.integers(0, 4), st.integers(-(2**63), 2**63 - 1)), max_size=30))
+@settings(max_examples=300)
+def test_deviations_equal_deviation_per_row(groups: list[list[int]], rows: list) -> None:
+    """The vectorised deviations are bit for bit `deviation(x, *mean_std(...))`, including
+    scopes of zero variance (+inf) and IATs far from the mean."""
+    groups.append([7, 7, 7])  # variance 0
+    scopes = [(len(g), sum(g), sum(x * x for x in g)) for g in groups]
+    rows = [(r % len(scopes), x) for r, x in rows] + [(len(scopes) - 1, 7)]
+    got = deviations([r for r, _ in rows], [x for _, x in rows], scopes)
+    want = [deviation(x, *mean_std(*scopes[r])) for r, x in rows]
+    assert [float(v) for v in got] == want
+
+
+def test_outlier_columns_of_no_rows() -> None:
+    cols = outlier_columns([], [], "flow")
+    assert {k: len(v) for k, v in cols.items()} == dict.fromkeys(
+        ("flow", "frame", "ts_ns", "iat_ns", "deviation"), 0)
+    assert cols["deviation"].dtype == np.float64 and cols["flow"].dtype == np.int64

@@ -109,18 +109,18 @@ def test_writer_writes_columns_given_in_any_order(tmp_path) -> None:
 
 def test_writer_refuses_a_wrong_layout_and_leaves_nothing(tmp_path) -> None:
     target = tmp_path / "s.zarr"
-    with pytest.raises(AssertionError, match="not in the layout"):
-        with store.StoreWriter(str(target), False) as w:
-            w.columns("flows", {"nope": np.zeros(1)})
-    with pytest.raises(AssertionError, match="given twice"):
-        with store.StoreWriter(str(target), False) as w:
-            w.columns("flows", {"src": _values(STRING, 1)})
-            w.columns("flows", {"src": _values(STRING, 1)})
-    with pytest.raises(AssertionError, match="table flows does not match"):
-        with store.StoreWriter(str(target), False) as w:
-            for t, cols in _empty_tables().items():
-                w.columns(t, {c: v for c, v in cols.items() if (t, c) != ("flows", "bytes")})
-            w.finish({})
+    with (pytest.raises(AssertionError, match="not in the layout"),
+          store.StoreWriter(str(target), False) as w):
+        w.columns("flows", {"nope": np.zeros(1)})
+    with (pytest.raises(AssertionError, match="given twice"),
+          store.StoreWriter(str(target), False) as w):
+        w.columns("flows", {"src": _values(STRING, 1)})
+        w.columns("flows", {"src": _values(STRING, 1)})
+    with (pytest.raises(AssertionError, match="table flows does not match"),
+          store.StoreWriter(str(target), False) as w):
+        for t, cols in _empty_tables().items():
+            w.columns(t, {c: v for c, v in cols.items() if (t, c) != ("flows", "bytes")})
+        w.finish({})
     assert list(tmp_path.iterdir()) == []
 
 
@@ -132,10 +132,9 @@ def test_writer_error_in_the_background_reaches_finish(tmp_path) -> None:
     tables = _empty_tables()
     tables["flows"] = {c: _values(d, 1) for c, d in store.LAYOUT["flows"].items()}
     tables["flows"]["frames"] = np.array(["not a number"], dtype=object)
-    with pytest.raises(ValueError):
-        with store.StoreWriter(str(target), True) as w:
-            for t, cols in tables.items():
-                w.columns(t, cols)
-            w.finish({"frames": 2})
+    with pytest.raises(ValueError), store.StoreWriter(str(target), True) as w:
+        for t, cols in tables.items():
+            w.columns(t, cols)
+        w.finish({"frames": 2})
     assert store.open_store(str(target)).attrs["frames"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["s.zarr"]
