@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import os
+import stat
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import __version__
-from .capture.source import Storage, is_url
-from .capture.split import CapturePlan, plan_capture
+from .capture.source import Storage, is_url, local_path
+from .capture.split import CapturePlan, ChunkSpec, plan_capture
 from .checkpoint import Checkpoint
 from .engine import (
     Progress,
@@ -90,6 +91,17 @@ def _dashboard(client: Any, phases: dict, on_cluster: Callable[[str], None] | No
         phases["dashboard"] = link
         if on_cluster is not None:
             on_cluster(link)
+
+
+def _one_big_file(paths: list, chunk_size: int) -> bool:
+    """Whether `paths` name one local file (no glob) larger than `chunk_size`."""
+    if len(paths) != 1 or is_url(paths[0]):
+        return False
+    try:
+        st = os.stat(local_path(os.fspath(paths[0])))
+    except (OSError, ValueError):
+        return False  # the scan reports it
+    return stat.S_ISREG(st.st_mode) and st.st_size > chunk_size
 
 
 def analyze(
@@ -183,26 +195,41 @@ def _analyze(paths: Any, store: str, settings: Settings, writer: StoreWriter, t0
             writer.columns(name, cols)
         phases["tables"] += time.perf_counter() - t
 
-    def plan_with(on: Any = None) -> CapturePlan:
+    def plan_with(on: Any = None, on_chunk: Callable[[ChunkSpec], None] | None = None
+                  ) -> CapturePlan:
         """Scan the capture; remote files on the cluster of client `on` when given."""
         t = time.perf_counter()
         remote = on is not None and any(is_url(p) for p in paths)
         plan = plan_capture(paths, settings.chunk_size, storage,
-                            remote_scanner(on, settings.chunk_size, storage) if remote else None)
+                            remote_scanner(on, settings.chunk_size, storage) if remote else None,
+                            on_chunk)
         phases["split"] = time.perf_counter() - t
         progress("split", 1, 1)
         return plan
 
     def on_dask(c: Any, plan: CapturePlan | None = None) -> tuple:
         _dashboard(c, phases, on_cluster)
-        plan = plan or plan_with(c)
-        return (plan, *run_dask(plan, settings, c, progress, phases, ckpt, storage, on_merged))
+        if plan is not None:
+            return (plan, *run_dask(plan, settings, c, progress, phases, ckpt, storage,
+                                    on_merged))
+        made: list[CapturePlan] = []
+
+        def planner(on_chunk: Callable[[ChunkSpec], None]) -> CapturePlan:
+            made.append(plan_with(c, on_chunk))  # chunk tasks start while this scans
+            return made[0]
+
+        merged, outliers = run_dask(planner, settings, c, progress, phases, ckpt, storage,
+                                    on_merged)
+        return made[0], merged, outliers
 
     plan: CapturePlan | None = None
-    if serial or (client is None and address is None and not any(is_url(p) for p in paths)):
-        # Local files without a scheduler: scan here first, and for one chunk skip the
-        # cluster altogether: it has nothing to spread over workers and would only add
-        # seconds (same results). Remote files are scanned by the cluster's workers.
+    # Local files without a scheduler: scan here first, and for one chunk skip the cluster
+    # altogether: it has nothing to spread over workers and would only add seconds (same
+    # results). Remote files are scanned by the cluster's workers. One file larger than a
+    # chunk needs the cluster: it is scanned once the cluster is up, its chunks going to the
+    # workers as they are cut.
+    local = client is None and address is None and not any(is_url(p) for p in paths)
+    if serial or (local and not _one_big_file(paths, settings.chunk_size)):
         plan = plan_with()
         if not serial and len(plan.chunks) <= 1:
             serial = True

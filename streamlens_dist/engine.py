@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from fractions import Fraction
+from typing import Any
 
 from .capture.source import Storage
 from .capture.split import (
@@ -45,6 +46,8 @@ from .wire import (
 )
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
+# Makes the plan, calling its argument with each chunk in order as soon as it is known
+Planner = Callable[[Callable[[ChunkSpec], None]], CapturePlan]
 # Called with the merged partial as soon as it exists, before the outlier pass is awaited:
 # the caller makes and writes the tables it decides meanwhile.
 OnMerged = Callable[[Partial], None]
@@ -182,12 +185,17 @@ def run_serial(plan: CapturePlan, settings: Settings, progress: Progress = _noop
     return merged, out
 
 
-def run_dask(plan: CapturePlan, settings: Settings, client, progress: Progress = _noop,
+def run_dask(plan: CapturePlan | Planner, settings: Settings, client,
+             progress: Progress = _noop,
              phases: dict | None = None, checkpoint: Checkpoint | None = None,
              storage: Storage | None = None, on_merged: OnMerged = _ignore
              ) -> tuple[Partial, list[bytes]]:
     """The pipeline on `client`'s cluster. Losing a worker costs only recomputation; losing
-    the scheduler, or workers that keep dying, ends in a ClusterError saying what to do."""
+    the scheduler, or workers that keep dying, ends in a ClusterError saying what to do.
+
+    `plan` may be a planner: a function that makes the plan and calls its argument with each
+    chunk as soon as it is known (plan_capture's on_chunk), so that the chunk tasks start
+    while the capture is still being scanned."""
     with cluster_errors(client):
         return _run_dask(plan, settings, client, progress, phases, checkpoint, storage,
                          on_merged)
@@ -230,7 +238,7 @@ def cluster_errors(client) -> Iterator[None]:
         raise
 
 
-def _run_dask(plan: CapturePlan, settings: Settings, client, progress: Progress,
+def _run_dask(plan: CapturePlan | Planner, settings: Settings, client, progress: Progress,
               phases: dict | None, checkpoint: Checkpoint | None, storage: Storage | None,
               on_merged: OnMerged) -> tuple[Partial, list[bytes]]:
     from distributed import as_completed
@@ -238,10 +246,6 @@ def _run_dask(plan: CapturePlan, settings: Settings, client, progress: Progress,
     phases = {} if phases is None else phases
     t0 = time.perf_counter()
     sdict = settings.to_dict()
-    specs = [c.to_dict() for c in plan.chunks]
-    n = len(specs)
-    if n == 0:
-        return Partial.empty(), []
     # Keys must never collide with another run's on a shared scheduler, or Dask would hand
     # back that run's results.
     token = uuid.uuid4().hex
@@ -253,67 +257,99 @@ def _run_dask(plan: CapturePlan, settings: Settings, client, progress: Progress,
     # running it (default 3; workers/distributed.yaml), then KilledWorker -> ClusterError.
     # A checkpointed partial enters the graph as a task holding its bytes (recomputable like
     # any task, unlike scattered data); the others are computed and saved as they arrive.
-    cached = [checkpoint.load(c, settings) if checkpoint is not None else None
-              for c in plan.chunks]
+    chunks: list[ChunkSpec] = []
+    cached: list[bytes | None] = []
+    p1: list = []
+    # Up-sweep: an ordered pairwise tree grown as chunks are cut (while the capture is still
+    # being scanned, when plan_capture can say them early): `stack` holds the roots of
+    # complete subtrees of 2^k chunks, k decreasing; children[node key] = (left, right)
+    # remembers the shape for the down-sweep.
+    stack: list[tuple[Any, int]] = []
+    children: dict[str, tuple] = {}
+
+    def node_of(left: Any, right: Any) -> Any:
+        node = client.submit(combine_task, left, right,
+                             key=f"sl-merge-{token}-{len(children)}")
+        children[node.key] = (left, right)
+        return node
+
+    def submit(i: int) -> None:
+        spec, data = chunks[i], cached[i]
+        key = f"sl-pass1-{token}-{i}"
+        fut = client.submit(cached_task, data, key=key) if data is not None else \
+            client.submit(pass1_task, spec.to_dict(), sdict, storage, key=key)
+        p1.append(fut)
+        node, size = fut, 1
+        while stack and stack[-1][1] == size:
+            left, lsize = stack.pop()
+            node, size = node_of(left, node), lsize + size
+        stack.append((node, size))
+
+    def on_chunk(spec: ChunkSpec) -> None:
+        chunks.append(spec)
+        cached.append(checkpoint.load(spec, settings) if checkpoint is not None else None)
+        # the first chunk waits for a second: a capture of one chunk is one task (whole_task)
+        if len(chunks) == 2:
+            submit(0)
+        if len(chunks) >= 2:
+            submit(len(chunks) - 1)
+
+    if isinstance(plan, CapturePlan):
+        for spec in plan.chunks:
+            on_chunk(spec)
+    else:
+        plan = plan(on_chunk)
+        if [c.index for c in chunks] != list(range(len(plan.chunks))):
+            raise AssertionError("the planner did not give every chunk once, in order")
+    n = len(chunks)
+    if n == 0:
+        return Partial.empty(), []
     if n == 1:
-        part, out = client.submit(whole_task, specs[0], sdict, storage, cached[0],
+        part, out = client.submit(whole_task, chunks[0].to_dict(), sdict, storage, cached[0],
                                   key=f"sl-whole-{token}").result()
         if checkpoint is not None and cached[0] is None:
-            checkpoint.save(plan.chunks[0], settings, part)
+            checkpoint.save(chunks[0], settings, part)
         for phase in ("dissect", "merge", "outliers"):
             progress(phase, 1, 1)
         phases.update(dissect=time.perf_counter() - t0, merge=0.0, outliers=0.0)
         merged = partial_from_bytes(part)
         on_merged(merged)
         return merged, [out]
-    p1 = [client.submit(cached_task, data, key=f"sl-pass1-{token}-{i}") if data is not None
-          else client.submit(pass1_task, spec, sdict, storage, key=f"sl-pass1-{token}-{i}")
-          for i, (spec, data) in enumerate(zip(specs, cached, strict=True))]
+    root = stack.pop()[0]
+    while stack:  # the remaining subtrees, right to left
+        root = node_of(stack.pop()[0], root)
     index_of = {f.key: i for i, f in enumerate(p1)}
-    # Up-sweep: an ordered pairwise tree, submitted now, running as pass-1 results arrive.
-    # children[node key] = (left, right) remembers the shape for the down-sweep.
-    level, depth = list(p1), 0
-    children: dict[str, tuple] = {}
-    while len(level) > 1:
-        nxt = []
-        for i in range(0, len(level) - 1, 2):
-            node = client.submit(combine_task, level[i], level[i + 1],
-                                 key=f"sl-merge-{token}-{depth}-{i}")
-            children[node.key] = (level[i], level[i + 1])
-            nxt.append(node)
-        if len(level) % 2:
-            nxt.append(level[-1])
-        level, depth = nxt, depth + 1
     # The whole graph is submitted before any result is awaited: pass 2 starts on the
     # workers as soon as the root exists, while the client fetches and decodes the root.
     # Thresholds and the first prefix are tasks (thresholds from the root of the tree, the
     # empty prefix as a literal argument), not `client.scatter`ed data: Dask cannot recompute
     # scattered data, so a worker dying with the only copy would fail the whole run.
-    thr = client.submit(thresholds_task, level[0], settings.sigma, key=f"sl-thr-{token}")
+    thr = client.submit(thresholds_task, root, settings.sigma, key=f"sl-thr-{token}")
     # Down-sweep: a node's prefix goes to its left child; its right child gets it advanced
     # past the left child. Leaves end with the prefix of their chunk.
-    prefix_of = {level[0].key: prefix_to_bytes(Prefix())}
-    stack = [level[0]]
-    while stack:
-        node = stack.pop()
+    prefix_of = {root.key: prefix_to_bytes(Prefix())}
+    todo = [root]
+    while todo:
+        node = todo.pop()
         if node.key not in children:
             continue
         left, right = children[node.key]
         prefix_of[left.key] = prefix_of[node.key]
         prefix_of[right.key] = client.submit(prefix_task, prefix_of[node.key], left,
                                              key=f"sl-prefix-{token}-{right.key}")
-        stack += [left, right]
-    p2 = [client.submit(pass2_task, s, sdict, f, thr, prefix_of[f.key], storage,
+        todo += [left, right]
+    p2 = [client.submit(pass2_task, c.to_dict(), sdict, f, thr, prefix_of[f.key], storage,
                         key=f"sl-pass2-{token}-{i}")
-          for i, (s, f) in enumerate(zip(specs, p1, strict=True))]
-    del children, prefix_of, stack
+          for i, (c, f) in enumerate(zip(chunks, p1, strict=True))]
+    children.clear()  # the tree's inner nodes stay alive only as long as tasks need them
+    del prefix_of
     for done, fut in enumerate(as_completed(p1), 1):
         i = index_of[fut.key]
         if checkpoint is not None and cached[i] is None:
-            checkpoint.save(plan.chunks[i], settings, fut.result())
+            checkpoint.save(chunks[i], settings, fut.result())
         progress("dissect", done, n)
     t1 = time.perf_counter()
-    merged = partial_from_bytes(level[0].result())
+    merged = partial_from_bytes(root.result())
     progress("merge", 1, 1)
     t2 = time.perf_counter()
     merge_s = t2 - t1
@@ -322,7 +358,8 @@ def _run_dask(plan: CapturePlan, settings: Settings, client, progress: Progress,
     for done, _ in enumerate(as_completed(p2), 1):
         progress("outliers", done, n)
     out = client.gather(p2)
-    del p1, p2, level
+    p1.clear()
+    del p2, root
     phases.update(dissect=t1 - t0, merge=merge_s, outliers=time.perf_counter() - t2)
     return merged, out
 

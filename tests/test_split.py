@@ -65,3 +65,43 @@ def test_chunks_cover_the_file_in_order() -> None:
     for a, b in zip(plan.chunks, plan.chunks[1:], strict=False):
         assert a.end == b.start and a.first_frame + a.frames == b.first_frame
     assert sum(c.frames for c in plan.chunks) == plan.frames == 4709
+
+
+def _events(paths: list, chunk_size: int, monkeypatch) -> tuple[list, split.CapturePlan]:
+    """What plan_capture told on_chunk, and when the scans finished, in order."""
+    events: list = []
+    finish = split._Cutter.finish
+
+    def finishing(self, end):  # noqa: ANN001, ANN202 - wraps the real method
+        events.append("scan finished")
+        return finish(self, end)
+
+    monkeypatch.setattr(split._Cutter, "finish", finishing)
+    plan = split.plan_capture(paths, chunk_size, on_chunk=events.append)
+    return events, plan
+
+
+@pytest.mark.parametrize("name", ["mixed_many_protocols_vlan_ipv6.pcap",
+                                  "pcapng_comments_ether_and_sll.pcapng"])
+def test_one_file_streams_its_chunks_while_scanning(name, monkeypatch) -> None:
+    """One local file: each chunk reaches on_chunk as soon as it is cut (the engine starts
+    its task then), and they are exactly the plan's chunks, once each, in order."""
+    events, plan = _events([CAPTURES / name], 4096, monkeypatch)
+    assert len(plan.chunks) > 3
+    # all but the last chunk (cut when the scan finishes) were given while it was running
+    assert events.index("scan finished") == len(plan.chunks) - 1
+    assert [e for e in events if e != "scan finished"] == list(plan.chunks)
+
+
+def test_several_files_give_their_chunks_once_planned(tmp_path, monkeypatch) -> None:
+    """Files are put in capture order only once all are scanned: their chunks (renumbered)
+    come after the scans, still once each and in order."""
+    rng = random.Random(3)
+    late, early = tmp_path / "a.pcap", tmp_path / "b.pcap"
+    records = sorted(random_records(rng, 300))
+    write_pcap(late, [(ts + 10**12, f) for ts, f in records])
+    write_pcap(early, records)
+    events, plan = _events([late, early], 4096, monkeypatch)
+    assert plan.files == (str(early), str(late))
+    assert events[:2] == ["scan finished"] * 2 and events[2:] == list(plan.chunks)
+    assert [c.index for c in plan.chunks] == list(range(len(plan.chunks)))

@@ -127,15 +127,17 @@ def _expand(path: str | os.PathLike, storage: source.Storage | None) -> list[str
 
 
 def scan_file(path: str, chunk_size: int, name: str | None = None,
-              directory: str | None = None) -> FileScan:
+              directory: str | None = None, on_chunk: OnChunk | None = None) -> FileScan:
     """Walk one file's record headers and cut it into chunks of about `chunk_size` bytes.
 
     Raises CaptureNotFoundError, CaptureReadError or CaptureFormatError for a file that cannot
     be analysed at all; damage inside a capture is reported in `FileScan.problems` instead.
     `name` is what chunks and messages call the file (the URL of a fetched copy); a compressed
     file is decompressed into a temporary file in `directory` (default: the system's).
+    `on_chunk(spec)` is called with each chunk as soon as it is cut, except in a compressed
+    file (whose chunks change once the whole file is read).
     """
-    return _scan_local(path, chunk_size, path if name is None else name, directory)
+    return _scan_local(path, chunk_size, path if name is None else name, directory, on_chunk)
 
 
 def scan_url(url: str, chunk_size: int, storage: source.Storage | None = None,
@@ -148,8 +150,8 @@ def scan_url(url: str, chunk_size: int, storage: source.Storage | None = None,
         return scan_file(local, chunk_size, url, tmp)
 
 
-def _scan_local(path: str, chunk_size: int, name: str, directory: str | None = None
-                ) -> FileScan:
+def _scan_local(path: str, chunk_size: int, name: str, directory: str | None = None,
+                on_chunk: OnChunk | None = None) -> FileScan:
     try:
         st = os.stat(path)
     except FileNotFoundError as exc:
@@ -183,9 +185,9 @@ def _scan_local(path: str, chunk_size: int, name: str, directory: str | None = N
         raise CaptureFormatError(f"{name}: empty file, not a capture")
     try:
         if pcap.is_pcap(head):
-            scan = _scan_pcap(mm, size, name, chunk_size)
+            scan = _scan_pcap(mm, size, name, chunk_size, on_chunk)
         elif pcapng.is_pcapng(head):
-            scan = _scan_pcapng(mm, size, name, chunk_size)
+            scan = _scan_pcapng(mm, size, name, chunk_size, on_chunk)
         else:
             scan = None
         if scan is not None:
@@ -273,8 +275,10 @@ class _Cutter:
     """Accumulates frame offsets into chunks of at least `chunk_size` bytes."""
 
     def __init__(self, scan: FileScan, chunk_size: int, start: int,
-                 state: tuple[str, tuple[Interface, ...]]) -> None:
+                 state: tuple[str, tuple[Interface, ...]], on_chunk: OnChunk | None = None
+                 ) -> None:
         self.scan, self.size, self.start, self.state = scan, chunk_size, start, state
+        self.on_chunk = on_chunk
         self.frames = 0
         self.first = 1
 
@@ -303,6 +307,8 @@ class _Cutter:
             self.scan.chunks.append(ChunkSpec(
                 len(self.scan.chunks), self.scan.path, self.start, end, self.first,
                 self.frames, self.scan.container, self.state[0], self.state[1]))
+            if self.on_chunk is not None:
+                self.on_chunk(self.scan.chunks[-1])
             self.first += self.frames
             self.frames = 0
 
@@ -367,11 +373,12 @@ def _read_with_resync(scan: FileScan, cut: _Cutter, start: int, size: int,
     return cut.finish(size)
 
 
-def _scan_pcap(mm: mmap.mmap, size: int, path: str, chunk_size: int) -> FileScan:
+def _scan_pcap(mm: mmap.mmap, size: int, path: str, chunk_size: int,
+               on_chunk: OnChunk | None = None) -> FileScan:
     hdr = pcap.parse_header(mm[:pcap.HEADER_LEN], path)
     scan = FileScan(path, "pcap")
     state = (hdr.endian, (hdr.interface,))
-    cut = _Cutter(scan, chunk_size, pcap.HEADER_LEN, state)
+    cut = _Cutter(scan, chunk_size, pcap.HEADER_LEN, state, on_chunk)
     from .columns import _FULL, _walk  # columns imports this module: import when used
 
     def segment(pos: int) -> None:
@@ -431,11 +438,12 @@ def _segment_pcap_compiled(mm: mmap.mmap, pos: int, size: int, hdr: pcap.PcapHea
     return frame0 - start
 
 
-def _scan_pcapng(mm: mmap.mmap, size: int, path: str, chunk_size: int) -> FileScan:
+def _scan_pcapng(mm: mmap.mmap, size: int, path: str, chunk_size: int,
+                 on_chunk: OnChunk | None = None) -> FileScan:
     scan = FileScan(path, "pcapng")
     section = pcapng.Section()
     # The first chunk starts at the first section header, so it needs no prior state.
-    cut = _Cutter(scan, chunk_size, 0, ("<", ()))
+    cut = _Cutter(scan, chunk_size, 0, ("<", ()), on_chunk)
 
     def state() -> tuple[str, tuple[Interface, ...]]:
         return section.endian, tuple(section.interfaces)
@@ -499,13 +507,17 @@ def _none_analysable(bad: list[tuple[str, Exception]]) -> Exception:
     return cls(f"none of the {len(bad)} inputs could be analysed: {listed}{more}")
 
 
+# Called with each chunk of a plan as soon as it is final (plan_capture)
+OnChunk = Callable[[ChunkSpec], None]
+
 # Scans remote files elsewhere (on the cluster's workers, engine.remote_scanner): URLs -> a
 # FileScan or the exception that left the file out, per URL in order.
 RemoteScanner = Callable[[list[str]], list["FileScan | Exception"]]
 
 
 def _scan_all(files: list[str], chunk_size: int, storage: source.Storage | None,
-              scan_remote: RemoteScanner | None) -> list[FileScan | Exception]:
+              scan_remote: RemoteScanner | None, on_chunk: OnChunk | None = None
+              ) -> list[FileScan | Exception]:
     urls = [f for f in files if source.is_url(f)]
     remote = dict(zip(urls, scan_remote(urls), strict=True)) if scan_remote and urls else {}
     out: list[FileScan | Exception] = []
@@ -515,7 +527,7 @@ def _scan_all(files: list[str], chunk_size: int, storage: source.Storage | None,
             continue
         try:
             out.append(scan_url(path, chunk_size, storage) if source.is_url(path)
-                       else scan_file(path, chunk_size))
+                       else scan_file(path, chunk_size, on_chunk=on_chunk))
         except _BAD_INPUT as exc:
             out.append(exc)
     return out
@@ -523,7 +535,8 @@ def _scan_all(files: list[str], chunk_size: int, storage: source.Storage | None,
 
 def plan_capture(paths: Sequence[str | os.PathLike], chunk_size: int,
                  storage: source.Storage | None = None,
-                 scan_remote: RemoteScanner | None = None) -> CapturePlan:
+                 scan_remote: RemoteScanner | None = None,
+                 on_chunk: OnChunk | None = None) -> CapturePlan:
     """Scan all files of one capture, order them (first frame's timestamp, then name) and
     number chunks and frames globally.
 
@@ -534,6 +547,10 @@ def plan_capture(paths: Sequence[str | os.PathLike], chunk_size: int,
     An input that cannot be analysed at all (missing, unreadable, not a capture) is left out
     and listed first in the plan's problems, so the other files of a run are still analysed;
     only when no input can be analysed is its error raised.
+
+    `on_chunk(spec)` is called once per chunk of the plan, in order: while the file is still
+    being scanned when the capture is one local uncompressed file (so that the work on the
+    first chunks can start at once), else once the plan is complete.
     """
     files: list[str] = []
     bad: list[tuple[str, Exception]] = []
@@ -542,8 +559,14 @@ def plan_capture(paths: Sequence[str | os.PathLike], chunk_size: int,
             files.extend(m for m in _expand(p, storage) if m not in files)
         except _BAD_INPUT as exc:
             bad.append((os.fspath(p), exc))
+    streamed: list[ChunkSpec] = []
+    stream = None
+    if on_chunk is not None and len(files) == 1 and not source.is_url(files[0]):
+        def stream(spec: ChunkSpec) -> None:  # one file: its chunks are the plan's as cut
+            streamed.append(spec)
+            on_chunk(spec)
     scans: list[FileScan] = []
-    for path, got in zip(files, _scan_all(files, chunk_size, storage, scan_remote),
+    for path, got in zip(files, _scan_all(files, chunk_size, storage, scan_remote, stream),
                          strict=True):
         if isinstance(got, Exception):
             bad.append((path, got))
@@ -561,5 +584,10 @@ def plan_capture(paths: Sequence[str | os.PathLike], chunk_size: int,
             chunks.append(replace(c, index=len(chunks), first_frame=base + c.first_frame))
         problems.extend(replace(p, frame=base + p.frame if p.frame else 0) for p in s.problems)
         base += s.frames
+    if streamed and chunks[:len(streamed)] != streamed:
+        raise AssertionError("chunks sent while scanning differ from the plan's")
+    if on_chunk is not None:
+        for c in chunks[len(streamed):]:
+            on_chunk(c)
     return CapturePlan(tuple(s.path for s in scans), tuple(chunks), base, tuple(problems),
                        sum(s.size for s in scans))
