@@ -147,6 +147,7 @@ class Measured:
     peak_proc: int
     exceeded: bool = False
     runs: list[float] = field(default_factory=list)
+    work: list[float] = field(default_factory=list)  # work_seconds of each run
 
     @property
     def seconds(self) -> float:
@@ -185,13 +186,37 @@ def run_task(task: str, args: dict[str, Any], *, limit_bytes: int | None = None,
 
 def best_of(repeat: int, task: str, args: dict[str, Any], **kw: Any) -> Measured:
     """Best (shortest) of ``repeat`` runs; memory peaks are the largest of all runs."""
-    runs = [run_task(task, args, **kw) for _ in range(max(1, repeat))]
-    best = min(runs, key=lambda m: m.seconds)
-    best.peak_rss = max(m.peak_rss for m in runs)
-    best.peak_anon = max(m.peak_anon for m in runs)
-    best.peak_proc = max(m.peak_proc for m in runs)
-    best.runs = [m.seconds for m in runs]
-    return best
+    return best([run_task(task, args, **kw) for _ in range(max(1, repeat))])
+
+
+def interleaved(repeat: int, task: str, variants: list[dict[str, Any]], **kw: Any
+                ) -> list[Measured]:
+    """``best`` of ``repeat`` runs of each variant, run in rounds (one run of each variant
+    per round), so that a machine that speeds up or slows down over the minutes affects
+    every variant alike; ``Measured.runs`` keeps each round's time in round order."""
+    runs: list[list[Measured]] = [[] for _ in variants]
+    for _ in range(max(1, repeat)):
+        for got, args in zip(runs, variants, strict=True):
+            got.append(run_task(task, args, **kw))
+    return [best(r) for r in runs]
+
+
+def best(runs: list[Measured]) -> Measured:
+    out = min(runs, key=lambda m: m.seconds)
+    out.peak_rss = max(m.peak_rss for m in runs)
+    out.peak_anon = max(m.peak_anon for m in runs)
+    out.peak_proc = max(m.peak_proc for m in runs)
+    out.runs = [m.seconds for m in runs]
+    out.work = [work_seconds(m.result) for m in runs]
+    return out
+
+
+def work_seconds(result: dict[str, Any]) -> float:
+    """A run's seconds without a local cluster's start-up and shut-down (a long-lived cluster
+    has neither)."""
+    phases = result.get("phases") or {}
+    return float(result["seconds"]) - float(phases.get("cluster_start", 0.0)) \
+        - float(phases.get("cluster_stop", 0.0))
 
 
 # --------------------------------------------------------------------------- formatting

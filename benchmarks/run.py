@@ -21,12 +21,23 @@ import json
 import math
 import os
 import shutil
+import statistics
 import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from common import Measured, TaskFailed, Workload, best_of, machine, mib, table
+from common import (
+    Measured,
+    TaskFailed,
+    Workload,
+    best_of,
+    interleaved,
+    machine,
+    mib,
+    table,
+    work_seconds,
+)
 from generate import cached_capture, truth_path
 
 BASELINES = {"dpkt": ("dpkt_loop", "dpkt loop (float ts)"),
@@ -55,9 +66,7 @@ class Row:
 
     @property
     def work_s(self) -> float:
-        """Seconds without the local cluster's start-up and shut-down (a long-lived cluster
-        has neither)."""
-        return self.seconds - self.startup_s - self.stop_s
+        return work_seconds(self.m.result)
 
 
 @dataclass
@@ -124,15 +133,19 @@ def render(rep: Report, markdown: bool = False) -> str:
         out += ["", "Scaling (local cluster, its start-up and shut-down excluded; same chunk "
                 "size):"]
         head = ["chunk", "workers", "cluster start s", "stop s", "seconds", "packets/s",
-                "x 1 worker", "x serial"]
+                "x 1 worker", "x 1 worker, median of rounds", "rounds s", "x serial"]
         rows = []
         for r in clusters:
             one = next((c for c in clusters if c.chunk == r.chunk and c.workers == 1), None)
             ser = next((c for c in rep.rows if c.tool == "serial" and c.chunk == r.chunk), None)
             rate = rep.rate(r, True)
+            paired = [a / b for a, b in zip(one.m.work, r.m.work, strict=True)] \
+                if one is not None and len(one.m.work) == len(r.m.work) else []
             rows.append([r.chunk or "-", str(r.workers), _fmt(r.startup_s, ".2f"),
                          _fmt(r.stop_s, ".2f"), _fmt(r.work_s, ".2f"), _fmt(rate),
                          "-" if one is None else _fmt(rate / rep.rate(one, True), ".2f") + "x",
+                         _fmt(statistics.median(paired), ".2f") + "x" if paired else "-",
+                         " ".join(_fmt(x, ".2f") for x in r.m.work),
                          "-" if ser is None else _fmt(rate / rep.rate(ser), ".2f") + "x"])
         out += [table(head, rows, markdown)]
     engine = [r for r in rep.rows if r.tool in ("serial", "cluster")]
@@ -223,9 +236,20 @@ def run(w: Workload, out: Callable[[str], object] = print, markdown: bool = Fals
         if w.serial:
             measure("streamlens analyze --serial", "serial", "engine",
                     {"chunk_size": chunk, "serial": True}, chunk, 1)
-        for k in w.workers:
-            measure("streamlens analyze, local cluster", "cluster", "engine",
-                    {"chunk_size": chunk, "workers": k}, chunk, k)
+        if not w.workers:
+            continue
+        label = "streamlens analyze, local cluster"
+        log(f"  {label}, chunk {chunk}, workers {' '.join(map(str, w.workers))}, "
+            f"{w.repeat} round(s) ...")
+        try:  # worker counts in rounds: the scaling ratios compare runs of the same minutes
+            got = interleaved(w.repeat, "engine", [{**common, "chunk_size": chunk, "workers": k}
+                                                   for k in w.workers])
+        except TaskFailed as exc:
+            rep.errors.append(f"{label}: {exc}")
+            continue
+        rep.rows += [Row(label, "cluster", chunk, k, m) for k, m in zip(w.workers, got,
+                                                                          strict=True)]
+        rep.frames = rep.frames or int(got[0].result.get("frames") or 0)
     out(render(rep, markdown))
     return rep
 

@@ -60,6 +60,9 @@ def test_every_benchmark_via_the_report(tmp_path: Path) -> None:
     assert tools[0] == "dpkt" and tools.count("serial") == 2 and tools.count("cluster") == 2
     assert m.frames == FRAMES and all(r.m.result["frames"] == FRAMES for r in m.rows)
     assert all(r.m.peak_rss > 0 for r in m.rows)
+    # cluster runs go in rounds; the scaling table pairs them round by round
+    assert all(len(r.m.work) == tiny.repeat for r in m.rows if r.tool == "cluster")
+    assert "x 1 worker, median of rounds" in built.text
     # the engine's numbers do not depend on chunk size or worker count
     engine = [r.m.result for r in m.rows if r.tool in ("serial", "cluster")]
     assert len({(e["flows"], e["outliers"], e["gaps_found"]) for e in engine}) == 1
