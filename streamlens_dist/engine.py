@@ -1,8 +1,9 @@
 """The only module that knows Dask: builds and runs the graph (STYLE §2).
 
-pass 1 (chunk -> partial) | ordered tree reduction of partials (up-sweep) | thresholds on
-the client | prefixes down the same tree (down-sweep: the last timestamp per scope before each
-chunk) | pass 2 (chunk outliers at its seam and inside it). Every task holds at most one chunk
+pass 1 (chunk -> partial) | ordered tree reduction of partials (up-sweep, grown as chunks
+are cut; the client combines the root's two children) | thresholds on the client | prefixes
+down the same tree (down-sweep: the last timestamp per scope before each chunk) | pass 2
+(chunk outliers at its seam and inside it). Every task holds at most one chunk
 or one entry per scope, never flows x chunks. `run_serial` is the same pipeline in one
 process, used as the oracle and for tiny inputs.
 """
@@ -122,12 +123,6 @@ def combine_task(a: bytes, b: bytes) -> bytes:
 def prefix_task(prefix: bytes, left: bytes) -> bytes:
     _check_worker()
     return prefix_to_bytes(advance(prefix_from_bytes(prefix), partial_from_bytes(left)))
-
-
-@without_gc
-def thresholds_task(root: bytes, sigma: str) -> bytes:
-    _check_worker()
-    return thresholds_to_bytes(*thresholds(partial_from_bytes(root), Fraction(sigma)))
 
 
 @without_gc
@@ -262,7 +257,10 @@ def _run_dask(plan: CapturePlan | Planner, settings: Settings, client, progress:
     p1: list = []
     # Up-sweep: an ordered pairwise tree grown as chunks are cut (while the capture is still
     # being scanned, when plan_capture can say them early): `stack` holds the roots of
-    # complete subtrees of 2^k chunks, k decreasing; children[node key] = (left, right)
+    # complete subtrees of 2^k chunks, k decreasing, and the newest chunk, which joins them
+    # only once the next one is cut. At the end the stack is folded left to right, so the
+    # last chunks (the last to finish) are the fewest combines from the root, and the root's
+    # two children are combined by the client itself. children[node key] = (left, right)
     # remembers the shape for the down-sweep.
     stack: list[tuple[Any, int]] = []
     children: dict[str, tuple] = {}
@@ -279,11 +277,14 @@ def _run_dask(plan: CapturePlan | Planner, settings: Settings, client, progress:
         fut = client.submit(cached_task, data, key=key) if data is not None else \
             client.submit(pass1_task, spec.to_dict(), sdict, storage, key=key)
         p1.append(fut)
-        node, size = fut, 1
-        while stack and stack[-1][1] == size:
-            left, lsize = stack.pop()
-            node, size = node_of(left, node), lsize + size
-        stack.append((node, size))
+        newest = stack.pop() if stack else None
+        if newest is not None:
+            node, size = newest
+            while stack and stack[-1][1] == size:
+                left, lsize = stack.pop()
+                node, size = node_of(left, node), lsize + size
+            stack.append((node, size))
+        stack.append((fut, 1))
 
     def on_chunk(spec: ChunkSpec) -> None:
         chunks.append(spec)
@@ -315,41 +316,58 @@ def _run_dask(plan: CapturePlan | Planner, settings: Settings, client, progress:
         merged = partial_from_bytes(part)
         on_merged(merged)
         return merged, [out]
-    root = stack.pop()[0]
-    while stack:  # the remaining subtrees, right to left
-        root = node_of(stack.pop()[0], root)
+    blocks = [node for node, _ in stack]
+    left = blocks[0]
+    for block in blocks[1:-1]:
+        left = node_of(left, block)
+    right = blocks[-1]
     index_of = {f.key: i for i, f in enumerate(p1)}
-    # The whole graph is submitted before any result is awaited: pass 2 starts on the
-    # workers as soon as the root exists, while the client fetches and decodes the root.
-    # Thresholds and the first prefix are tasks (thresholds from the root of the tree, the
-    # empty prefix as a literal argument), not `client.scatter`ed data: Dask cannot recompute
-    # scattered data, so a worker dying with the only copy would fail the whole run.
-    thr = client.submit(thresholds_task, root, settings.sigma, key=f"sl-thr-{token}")
     # Down-sweep: a node's prefix goes to its left child; its right child gets it advanced
-    # past the left child. Leaves end with the prefix of their chunk.
-    prefix_of = {root.key: prefix_to_bytes(Prefix())}
-    todo = [root]
+    # past the left child. Leaves end with the prefix of their chunk. The root is not a task
+    # (see above); its children are `left` and `right`.
+    empty = prefix_to_bytes(Prefix())
+    prefix_of = {left.key: empty,
+                 right.key: client.submit(prefix_task, empty, left,
+                                          key=f"sl-prefix-{token}-{right.key}")}
+    todo = [left, right]
     while todo:
         node = todo.pop()
         if node.key not in children:
             continue
-        left, right = children[node.key]
-        prefix_of[left.key] = prefix_of[node.key]
-        prefix_of[right.key] = client.submit(prefix_task, prefix_of[node.key], left,
-                                             key=f"sl-prefix-{token}-{right.key}")
-        todo += [left, right]
+        a, b = children[node.key]
+        prefix_of[a.key] = prefix_of[node.key]
+        prefix_of[b.key] = client.submit(prefix_task, prefix_of[node.key], a,
+                                         key=f"sl-prefix-{token}-{b.key}")
+        todo += [a, b]
+    children.clear()  # the tree's inner nodes stay alive only as long as tasks need them
+    # The client fetches the left child as soon as it exists (usually before the last chunks
+    # are done), then the right one, and combines them: that saves the root's task and a
+    # thresholds task at the end of the critical path.
+    left_part: list[Partial] = []
+    pending = as_completed(p1)
+    if left.key not in index_of:
+        pending.add(left)
+    done = 0
+    for fut in pending:
+        if fut.key == left.key:  # a combine node, or the first chunk when there are two
+            left_part.append(partial_from_bytes(fut.result()))
+        i = index_of.get(fut.key)
+        if i is None:
+            continue
+        if checkpoint is not None and cached[i] is None:
+            checkpoint.save(chunks[i], settings, fut.result())
+        done += 1
+        progress("dissect", done, n)
+    t1 = time.perf_counter()
+    merged = combine(left_part[0], partial_from_bytes(right.result()))
+    # Thresholds as a task holding their bytes, not `client.scatter`ed data: Dask cannot
+    # recompute scattered data, so a worker dying with the only copy would fail the run.
+    thr = client.submit(cached_task, thresholds_to_bytes(
+        *thresholds(merged, Fraction(settings.sigma))), key=f"sl-thr-{token}")
     p2 = [client.submit(pass2_task, c.to_dict(), sdict, f, thr, prefix_of[f.key], storage,
                         key=f"sl-pass2-{token}-{i}")
           for i, (c, f) in enumerate(zip(chunks, p1, strict=True))]
-    children.clear()  # the tree's inner nodes stay alive only as long as tasks need them
-    del prefix_of
-    for done, fut in enumerate(as_completed(p1), 1):
-        i = index_of[fut.key]
-        if checkpoint is not None and cached[i] is None:
-            checkpoint.save(chunks[i], settings, fut.result())
-        progress("dissect", done, n)
-    t1 = time.perf_counter()
-    merged = partial_from_bytes(root.result())
+    del prefix_of, left, right
     progress("merge", 1, 1)
     t2 = time.perf_counter()
     merge_s = t2 - t1
@@ -359,7 +377,7 @@ def _run_dask(plan: CapturePlan | Planner, settings: Settings, client, progress:
         progress("outliers", done, n)
     out = client.gather(p2)
     p1.clear()
-    del p2, root
+    del p2
     phases.update(dissect=t1 - t0, merge=merge_s, outliers=time.perf_counter() - t2)
     return merged, out
 
