@@ -166,8 +166,8 @@ def _merge_binned(a: dict, b: dict, merged: dict, tables: tuple[Binned, ...], bi
     first = np.fromiter((st[FIRST_NS] for st in b.values()), np.int64, len(b))[old]
     last = np.fromiter((st[LAST_NS] for st in a.values()), np.int64, len(a))
     seam_ser, seam_hist = series.seam_rows(index[old], first, first - last[index[old]], bin_ns)
-    return (series.join([a_ser, series.renumber(b_ser, index, False), seam_ser], SERIES_VALUES),
-            series.join([a_hist, series.renumber(b_hist, index, False), seam_hist], HIST_VALUES))
+    return (series.join(a_ser, series.renumber(b_ser, index, False), seam_ser, SERIES_VALUES),
+            series.merge([a_hist, series.renumber(b_hist, index, False), seam_hist], HIST_VALUES))
 
 
 def _merge_with(a: dict, b: dict, merge) -> dict:  # noqa: ANN001 - a two-argument merge

@@ -310,23 +310,31 @@ def _python_seam_rows(scopes: list[int], ts: list[int], iats: list[int], bin_ns:
     return series, hist
 
 
-# `join` only concatenates rows while the result stays below LAZY_ROWS: sorting and summing
-# at every node of the combine tree cost more than the rest of a combine, and most rows of
-# neighbouring chunks never meet (different bins). The rows are summed once, by `canonical`,
-# when the tables are made; the bound keeps a node's memory near its number of distinct rows.
+# `join` only concatenates the series rows of time-ordered pieces (every bin of the left one
+# at or before every bin of the right one, so only the bin at the seam can hold a key twice,
+# and at most a quarter of the right one's rows in it) while the result stays below
+# LAZY_ROWS: sorting and summing at every node of the combine tree cost more than the rest
+# of a combine. The rows are summed once, by `canonical`, when the tables are made. Pieces
+# whose bins interleave (wide bins, short chunks, times going back) and histograms (whose
+# bins are IAT sizes, shared by every chunk) are merged at once, so a node's rows stay near
+# its number of distinct keys.
 LAZY_ROWS = 1 << 18
 
 
-def join(parts: list[Binned], values: tuple[str, ...]) -> Binned:
-    """The sum of tables over the same scope numbering: their rows side by side while they
-    are few (LAZY_ROWS), else merged."""
-    parts = [p for p in parts if len(p)]
-    if sum(len(p) for p in parts) > LAZY_ROWS:
+def join(left: Binned, right: Binned, seam: Binned, values: tuple[str, ...]) -> Binned:
+    """The sum of the series tables of two time-ordered pieces and the seam rows between them
+    (same scope numbering): their rows side by side when that wastes little (see above),
+    else merged."""
+    parts = [p for p in (left, right, seam) if len(p)]
+    ordered = True
+    if len(left) and len(right):
+        last, bins = int(left.cols["bin"].max()), right.cols["bin"]
+        # most of the right side's rows must be in bins the left side does not have
+        ordered = last <= int(bins.min()) and 4 * int(np.count_nonzero(bins == last)) <= len(bins)
+    if len(parts) < 2:
+        return parts[0] if parts else Binned.empty(values)
+    if not ordered or sum(len(p) for p in parts) > LAZY_ROWS:
         return merge(parts, values)
-    if not parts:
-        return Binned.empty(values)
-    if len(parts) == 1:
-        return parts[0]
     return Binned({c: np.concatenate([p.cols[c] for p in parts]) for c in ("scope", "bin", *values)})
 
 

@@ -211,3 +211,23 @@ def test_sums_of_squares_past_2_124_are_marked_lost() -> None:
     assert series.merge([merged, seam], series.SERIES_VALUES).cols["qh"].tolist() == [-1]
     two = series.merge([seam, seam], series.SERIES_VALUES)
     assert series.square(two.cols["qh"][0], two.cols["ql"][0]) == 2 * big * big
+
+
+def test_join_concatenates_only_time_ordered_pieces() -> None:
+    """Rows of pieces in later bins are kept side by side (summed later by `canonical`);
+    pieces sharing their bins (short chunks, wide bins) are merged at once, so a partial's
+    rows stay near its distinct keys."""
+    def piece(bin_of: int, n: int = 100) -> series.Binned:
+        scope = np.arange(n, dtype=np.int64) % 50
+        ts = np.full(n, bin_of * 1000, np.int64) + np.arange(n)
+        return series.chunk_series(scope, ts, np.ones(n, np.int64), 1000)[0]
+
+    empty = series.Binned.empty(series.SERIES_VALUES)
+    a, same, later = piece(3), piece(3), piece(4)
+    joined = series.join(a, same, empty, series.SERIES_VALUES)
+    assert len(joined) == 50  # merged: one row per scope in bin 3
+    lazy = series.join(a, later, empty, series.SERIES_VALUES)
+    assert len(lazy) == len(a) + len(later)
+    assert _table(series.canonical(lazy, series.SERIES_VALUES)) == \
+        _table(series.merge([a, later], series.SERIES_VALUES))
+    assert len(series.join(later, a, empty, series.SERIES_VALUES)) == 100  # not ordered: merged
