@@ -257,7 +257,7 @@ def _run_dask(plan: CapturePlan | Planner, settings: Settings, client, progress:
     p1: list = []
     # Up-sweep: an ordered pairwise tree grown as chunks are cut (while the capture is still
     # being scanned, when plan_capture can say them early): `stack` holds the roots of
-    # complete subtrees of 2^k chunks, k decreasing, and the newest chunk, which joins them
+    # complete subtrees of 2^k chunks, k never increasing, and the newest chunk, which joins them
     # only once the next one is cut. At the end the stack is folded left to right, so the
     # last chunks (the last to finish) are the fewest combines from the root, and the root's
     # two children are combined by the client itself. children[node key] = (left, right)
