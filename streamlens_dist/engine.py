@@ -303,8 +303,10 @@ def _run_dask(plan: CapturePlan | Planner, settings: Settings, client, progress:
         if [c.index for c in chunks] != list(range(len(plan.chunks))):
             raise AssertionError("the planner did not give every chunk once, in order")
     n = len(chunks)
-    if n == 0:
-        return Partial.empty(), []
+    if n == 0:  # a capture without frames
+        merged = Partial.empty()
+        on_merged(merged)
+        return merged, []
     if n == 1:
         part, out = client.submit(whole_task, chunks[0].to_dict(), sdict, storage, cached[0],
                                   key=f"sl-whole-{token}").result()

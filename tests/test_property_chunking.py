@@ -78,3 +78,22 @@ def test_dask_run_equals_serial_for_random_chunkings(tmp_path) -> None:
             got = as_dict(build_tables(merged, Fraction(3), outliers))
             assert_tables_equal(got, as_dict(tables_for(plan)), where=f"seed {seed}")
             assert_tables_equal(got, as_dict(tables_for(singles)), where=f"seed {seed}")
+
+
+def test_capture_without_frames_on_a_cluster(tmp_path) -> None:
+    """A capture of only a file header has no chunk: the cluster path writes the same empty
+    store as the serial one (the tables are made from the empty merged partial)."""
+    import struct
+
+    from distributed import Client, LocalCluster
+
+    import streamlens_dist
+
+    path = tmp_path / "empty.pcap"
+    path.write_bytes(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        got = streamlens_dist.analyze(path, tmp_path / "c.zarr", client=client)
+    want = streamlens_dist.analyze(path, tmp_path / "s.zarr", serial=True)
+    assert got.chunks == want.chunks == 0 and got.frames == 0
+    assert_tables_equal(as_dict(got.tables), as_dict(want.tables), where="empty capture")
