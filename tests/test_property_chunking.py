@@ -97,3 +97,27 @@ def test_capture_without_frames_on_a_cluster(tmp_path) -> None:
     want = streamlens_dist.analyze(path, tmp_path / "s.zarr", serial=True)
     assert got.chunks == want.chunks == 0 and got.frames == 0
     assert_tables_equal(as_dict(got.tables), as_dict(want.tables), where="empty capture")
+
+
+def test_damaged_capture_streamed_to_a_cluster_equals_serial(tmp_path) -> None:
+    """Chunks that reach the workers while the scan is still going (one local file) include
+    the cuts at damage (garbage inside, a truncated end): same store and same problems as the
+    serial run, which plans first."""
+    from distributed import Client, LocalCluster
+
+    import streamlens_dist
+
+    rng = random.Random(11)
+    path = tmp_path / "damaged.pcap"
+    write_pcap(path, sorted(random_records(rng, 400)))
+    data = path.read_bytes()
+    mid = len(data) // 2
+    path.write_bytes(data[:mid] + bytes(rng.randrange(256) for _ in range(37)) + data[mid:-9])
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        got = streamlens_dist.analyze(path, tmp_path / "c.zarr", client=client,
+                                      chunk_size=4096)
+    want = streamlens_dist.analyze(path, tmp_path / "s.zarr", serial=True, chunk_size=4096)
+    assert got.chunks == want.chunks > 3 and got.attrs["problems"]
+    assert got.attrs["problems"] == want.attrs["problems"]
+    assert_tables_equal(as_dict(got.tables), as_dict(want.tables), where="damaged, streamed")
