@@ -248,7 +248,8 @@ def _analyze(paths: Any, store: str, settings: Settings, writer: StoreWriter, t0
     if ckpt is not None:
         phases.update(checkpoint_hits=ckpt.hits, checkpoint_stored=ckpt.stored)
     t2 = time.perf_counter()
-    extra = outlier_tables(base[0], outliers)
+    msgs = [unpack(o, "outliers") for o in outliers]
+    extra = outlier_tables(base[0], msgs)
     for name, cols in extra.items():
         writer.columns(name, cols)
     tables = tables_of(base[0], extra)
@@ -275,7 +276,6 @@ def _analyze(paths: Any, store: str, settings: Settings, writer: StoreWriter, t0
     # outlier pass and the tables)
     phases["write"] = time.perf_counter() - t2
     worker = dict(merged.profile)
-    msgs = [unpack(o, "outliers") for o in outliers]
     worker["outlier_pass"] = sum(m["seconds"] for m in msgs)
     worker["chunks_reread"] = float(sum(m["reread"] for m in msgs))
     phases["worker_seconds"] = worker

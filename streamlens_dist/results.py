@@ -154,16 +154,16 @@ def stats_tables(part: Partial, iena_keys: tuple = ()) -> StatsTables:
 
 
 @without_gc
-def outlier_tables(base: StatsTables, outlier_messages: list[bytes]
+def outlier_tables(base: StatsTables, outlier_messages: list[dict]
                    ) -> dict[str, dict[str, np.ndarray]]:
     """The outlier tables and the `outliers` count columns of flows, frame_types and streams,
-    from the outlier pass's messages (outliers inside chunks and at their seams)."""
+    from the outlier pass's messages, decoded (`unpack(data, "outliers")`: outliers inside
+    chunks and at their seams)."""
     flow_row, type_row = base.flow_row, base.type_row
     f_out: list[tuple[int, int, int, int]] = []  # (row, frame, ts, iat)
     t_out: list[tuple[int, int, int, int]] = []
     s_out: list[tuple[StreamKey, int, int, int]] = []
-    for msg in outlier_messages:
-        m = unpack(msg, "outliers")
+    for m in outlier_messages:
         f_out.extend((flow_row[tuple(r[:3])], r[3], r[4], r[5]) for r in m["flows"])
         t_out.extend((type_row[(tuple(r[:3]), r[3])], r[4], r[5], r[6]) for r in m["types"])
         s_out.extend(((tuple(r[:3]), *r[3:8]), r[8], r[9], r[10]) for r in m["streams"])
@@ -191,7 +191,8 @@ def build_tables(part: Partial, k: Fraction, outlier_messages: list[bytes],
                  iena_keys: tuple = ()) -> Tables:
     """All tables at once (`stats_tables`, then `outlier_tables`)."""
     base = stats_tables(part, iena_keys)
-    return tables_of(base, outlier_tables(base, outlier_messages))
+    return tables_of(base, outlier_tables(base, [unpack(m, "outliers")
+                                                 for m in outlier_messages]))
 
 
 def tables_of(base: StatsTables, outliers: dict[str, dict[str, np.ndarray]]) -> Tables:
