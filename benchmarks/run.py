@@ -128,12 +128,14 @@ def render(rep: Report, markdown: bool = False) -> str:
                      _fmt(res.get("outliers"), ",d"), "-" if gaps is None else f"{gaps:,d}",
                      *ratios])
     out += ["", table(head, rows, markdown)]
+    out += _worker_rate(rep, bases, markdown)
     clusters = [r for r in rep.rows if r.tool == "cluster"]
     if clusters:
         out += ["", "Scaling (local cluster, its start-up and shut-down excluded; same chunk "
                 "size):"]
         head = ["chunk", "workers", "cluster start s", "stop s", "seconds", "packets/s",
-                "x 1 worker", "x 1 worker, median of rounds", "rounds s", "x serial"]
+                "x 1 worker", "x 1 worker, median of rounds", "rounds s", "x serial",
+                "client CPU s"]
         rows = []
         for r in clusters:
             one = next((c for c in clusters if c.chunk == r.chunk and c.workers == 1), None)
@@ -146,7 +148,8 @@ def render(rep: Report, markdown: bool = False) -> str:
                          "-" if one is None else _fmt(rate / rep.rate(one, True), ".2f") + "x",
                          _fmt(statistics.median(paired), ".2f") + "x" if paired else "-",
                          " ".join(_fmt(x, ".2f") for x in r.m.work),
-                         "-" if ser is None else _fmt(rate / rep.rate(ser), ".2f") + "x"])
+                         "-" if ser is None else _fmt(rate / rep.rate(ser), ".2f") + "x",
+                         _fmt(_phase(r, "client_cpu"), ".2f")])
         out += [table(head, rows, markdown)]
     engine = [r for r in rep.rows if r.tool in ("serial", "cluster")]
     if engine:
@@ -156,6 +159,36 @@ def render(rep: Report, markdown: bool = False) -> str:
     for e in rep.errors:
         out.append(f"FAILED: {e}")
     return "\n".join(out)
+
+
+def _phase(r: Row, name: str) -> float | None:
+    v = (r.m.result.get("phases") or {}).get(name)
+    return float(v) if isinstance(v, int | float) else None
+
+
+def task_seconds(r: Row) -> float | None:
+    """Seconds a run spent in its chunk tasks (pass 1, then pass 2): for a serial run, one
+    worker process's work on the whole capture without the client's (split, merge, tables,
+    store), which a cluster run overlaps with the workers."""
+    d, o = _phase(r, "dissect"), _phase(r, "outliers")
+    return None if d is None or o is None else d + o
+
+
+def _worker_rate(rep: Report, bases: list[tuple[str, Row]], markdown: bool) -> list[str]:
+    rows = []
+    for r in rep.rows:
+        sec = task_seconds(r) if r.tool == "serial" else None
+        if not sec:
+            continue
+        rate = rep.frames / sec
+        rows.append([r.chunk or "-", _fmt(sec, ".2f"), _fmt(rate),
+                     *(_fmt(rate / rep.rate(b), ".2f") + "x" for _, b in bases)])
+    if not rows:
+        return []
+    return ["", "One worker process (the serial run's chunk tasks, pass 1 + pass 2: "
+            "Summary.phases dissect + outliers):",
+            table(["chunk", "task seconds", "packets/s", *(f"x {t}" for t, _ in bases)], rows,
+                  markdown)]
 
 
 def _phase_tables(engine: list[Row], markdown: bool) -> list[str]:

@@ -185,6 +185,7 @@ def _analyze(paths: Any, store: str, settings: Settings, writer: StoreWriter, t0
         paths = [paths]
     paths = list(paths)
     phases: dict[str, Any] = {"tables": 0.0}
+    cpu0, cluster_cpu = time.process_time(), 0.0
     base: list[StatsTables] = []
 
     def on_merged(merged: Partial) -> None:
@@ -239,12 +240,14 @@ def _analyze(paths: Any, store: str, settings: Settings, writer: StoreWriter, t0
     elif client is not None:
         plan, merged, outliers = on_dask(client)
     else:
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.process_time()
         with tls_config(tls_files), cluster_client(scheduler, workers) as c:
             phases["cluster_start"] = time.perf_counter() - t1
+            cluster_cpu = time.process_time() - c1
             plan, merged, outliers = on_dask(c, plan)
-            t1 = time.perf_counter()
+            t1, c1 = time.perf_counter(), time.process_time()
         phases["cluster_stop"] = time.perf_counter() - t1  # closing a local cluster's workers
+        cluster_cpu += time.process_time() - c1
     if ckpt is not None:
         phases.update(checkpoint_hits=ckpt.hits, checkpoint_stored=ckpt.stored)
     t2 = time.perf_counter()
@@ -275,6 +278,10 @@ def _analyze(paths: Any, store: str, settings: Settings, writer: StoreWriter, t0
     # what the store's writes still took once everything else was done (they overlap the
     # outlier pass and the tables)
     phases["write"] = time.perf_counter() - t2
+    # CPU seconds of this process (all its threads, a local cluster's scheduler included;
+    # not the worker processes), without starting and stopping a local cluster: what the
+    # client costs the machine beside the workers, the whole work for a serial run
+    phases["client_cpu"] = time.process_time() - cpu0 - cluster_cpu
     worker = dict(merged.profile)
     worker["outlier_pass"] = sum(m["seconds"] for m in msgs)
     worker["chunks_reread"] = float(sum(m["reread"] for m in msgs))

@@ -113,13 +113,19 @@ def test_cluster_run_prints_dashboard_and_phase_times(tmp_path) -> None:
     cap = tmp_path / "ft.pcap"
     flight_test_capture(cap, 3000, seed=2)
     r = run("analyze", str(cap), "-o", str(tmp_path / "o.zarr"), "--chunk-size", "64KiB",
-            "--workers", "1")
+            "--workers", "1", "--profile")
     assert r.returncode == 0, r.stderr
     assert "Dask dashboard: http://127.0.0.1:" in r.stderr
     line = next(x for x in r.stdout.splitlines() if x.startswith("time per phase:"))
     for phase in ("split", "cluster_start", "dissect", "merge", "outliers", "write",
                   "cluster_stop"):
         assert f"{phase} " in line
+    # --profile: the phases, each chunk-task step summed over the workers, the client's CPU
+    assert "Profile: 3,000 frames" in r.stdout
+    for step in ("walk", "classify", "messages", "stats", "outlier_pass"):
+        assert f"worker {step}" in r.stdout
+    cpu = next(x for x in r.stdout.splitlines() if x.startswith("CPU of this process"))
+    assert float(cpu.split(":")[1].split()[0]) > 0
 
 
 

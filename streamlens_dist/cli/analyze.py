@@ -232,5 +232,8 @@ def print_profile(s: Summary, console: Console) -> None:
             table.add_row(f"  worker {name}", f"{worker[name]:.3f}",
                           f"{100 * worker[name] / busy:.0f}% of worker" if busy else "-")
     console.print(table)
+    if "client_cpu" in s.phases:
+        console.print(f"CPU of this process (client, scheduler, store writer; not the workers): "
+                      f"{s.phases['client_cpu']:.3f} s")
     console.print(f"frames through the per-frame path: {int(worker.get('slow_path_frames', 0)):,}; "
                   f"chunks re-read by the outlier pass: {int(worker.get('chunks_reread', 0))}")
