@@ -62,7 +62,14 @@ def test_every_benchmark_via_the_report(tmp_path: Path) -> None:
     assert all(r.m.peak_rss > 0 for r in m.rows)
     # cluster runs go in rounds; the scaling table pairs them round by round
     assert all(len(r.m.work) == tiny.repeat for r in m.rows if r.tool == "cluster")
-    assert "x 1 worker, median of rounds" in built.text
+    assert "x 1 worker, median of rounds" in built.text and "client CPU s" in built.text
+    # one worker process's rate: frames over the serial run's chunk-task seconds
+    assert "One worker process" in built.text
+    for r in m.rows:
+        if r.tool == "serial":
+            ph = r.m.result["phases"]
+            assert run.task_seconds(r) == ph["dissect"] + ph["outliers"] > 0
+            assert ph["client_cpu"] > 0
     # the engine's numbers do not depend on chunk size or worker count
     engine = [r.m.result for r in m.rows if r.tool in ("serial", "cluster")]
     assert len({(e["flows"], e["outliers"], e["gaps_found"]) for e in engine}) == 1
