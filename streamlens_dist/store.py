@@ -232,12 +232,15 @@ def _remove_leftovers(parent: str, name: str) -> None:
                 shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
 
 
+# Creating a file is mostly kernel time (0.04-0.4 ms here, depending on the file system's
+# recent deletions), and at the end of a run the last columns' files are all that is left
+# to do: two threads write them while the cores are otherwise idle.
 WRITER_THREADS = 2
 
 
 class StoreWriter:
     """Writes one result store while the run goes on: a local store's directories at once and
-    each table's columns as soon as they are given (`columns`), in a background thread, so
+    each table's columns as soon as they are given (`columns`), in background threads, so
     that the file system's latency overlaps the analysis; `finish` waits for them, writes
     the root attributes with `complete` and renames the store into place (module docstring).
 
@@ -264,8 +267,6 @@ class StoreWriter:
         os.makedirs(self._tmp)
         made = {self._tmp}
         self._put = local_put(self._tmp, made)
-        # two threads: creating a file is mostly kernel time (0.04-0.4 ms here, per file
-        # system), and the last columns' files are all that is left to do at the end
         self._pool = concurrent.futures.ThreadPoolExecutor(WRITER_THREADS,
                                                            thread_name_prefix="store")
         self._jobs.append(self._pool.submit(self._skeleton, made))
