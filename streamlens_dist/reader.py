@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import zarr
 
 from .capture.source import Storage, is_url
 from .errors import SettingsError
 from .results import Tables, results_summary
 from .store import LAYOUT, SCHEMA, open_store
+
+if TYPE_CHECKING:  # opened through store.open_store, which imports zarr when used
+    import zarr
 
 
 def _frame(group: zarr.Group, columns: dict[str, str]) -> Any:

@@ -24,15 +24,17 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import zarr
 from numcodecs import Zstd
 
 from .capture import source
 from .errors import StorageError, StoreExistsError
 from .results import STAT_COLUMNS, Tables
+
+if TYPE_CHECKING:  # zarr is imported where a store is read: writing one does not need it,
+    import zarr  # and importing it is a third of a small capture's whole CLI run
 
 SCHEMA = "streamlens-dist/1"
 STRING = "string"
@@ -385,6 +387,8 @@ def _write_remote(url: str, tables: Tables, attrs: dict[str, Any], overwrite: bo
 
 def open_store(path: str, storage: source.Storage | None = None) -> zarr.Group:
     """A result store, local or at an fsspec URL, opened read-only."""
+    import zarr
+
     if source.is_url(path):
         return zarr.open_group(path, mode="r", zarr_format=3, storage_options=storage or {})
     return zarr.open_group(source.local_path(path), mode="r", zarr_format=3)

@@ -140,3 +140,16 @@ def test_local_cluster_dashboard_link_serves_the_dashboard() -> None:
         assert link.startswith("http://127.0.0.1:")
         with urllib.request.urlopen(link, timeout=30) as page:
             assert page.status == 200 and b"Dask" in page.read()
+
+
+def test_analyze_imports_neither_zarr_nor_distributed_for_a_small_capture(tmp_path) -> None:
+    """A one-chunk capture runs in-process; the store is written as plain files. Importing
+    zarr (only needed to read a store) or distributed would be most of such a run's time."""
+    code = ("import sys; from streamlens_dist.cli import main; sys.argv = ['streamlens-dist', "
+            f"'analyze', {str(PTP)!r}, '-o', {str(tmp_path / 's.zarr')!r}, '-q']\n"
+            "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            "print(sorted(m for m in ('zarr', 'distributed') if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "[]"
+    assert load_store(tmp_path / "s.zarr")[1]["complete"] is True
