@@ -30,14 +30,28 @@
 #define NS_PER_S 1000000000ULL
 
 /* The walks chase lengths from header to header, so every record costs a cache miss unless
- * the bytes ahead are already on their way: prefetching a fixed distance ahead of each record
- * (records are laid out in order) makes the walk about 3x faster on a buffer not in cache. */
+ * the bytes ahead are already on their way. Records are laid out in order but a header may
+ * sit in any cache line, so every line up to PREFETCH_AHEAD bytes ahead is requested
+ * (`fetched`: how far that has got): 1.8x faster than one line per record at a fixed distance
+ * (2M records of a 500 MB capture in the page cache: 37-39 ms against 65-72 ms). */
 #if defined(__GNUC__) || defined(__clang__)
 #define PREFETCH(p) __builtin_prefetch((p))
 #else
 #define PREFETCH(p) ((void)0)
 #endif
-#define PREFETCH_AHEAD 1024
+#define PREFETCH_AHEAD 4096
+#define CACHE_LINE 64
+
+/* Request the lines of b[*fetched, min(pos + PREFETCH_AHEAD, end)). */
+static inline void prefetch_ahead(const unsigned char *b, Py_ssize_t pos, Py_ssize_t end,
+                                  Py_ssize_t *fetched)
+{
+    Py_ssize_t ahead = end - pos > PREFETCH_AHEAD ? pos + PREFETCH_AHEAD : end;
+    for (Py_ssize_t q = *fetched; q < ahead; q += CACHE_LINE)
+        PREFETCH(b + q);
+    if (*fetched < ahead)
+        *fetched = ahead;
+}
 
 static inline uint32_t rd32(const unsigned char *p, int be)
 {
@@ -123,14 +137,14 @@ static PyObject *walk_pcap(PyObject *self, PyObject *args)
     const Py_ssize_t end = buf.len;
     int64_t *ts = (int64_t *)tsb.buf, *off = (int64_t *)offb.buf, *cap = (int64_t *)capb.buf;
     const uint32_t frac_max = mult == 1 ? 1000000000u : 1000000u;
+    Py_ssize_t fetched = pos;
     while (pos < end) {
         if (end - pos < PCAP_RECORD_HEADER) {
             status = ST_STOP;
             break;
         }
         const unsigned char *p = b + pos;
-        if (end - pos > PREFETCH_AHEAD)
-            PREFETCH(p + PREFETCH_AHEAD);
+        prefetch_ahead(b, pos, end, &fetched);
         uint32_t sec = rd32(p, be), frac = rd32(p + 4, be), incl = rd32(p + 8, be);
         /* ZERO_RUN zero bytes where a header should be are zero fill, as in pcap.walk */
         if (((sec | frac | incl | rd32(p + 12, be)) == 0 && zero_run(p, end - pos))
@@ -293,14 +307,14 @@ static PyObject *walk_pcapng(PyObject *self, PyObject *args)
     int64_t *ts = (int64_t *)tsb.buf, *off = (int64_t *)offb.buf, *cap = (int64_t *)capb.buf;
     uint8_t *unt = (uint8_t *)untb.buf;
     int32_t *lt = (int32_t *)ltb.buf;
+    Py_ssize_t fetched = pos;
     while (pos < end) {
         if (end - pos < 12) {
             status = ST_STOP;
             break;
         }
         const unsigned char *p = b + pos;
-        if (end - pos > PREFETCH_AHEAD)
-            PREFETCH(p + PREFETCH_AHEAD);
+        prefetch_ahead(b, pos, end, &fetched);
         int bbe = be;
         if (p[0] == 0x0A && p[1] == 0x0D && p[2] == 0x0D && p[3] == 0x0A) {
             if (p[8] == 0x4D && p[9] == 0x3C && p[10] == 0x2B && p[11] == 0x1A)

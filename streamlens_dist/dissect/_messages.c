@@ -126,6 +126,13 @@ static int64_t ch10(const uint8_t *p, int64_t n, int64_t row, const Cols *cols, 
     return count;
 }
 
+#define PREFETCH_FRAMES 8
+#if defined(__GNUC__) || defined(__clang__)
+#define PREFETCH_AT(p) __builtin_prefetch(p)
+#else
+#define PREFETCH_AT(p) ((void)(p))
+#endif
+
 static PyObject *messages(PyObject *self, PyObject *args) {
     Py_buffer b[7], ob[NCOL];
     PyObject *outs;
@@ -165,6 +172,13 @@ static PyObject *messages(PyObject *self, PyObject *args) {
     int64_t k = 0, cap = ob[0].len / 8;
     Py_ssize_t i = m;
     for (; i < nframes; i++) {
+        /* the payload of a frame a few ahead: frames are far apart in the chunk, so without
+         * it every frame's payload is a cache miss (20% of this pass on a 64 MiB chunk) */
+        if (i + PREFETCH_FRAMES < nframes && aoff[i + PREFETCH_FRAMES] >= 0 &&
+            aoff[i + PREFETCH_FRAMES] < b[0].len) {
+            PREFETCH_AT(buf + aoff[i + PREFETCH_FRAMES]);
+            PREFETCH_AT(buf + aoff[i + PREFETCH_FRAMES] + 64);
+        }
         walk[i] = 0;
         if (!in_flow[i])
             continue;
