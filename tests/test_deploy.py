@@ -6,6 +6,7 @@ everywhere, and every command line quoted in the READMEs parses with the real CL
 from __future__ import annotations
 
 import ast
+import os
 import re
 import shlex
 import subprocess
@@ -151,6 +152,33 @@ def test_hpc_recipe() -> None:
                        timeout=60)
     assert r.returncode == 0 and "--jobs" in r.stdout and "slurm" in r.stdout, r.stderr
 
+
+
+@pytest.mark.timeout(120)
+def test_hpc_jobs_use_the_tuned_dask_config() -> None:
+    """The batch jobs' workers and the scheduler on the login node read workers/
+    distributed.yaml (DASK_CONFIG), or what --dask-config names."""
+    path = DEPLOY / "hpc" / "jobqueue_cluster.py"
+    # the script, then what the Dask config of its process (the scheduler's) says
+    code = (f"import runpy, sys; sys.argv[0] = {str(path)!r}; "
+            "runpy.run_path(sys.argv[0], run_name='__main__'); import dask; "
+            "print('allowed-failures', dask.config.get('distributed.scheduler.allowed-failures'))")
+    env = {k: v for k, v in os.environ.items() if k != "DASK_CONFIG"}
+    for system in ("slurm", "pbs"):
+        r = subprocess.run([sys.executable, "-c", code, "--system", system, "--dry-run"],
+                           capture_output=True, text=True, timeout=100, env=env)
+        assert r.returncode == 0, r.stderr
+        workers = ROOT / "workers"
+        script = r.stdout.split("allowed-failures")[0]
+        lines = script.splitlines()
+        export = lines.index(f"export DASK_CONFIG={workers}")
+        assert export < next(i for i, ln in enumerate(lines) if "dask_worker" in ln)
+        tuned = yaml.safe_load((workers / "distributed.yaml").read_text())
+        assert r.stdout.split()[-1] == str(tuned["distributed"]["scheduler"]["allowed-failures"])
+    r = subprocess.run([sys.executable, str(path), "--system", "slurm", "--dry-run",
+                        "--dask-config", str(DEPLOY)], capture_output=True, text=True,
+                       timeout=60, env=env)
+    assert r.returncode == 2 and "no distributed.yaml there" in r.stderr
 
 def test_ports_in_readmes() -> None:
     for path in [*READMES, ROOT / "README.md"]:

@@ -15,11 +15,17 @@ of worker processes, prints the scheduler address and keeps the cluster up until
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
 import sys
 import time
+from pathlib import Path
 
 SCHEDULER_PORT = 8786
 DASHBOARD_PORT = 8787
+# this checkout's tuned Dask settings (workers/README.md); on the shared filesystem, the
+# compute nodes read them too
+TUNED_CONFIG = Path(__file__).resolve().parents[2] / "workers"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -34,8 +40,19 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--account", default=None)
     p.add_argument("--interface", default=None,
                    help="network interface the nodes reach each other on (e.g. ib0)")
+    p.add_argument("--dask-config", default=str(TUNED_CONFIG), metavar="DIR",
+                   help="directory of the distributed.yaml the scheduler and the workers read "
+                        "(DASK_CONFIG; default: this checkout's workers/); the compute nodes "
+                        "must see it at the same path")
     p.add_argument("--dry-run", action="store_true", help="print the job script and exit")
     args = p.parse_args(argv)
+    config = Path(args.dask_config).resolve()
+    if not (config / "distributed.yaml").is_file():
+        p.error(f"--dask-config {config}: no distributed.yaml there")
+    # Dask reads DASK_CONFIG when it is first imported: for the scheduler started here, set it
+    # before importing dask_jobqueue; the workers' job script exports it itself (PBS jobs do
+    # not inherit this environment).
+    os.environ["DASK_CONFIG"] = str(config)
 
     from dask_jobqueue import PBSCluster, SLURMCluster
 
@@ -50,6 +67,7 @@ def main(argv: list[str] | None = None) -> None:
         interface=args.interface,
         scheduler_options={"port": SCHEDULER_PORT, "dashboard_address": f":{DASHBOARD_PORT}"},
         job_name="streamlens-worker",
+        job_script_prologue=[f"export DASK_CONFIG={shlex.quote(str(config))}"],
     )
     if args.dry_run:
         print(cluster.job_script())
