@@ -1,8 +1,8 @@
 """The only module that knows Dask: builds and runs the graph (STYLE §2).
 
 pass 1 (chunk -> partial) | ordered tree reduction of partials (up-sweep, grown as chunks
-are cut; the client combines the root's two children) | thresholds on the client | prefixes
-down the same tree (down-sweep: the last timestamp per scope before each chunk) | pass 2
+are cut; the client combines the roots of its complete subtrees) | thresholds on the client |
+prefixes down the same tree (down-sweep: the last timestamp per scope before each chunk) | pass 2
 (chunk outliers at its seam and inside it). Every task holds at most one chunk
 or one entry per scope, never flows x chunks. `run_serial` is the same pipeline in one
 process, used as the oracle and for tiny inputs.
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import itertools
 import logging
 import os
 import time
@@ -258,10 +259,9 @@ def _run_dask(plan: CapturePlan | Planner, settings: Settings, client, progress:
     # Up-sweep: an ordered pairwise tree grown as chunks are cut (while the capture is still
     # being scanned, when plan_capture can say them early): `stack` holds the roots of
     # complete subtrees of 2^k chunks, k never increasing, and the newest chunk, which joins them
-    # only once the next one is cut. At the end the stack is folded left to right, so the
-    # last chunks (the last to finish) are the fewest combines from the root, and the root's
-    # two children are combined by the client itself. children[node key] = (left, right)
-    # remembers the shape for the down-sweep.
+    # only once the next one is cut. At the end these blocks are combined, in order, by the
+    # client itself, so the last chunks (the last to finish) are the fewest combines from the
+    # result. children[node key] = (left, right) remembers the shape for the down-sweep.
     stack: list[tuple[Any, int]] = []
     children: dict[str, tuple] = {}
 
@@ -319,19 +319,15 @@ def _run_dask(plan: CapturePlan | Planner, settings: Settings, client, progress:
         on_merged(merged)
         return merged, [out]
     blocks = [node for node, _ in stack]
-    left = blocks[0]
-    for block in blocks[1:-1]:
-        left = node_of(left, block)
-    right = blocks[-1]
     index_of = {f.key: i for i, f in enumerate(p1)}
-    # Down-sweep: a node's prefix goes to its left child; its right child gets it advanced
-    # past the left child. Leaves end with the prefix of their chunk. The root is not a task
-    # (see above); its children are `left` and `right`.
-    empty = prefix_to_bytes(Prefix())
-    prefix_of = {left.key: empty,
-                 right.key: client.submit(prefix_task, empty, left,
-                                          key=f"sl-prefix-{token}-{right.key}")}
-    todo = [left, right]
+    # Down-sweep: each block's prefix is the previous block's advanced past that block;
+    # inside a block a node's prefix goes to its left child, and its right child gets it
+    # advanced past the left child. Leaves end with the prefix of their chunk.
+    prefix_of = {blocks[0].key: prefix_to_bytes(Prefix())}
+    for a, b in itertools.pairwise(blocks):
+        prefix_of[b.key] = client.submit(prefix_task, prefix_of[a.key], a,
+                                         key=f"sl-prefix-{token}-{b.key}")
+    todo = list(blocks)
     while todo:
         node = todo.pop()
         if node.key not in children:
@@ -342,17 +338,26 @@ def _run_dask(plan: CapturePlan | Planner, settings: Settings, client, progress:
                                          key=f"sl-prefix-{token}-{b.key}")
         todo += [a, b]
     children.clear()  # the tree's inner nodes stay alive only as long as tasks need them
-    # The client fetches the left child as soon as it exists (usually before the last chunks
-    # are done), then the right one, and combines them: that saves the root's task and a
-    # thresholds task at the end of the critical path.
-    left_part: list[Partial] = []
+    # The client fetches each block as soon as it is done (the first ones long before the
+    # last chunks) and combines them in order itself: no chain of combine tasks and
+    # transfers is left between the last chunk and the thresholds.
+    block_at = {b.key: j for j, b in enumerate(blocks)}
+    fetched: dict[int, Partial] = {}
+    merged, joined, merge_s = Partial.empty(), 0, 0.0
     pending = as_completed(p1)
-    if left.key not in index_of:
-        pending.add(left)
+    for b in blocks:
+        if b.key not in index_of:
+            pending.add(b)
     done = 0
     for fut in pending:
-        if fut.key == left.key:  # a combine node, or the first chunk when there are two
-            left_part.append(partial_from_bytes(fut.result()))
+        j = block_at.get(fut.key)
+        if j is not None:
+            t = time.perf_counter()
+            fetched[j] = partial_from_bytes(fut.result())
+            while joined in fetched:
+                merged = combine(merged, fetched.pop(joined))
+                joined += 1
+            merge_s += time.perf_counter() - t
         i = index_of.get(fut.key)
         if i is None:
             continue
@@ -360,8 +365,8 @@ def _run_dask(plan: CapturePlan | Planner, settings: Settings, client, progress:
             checkpoint.save(chunks[i], settings, fut.result())
         done += 1
         progress("dissect", done, n)
+    del blocks, pending
     t1 = time.perf_counter()
-    merged = combine(left_part[0], partial_from_bytes(right.result()))
     # Thresholds as a task holding their bytes, not `client.scatter`ed data: Dask cannot
     # recompute scattered data, so a worker dying with the only copy would fail the run.
     thr = client.submit(cached_task, thresholds_to_bytes(
@@ -369,10 +374,10 @@ def _run_dask(plan: CapturePlan | Planner, settings: Settings, client, progress:
     p2 = [client.submit(pass2_task, c.to_dict(), sdict, f, thr, prefix_of[f.key], storage,
                         key=f"sl-pass2-{token}-{i}")
           for i, (c, f) in enumerate(zip(chunks, p1, strict=True))]
-    del prefix_of, left, right
+    del prefix_of
     progress("merge", 1, 1)
     t2 = time.perf_counter()
-    merge_s = t2 - t1
+    merge_s += t2 - t1  # with the blocks' fetches and combines during pass 1
     on_merged(merged)  # while pass 2 runs
     t2 = time.perf_counter()
     for done, _ in enumerate(as_completed(p2), 1):
