@@ -52,29 +52,29 @@ def deviation(x: int, mean: float, std: float) -> float:
     return (float(x) - mean) / std
 
 
-def deviations(rows: list[int], iats: list[int], scopes: list[tuple[int, int, int]]
-               ) -> np.ndarray:
+def deviations(rows: np.ndarray | list[int], iats: np.ndarray | list[int],
+               scopes: list[tuple[int, int, int]]) -> np.ndarray:
     """`deviation` of many outliers at once: IAT iats[i] in the scope with (n, S, Q) =
     scopes[rows[i]]; each scope's mean and std computed once (mean_std), the rest in float64
     exactly as `deviation` does it."""
-    used = sorted(set(rows))
-    ms = np.array([mean_std(*scopes[r]) for r in used], dtype=np.float64).reshape(-1, 2)
-    at = np.searchsorted(np.array(used, dtype=np.int64), np.array(rows, dtype=np.int64))
+    rows = np.asarray(rows, dtype=np.int64)
+    used = np.unique(rows)
+    ms = np.array([mean_std(*scopes[r]) for r in used.tolist()], dtype=np.float64
+                  ).reshape(-1, 2)
+    at = np.searchsorted(used, rows)
     mean, std = ms[at, 0], ms[at, 1]
-    x = np.array([float(v) for v in iats], dtype=np.float64)  # Python's int -> float rounding
+    # int64 -> float64 rounds to nearest, ties to even: what float(int) does
+    x = np.asarray(iats, dtype=np.int64).astype(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         out = (x - mean) / std
     out[std == 0] = math.inf
     return out
 
 
-def outlier_columns(rows: list[tuple[int, int, int, int]], scopes: list[tuple[int, int, int]],
-                    row_col: str) -> dict[str, np.ndarray]:
-    """An outlier table's columns from its rows (scope row, frame, ts, iat), in order, and
-    the (n, S, Q) of each scope row."""
-    scope, frame, ts, iat = (list(c) for c in zip(*rows, strict=True)) if rows else ([],) * 4
-    return {row_col: np.array(scope, dtype=np.int64),
-            "frame": np.array(frame, dtype=np.int64),
-            "ts_ns": np.array(ts, dtype=np.int64),
-            "iat_ns": np.array(iat, dtype=np.int64),
-            "deviation": deviations(scope, iat, scopes)}
+def outlier_columns(rows: np.ndarray, scopes: list[tuple[int, int, int]], row_col: str
+                    ) -> dict[str, np.ndarray]:
+    """An outlier table's columns from its rows, in order: an int64 array of (scope row,
+    frame, ts, iat) rows; and the (n, S, Q) of each scope row."""
+    rows = np.asarray(rows, dtype=np.int64).reshape(-1, 4)
+    return {row_col: rows[:, 0].copy(), "frame": rows[:, 1].copy(), "ts_ns": rows[:, 2].copy(),
+            "iat_ns": rows[:, 3].copy(), "deviation": deviations(rows[:, 0], rows[:, 3], scopes)}

@@ -7,12 +7,14 @@ frame), outliers by frame number. Floats (mean, std, deviation) are made here, o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
 import numpy as np
 
+from .errors import WireFormatError
 from .gcpause import without_gc
 from .outliers import mean_std, outlier_columns, threshold
 from .partial import (
@@ -159,17 +161,16 @@ def outlier_tables(base: StatsTables, outlier_messages: list[dict]
     """The outlier tables and the `outliers` count columns of flows, frame_types and streams,
     from the outlier pass's messages, decoded (`unpack(data, "outliers")`: outliers inside
     chunks and at their seams)."""
-    flow_row, type_row = base.flow_row, base.type_row
-    f_out: list[tuple[int, int, int, int]] = []  # (row, frame, ts, iat)
-    t_out: list[tuple[int, int, int, int]] = []
-    s_out: list[tuple[StreamKey, int, int, int]] = []
-    for m in outlier_messages:
-        f_out.extend((flow_row[tuple(r[:3])], r[3], r[4], r[5]) for r in m["flows"])
-        t_out.extend((type_row[(tuple(r[:3]), r[3])], r[4], r[5], r[6]) for r in m["types"])
-        s_out.extend(((tuple(r[:3]), *r[3:8]), r[8], r[9], r[10]) for r in m["streams"])
-    f_out.sort(key=lambda r: r[1])
-    t_out.sort(key=lambda r: r[1])
-    s_counts, stream_outliers = stream_outlier_tables(base.streams, s_out)
+    flow_row, type_row, stream_row = base.flow_row, base.type_row, base.streams.row_of
+    f_out = _outlier_rows(outlier_messages, "flows", lambda k: flow_row[tuple(k)])
+    t_out = _outlier_rows(outlier_messages, "types",
+                          lambda k: type_row[(tuple(k[:3]), k[3])])
+    s_out = _outlier_rows(outlier_messages, "streams",
+                          lambda k: stream_row.get((tuple(k[:3]), *k[3:8]), -1))
+    # one frame is one flow's and one frame type's: frame numbers order these two
+    f_out = f_out[np.argsort(f_out[:, 1], kind="stable")]
+    t_out = t_out[np.argsort(t_out[:, 1], kind="stable")]
+    s_counts, stream_outliers = stream_outlier_tables(base.streams, s_out[s_out[:, 0] >= 0])
     return {"flows": {"outliers": _counts(f_out, len(base.fstats))},
             "frame_types": {"outliers": _counts(t_out, len(base.tstats))},
             "streams": {"outliers": s_counts},
@@ -178,13 +179,29 @@ def outlier_tables(base: StatsTables, outlier_messages: list[dict]
             "stream_outliers": stream_outliers}
 
 
+def _outlier_rows(messages: list[dict], kind: str, row_of: Callable[[list], int]
+                  ) -> np.ndarray:
+    """The `kind` rows of all messages (chunktask.outlier_message), in message order, as
+    int64 (table row of the scope, frame, ts, iat); `row_of` maps a message's key to it."""
+    parts = [np.empty((0, 4), dtype=np.int64)]
+    for m in messages:
+        try:
+            keys, data = m[kind]["keys"], m[kind]["rows"]
+            rows = np.frombuffer(data, dtype="<i8").reshape(-1, 4).astype(np.int64)
+            scope = np.array([row_of(k) for k in keys], dtype=np.int64)
+            rows[:, 0] = scope[rows[:, 0]]
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            raise WireFormatError(f"malformed outlier message ({kind}): {exc!r}") from exc
+        parts.append(rows)
+    return np.concatenate(parts)
+
+
 def _nsq(stats: list[list]) -> list[tuple[int, int, int]]:
     return [(st[N], st[S], st[Q]) for st in stats]
 
 
-def _counts(rows: list, n: int) -> np.ndarray:
-    return np.bincount(np.array([r[0] for r in rows], dtype=np.int64), minlength=n
-                       ).astype(np.int64)
+def _counts(rows: np.ndarray, n: int) -> np.ndarray:
+    return np.bincount(rows[:, 0], minlength=n).astype(np.int64)
 
 
 def build_tables(part: Partial, k: Fraction, outlier_messages: list[bytes],

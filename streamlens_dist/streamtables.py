@@ -175,13 +175,13 @@ def stream_stats_tables(part: Partial, flow_row: dict, stat_columns, iena_keys: 
     }, StreamRows(row_of, stats)
 
 
-def stream_outlier_tables(rows: StreamRows, stream_out: list
+def stream_outlier_tables(rows: StreamRows, stream_out: np.ndarray
                           ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """(the streams' `outliers` column, stream_outliers) from the outlier pass's
-    [(stream key, frame, ts, iat)]."""
-    outs = sorted(((rows.row_of[k], f, t, x) for k, f, t, x in stream_out if k in rows.row_of),
-                  key=lambda r: (r[1], r[0], r[3]))
-    counts = np.bincount(np.array([r[0] for r in outs], dtype=np.int64),
-                         minlength=len(rows.stats)).astype(np.int64)
+    """(the streams' `outliers` column, stream_outliers) from the outlier pass's rows:
+    int64 (stream row, frame, ts, iat), in any order."""
+    stream_out = np.asarray(stream_out, dtype=np.int64).reshape(-1, 4)
+    # a frame may carry several messages: by frame, then stream row, then IAT
+    outs = stream_out[np.lexsort((stream_out[:, 3], stream_out[:, 0], stream_out[:, 1]))]
+    counts = np.bincount(outs[:, 0], minlength=len(rows.stats)).astype(np.int64)
     return counts, outlier_columns(outs, [(st[N], st[S], st[Q]) for st in rows.stats],
                                    "stream_row")

@@ -6,6 +6,7 @@ import math
 from fractions import Fraction
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -89,7 +90,29 @@ def test_deviations_equal_deviation_per_row(groups: list[list[int]], rows: list)
 
 
 def test_outlier_columns_of_no_rows() -> None:
-    cols = outlier_columns([], [], "flow")
+    cols = outlier_columns(np.empty((0, 4), dtype=np.int64), [], "flow")
     assert {k: len(v) for k, v in cols.items()} == dict.fromkeys(
         ("flow", "frame", "ts_ns", "iat_ns", "deviation"), 0)
     assert cols["deviation"].dtype == np.float64 and cols["flow"].dtype == np.int64
+
+
+def test_outlier_rows_of_messages_and_malformed_ones() -> None:
+    """The client reads the outlier pass's columnar rows, mapping each message's own key
+    numbering to table rows; a row pointing past its message's keys is a WireFormatError."""
+    from streamlens_dist.chunktask import _outlier_message
+    from streamlens_dist.errors import WireFormatError
+    from streamlens_dist.results import _outlier_rows
+
+    a, b = ("10.0.0.1", "10.0.0.2", 17), ("10.0.0.3", "10.0.0.4", 6)
+    msgs = [{"flows": _outlier_message([(b, 9, 900, 50), (a, 4, 400, 2**40)], list)},
+            {"flows": _outlier_message([], list)},
+            {"flows": _outlier_message([(a, 12, 1200, 7)], list)}]
+    row = {a: 0, b: 1}
+    got = _outlier_rows(msgs, "flows", lambda k: row[tuple(k)])
+    assert got.dtype == np.int64
+    assert got.tolist() == [[1, 9, 900, 50], [0, 4, 400, 2**40], [0, 12, 1200, 7]]
+    bad = {"flows": {"keys": [list(a)], "rows": np.array([[1, 5, 6, 7]], "<i8").tobytes()}}
+    with pytest.raises(WireFormatError, match="flows"):
+        _outlier_rows([bad], "flows", lambda k: row[tuple(k)])
+    with pytest.raises(WireFormatError, match="flows"):
+        _outlier_rows([{"flows": {"keys": [], "rows": b"123"}}], "flows", lambda k: 0)
