@@ -41,6 +41,7 @@ from .settings import Settings
 from .wire import (
     pack,
     partial_from_bytes,
+    partial_scopes_from_bytes,
     partial_to_bytes,
     prefix_from_bytes,
     prefix_to_bytes,
@@ -123,7 +124,8 @@ def combine_task(a: bytes, b: bytes) -> bytes:
 @without_gc
 def prefix_task(prefix: bytes, left: bytes) -> bytes:
     _check_worker()
-    return prefix_to_bytes(advance(prefix_from_bytes(prefix), partial_from_bytes(left)))
+    # only the last timestamps of `left`'s scopes matter here: not its series or tops
+    return prefix_to_bytes(advance(prefix_from_bytes(prefix), partial_scopes_from_bytes(left)))
 
 
 @without_gc

@@ -7,6 +7,7 @@ schema name and version before use.
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import msgpack
@@ -47,12 +48,16 @@ def unpack(data: bytes, kind: str) -> dict:
         msg = msgpack.unpackb(data, raw=False, ext_hook=_ext_hook, strict_map_key=False)
     except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
         raise WireFormatError(f"undecodable {kind} message: {exc}") from exc
+    _check_header(msg, kind)
+    return msg
+
+
+def _check_header(msg: Any, kind: str) -> None:
     if not isinstance(msg, dict) or msg.get("schema") != SCHEMA or msg.get("kind") != kind:
         raise WireFormatError(f"not a streamlens-dist {kind} message")
     if msg.get("v") != VERSION:
         raise WireFormatError(f"{kind} message version {msg.get('v')} is not {VERSION}: "
                               "client and workers run different streamlens-dist versions")
-    return msg
 
 
 def _stats(st: list) -> list:
@@ -75,10 +80,9 @@ def _stream_fields(p: Partial, flow_index: dict) -> dict:
     }
 
 
-def _stream_parts(m: dict, flow_keys: list) -> dict:
-    keys = [(flow_keys[r[0]], *r[1:6]) for r in m["streams"]]
+def _stream_parts(m: dict, flow_keys: list, keys: list) -> dict:
+    """The stream state but the streams' statistics; `keys`: the stream keys in order."""
     return {
-        "streams": {k: list(r[6:17]) for k, r in zip(keys, m["streams"], strict=True)},
         "seq": {(flow_keys[r[0]], *r[1:6]): list(r[6:]) for r in m["seq"]},
         "counters": {keys[r[0]]: list(r[1:]) for r in m["counters"]},
         "stream_tops": {keys[i]: [[tuple(t) for t in h], d, c] for i, h, d, c in m["stop"]},
@@ -93,13 +97,16 @@ def _stream_parts(m: dict, flow_keys: list) -> dict:
 def partial_to_bytes(p: Partial) -> bytes:
     flow_index = {k: i for i, k in enumerate(p.flows)}
     type_index = {k: i for i, k in enumerate(p.types)}
+    streams = _stream_fields(p, flow_index)
+    # The scopes' statistics come first: partial_scopes_from_bytes reads only them.
     return pack("partial", {
-        **_stream_fields(p, flow_index),
+        "flows": [[*k, sorted(p.hints.get(k, ())), *_stats(st)] for k, st in p.flows.items()],
+        "types": [[flow_index[k[0]], k[1], *_stats(st)] for k, st in p.types.items()],
+        "streams": streams.pop("streams"),
+        **streams,
         "lo": p.lo, "hi": p.hi, "frames": p.frames, "untimed": p.untimed,
         "undecodable": p.undecodable, "undecodable_first": p.undecodable_first,
         "first_ns": p.first_ns, "last_ns": p.last_ns,
-        "flows": [[*k, sorted(p.hints.get(k, ())), *_stats(st)] for k, st in p.flows.items()],
-        "types": [[flow_index[k[0]], k[1], *_stats(st)] for k, st in p.types.items()],
         "malformed": [[flow_index[k], name, n, first] for (k, name), (n, first)
                       in p.malformed.items()],
         "ftop": [[flow_index[k], [list(t) for t in h], d, c] for k, (h, d, c) in p.flow_tops.items()],
@@ -118,19 +125,26 @@ def _binned(names: tuple[str, ...], blobs: list, scopes: int) -> Binned:
     return t
 
 
+def _scope_stats(m: dict) -> tuple[list, dict, dict, dict]:
+    """(flow keys in message order, flows, types, streams): key -> statistics list."""
+    flow_keys = [tuple(r[:3]) for r in m["flows"]]
+    flows = {k: list(r[4:15]) for k, r in zip(flow_keys, m["flows"], strict=True)}
+    types = {(flow_keys[r[0]], r[1]): list(r[2:13]) for r in m["types"]}
+    streams = {(flow_keys[r[0]], *r[1:6]): list(r[6:17]) for r in m["streams"]}
+    return flow_keys, flows, types, streams
+
+
 @without_gc
 def partial_from_bytes(data: bytes) -> Partial:
     m = unpack(data, "partial")
     try:
-        flow_keys = [tuple(r[:3]) for r in m["flows"]]
-        flows = {k: list(r[4:15]) for k, r in zip(flow_keys, m["flows"], strict=True)}
-        hints = {k: set(r[3]) for k, r in zip(flow_keys, m["flows"], strict=True)}
-        type_keys = [(flow_keys[r[0]], r[1]) for r in m["types"]]
-        types = {k: list(r[2:13]) for k, r in zip(type_keys, m["types"], strict=True)}
+        flow_keys, flows, types, streams = _scope_stats(m)
+        type_keys = list(types)
         return Partial(
             lo=m["lo"], hi=m["hi"], frames=m["frames"], untimed=m["untimed"],
             undecodable=m["undecodable"], undecodable_first=list(m["undecodable_first"]),
-            first_ns=m["first_ns"], last_ns=m["last_ns"], flows=flows, hints=hints,
+            first_ns=m["first_ns"], last_ns=m["last_ns"], flows=flows,
+            hints={k: set(r[3]) for k, r in zip(flow_keys, m["flows"], strict=True)},
             types=types,
             malformed={(flow_keys[i], name): [n, first] for i, name, n, first in m["malformed"]},
             profile=dict(m.get("profile", {})), bin_ns=m["bin_ns"],
@@ -140,10 +154,41 @@ def partial_from_bytes(data: bytes) -> Partial:
             type_hist=_binned(HIST_VALUES, m["thist"], len(types)),
             flow_tops={flow_keys[i]: [[tuple(t) for t in h], d, c] for i, h, d, c in m["ftop"]},
             type_tops={type_keys[i]: [[tuple(t) for t in h], d, c] for i, h, d, c in m["ttop"]},
-            **_stream_parts(m, flow_keys),
+            streams=streams, **_stream_parts(m, flow_keys, list(streams)),
         )
     except (KeyError, IndexError, TypeError, ValueError) as exc:
         raise WireFormatError(f"malformed partial message: {exc!r}") from exc
+
+
+@without_gc
+def partial_scopes_from_bytes(data: bytes) -> Partial:
+    """Only the flows, types and streams of a partial (what `advance` needs): read from the
+    front of the message, the rest (series, tops, sequence state) skipped undecoded."""
+    if len(data) > MAX_MESSAGE:
+        raise WireFormatError(f"partial message of {len(data)} bytes exceeds {MAX_MESSAGE}")
+    want = {"schema", "v", "kind", "flows", "types", "streams"}
+    m: dict = {}
+    try:
+        reader = msgpack.Unpacker(io.BytesIO(data), raw=False, ext_hook=_ext_hook,
+                                  strict_map_key=False, max_buffer_size=MAX_MESSAGE,
+                                  read_size=1 << 16)
+        for _ in range(reader.read_map_header()):
+            if not want - m.keys():
+                break
+            key = reader.unpack()
+            if key in want:
+                m[key] = reader.unpack()
+            else:
+                reader.skip()
+    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError,
+            msgpack.OutOfData) as exc:
+        raise WireFormatError(f"undecodable partial message: {exc}") from exc
+    _check_header(m, "partial")
+    try:
+        _, flows, types, streams = _scope_stats(m)
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        raise WireFormatError(f"malformed partial message: {exc!r}") from exc
+    return Partial(flows=flows, types=types, streams=streams)
 
 
 def prefix_to_bytes(p: Prefix) -> bytes:

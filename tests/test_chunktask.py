@@ -48,3 +48,37 @@ def test_tops_and_reread_agree(monkeypatch: pytest.MonkeyPatch, sigma: str) -> N
 def test_many_outliers_force_a_reread() -> None:
     _tables, reread = _run("0.1")
     assert any(reread)
+
+
+@pytest.mark.parametrize("capture", ["generated", "mixed_many_protocols_vlan_ipv6.pcap"])
+def test_prefix_tasks_read_only_the_scopes_of_a_partial(tmp_path, capture: str) -> None:
+    """partial_scopes_from_bytes (what the prefix tasks decode) gives a partial's flows,
+    frame types and streams exactly as partial_from_bytes, for chunks and their combines;
+    a cut message is a WireFormatError."""
+    from streamlens_dist.engine import combine_task, prefix_task
+    from streamlens_dist.errors import WireFormatError
+    from streamlens_dist.synth import flight_test_capture
+    from streamlens_dist.wire import partial_scopes_from_bytes, prefix_from_bytes
+
+    path = CAPTURES / capture
+    if capture == "generated":  # CH10, PTP, IENA, iNET-X streams
+        path = tmp_path / "ft.pcap"
+        flight_test_capture(path, 6000, seed=3)
+    plan = plan_capture([path], path.stat().st_size // 4 + 1)
+    parts = [analyze_chunk(c, Settings()) for c in plan.chunks]
+    assert len(parts) >= 3
+    parts.append(combine_task(combine_task(parts[0], parts[1]), parts[2]))
+    streams = 0
+    for data in parts:
+        full, scopes = partial_from_bytes(data), partial_scopes_from_bytes(data)
+        assert (scopes.flows, scopes.types, scopes.streams) == \
+            (full.flows, full.types, full.streams)
+        streams += len(full.streams)
+        before = advance(Prefix(), partial_from_bytes(parts[0]))
+        got = prefix_from_bytes(prefix_task(prefix_to_bytes(before), data))
+        assert got == advance(before, full)
+    assert streams or capture != "generated"  # protocol streams are read too, not only flows
+    with pytest.raises(WireFormatError):
+        partial_scopes_from_bytes(parts[0][:len(parts[0]) // 50])
+    with pytest.raises(WireFormatError, match="not a streamlens-dist partial"):
+        partial_scopes_from_bytes(prefix_to_bytes(Prefix()))
