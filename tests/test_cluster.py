@@ -87,3 +87,32 @@ def test_one_chunk_capture_on_a_scheduler_runs_as_one_task(scheduler: str, tmp_p
                     "1GiB", "--scheduler", scheduler, "--checkpoint", str(ck), "--json")
     assert json.loads(again.stdout)["phases"]["checkpoint_hits"] == 1
     assert_tables_equal(load_store(tmp_path / "again.zarr")[0], t_serial)
+
+
+@pytest.mark.timeout(120)
+def test_local_cluster_workers_are_set_up_for_chunk_tasks() -> None:
+    """The local cluster's worker processes: the chunk task preloaded, no statistical
+    profiler (it takes the GIL every 10 ms), and not Dask's MALLOC_TRIM_THRESHOLD_ (with it
+    every column array of a chunk is a fresh mmap: engine.cluster_client)."""
+    import dask
+    import distributed  # noqa: F401 - loads distributed's defaults into dask.config
+
+    from streamlens_dist.engine import cluster_client
+
+    def view() -> tuple:
+        import os
+        import sys
+
+        import dask
+        return (os.environ.get("MALLOC_TRIM_THRESHOLD_"),
+                dask.config.get("distributed.worker.profile.enabled"),
+                "streamlens_dist.chunktask" in sys.modules, os.getpid())
+
+    # the defaults this guards against
+    assert dask.config.get("distributed.worker.profile.enabled") is True
+    assert "MALLOC_TRIM_THRESHOLD_" in dask.config.get("distributed.nanny.pre-spawn-environ")
+    with cluster_client(None, 1) as client:
+        (got,) = client.run(view).values()
+    assert got[:3] == (None, False, True) and got[3] != os.getpid()
+    # and the settings were only for those workers
+    assert dask.config.get("distributed.worker.profile.enabled") is True
