@@ -164,11 +164,13 @@ def test_hpc_jobs_use_the_tuned_dask_config() -> None:
             "runpy.run_path(sys.argv[0], run_name='__main__'); import dask; "
             "print('allowed-failures', dask.config.get('distributed.scheduler.allowed-failures'))")
     env = {k: v for k, v in os.environ.items() if k != "DASK_CONFIG"}
+    workers = ROOT / "workers"
+    files = sorted(workers.iterdir())
     for system in ("slurm", "pbs"):
         r = subprocess.run([sys.executable, "-c", code, "--system", system, "--dry-run"],
                            capture_output=True, text=True, timeout=100, env=env)
         assert r.returncode == 0, r.stderr
-        workers = ROOT / "workers"
+        assert sorted(workers.iterdir()) == files  # nothing written there (jobqueue.yaml)
         script = r.stdout.split("allowed-failures")[0]
         lines = script.splitlines()
         export = lines.index(f"export DASK_CONFIG={workers}")

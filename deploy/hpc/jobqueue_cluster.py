@@ -15,7 +15,6 @@ of worker processes, prints the scheduler address and keeps the cluster up until
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import sys
 import time
@@ -49,10 +48,14 @@ def main(argv: list[str] | None = None) -> None:
     config = Path(args.dask_config).resolve()
     if not (config / "distributed.yaml").is_file():
         p.error(f"--dask-config {config}: no distributed.yaml there")
-    # Dask reads DASK_CONFIG when it is first imported: for the scheduler started here, set it
-    # before importing dask_jobqueue; the workers' job script exports it itself (PBS jobs do
-    # not inherit this environment).
-    os.environ["DASK_CONFIG"] = str(config)
+    # The scheduler started here reads the file's settings (loaded before distributed is
+    # imported, so distributed's defaults do not override them); the workers' job script
+    # exports DASK_CONFIG itself (PBS jobs do not inherit this environment). Not DASK_CONFIG
+    # here: dask_jobqueue would write its own jobqueue.yaml into that directory.
+    import dask
+
+    dask.config.update(dask.config.config, dask.config.collect([str(config)], env={}),
+                       priority="new")
 
     from dask_jobqueue import PBSCluster, SLURMCluster
 
