@@ -180,8 +180,8 @@ def partial_scopes_from_bytes(data: bytes) -> Partial:
                 m[key] = reader.unpack()
             else:
                 reader.skip()
-    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError,
-            msgpack.OutOfData) as exc:
+    except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError,
+            msgpack.StackError, msgpack.OutOfData) as exc:  # TypeError: an unhashable key
         raise WireFormatError(f"undecodable partial message: {exc}") from exc
     _check_header(m, "partial")
     try:

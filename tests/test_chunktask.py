@@ -82,3 +82,6 @@ def test_prefix_tasks_read_only_the_scopes_of_a_partial(tmp_path, capture: str) 
         partial_scopes_from_bytes(parts[0][:len(parts[0]) // 50])
     with pytest.raises(WireFormatError, match="not a streamlens-dist partial"):
         partial_scopes_from_bytes(prefix_to_bytes(Prefix()))
+    for junk in (b"\x93\x01\x02\x03", b"\x81\x91\x01\x02", b"not msgpack \xc1"):
+        with pytest.raises(WireFormatError):
+            partial_scopes_from_bytes(junk)
