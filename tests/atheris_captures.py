@@ -1,5 +1,5 @@
 """Coverage-guided fuzzing of the capture readers, the splitter and the dissectors (optional;
-not collected by pytest). Seeded with the real captures in ../shared/captures, copied into a
+not collected by pytest). Seeded with the real captures in tests/captures, copied into a
 temporary corpus directory unless one is given:
 
     .venv/bin/pip install atheris
@@ -35,7 +35,7 @@ with atheris.instrument_imports(include=["streamlens_dist"]):
     from streamlens_dist.results import build_tables
     from streamlens_dist.settings import Settings
 
-CAPTURES = Path(__file__).resolve().parents[2] / "shared" / "captures"
+CAPTURES = Path(__file__).resolve().parent / "captures"
 WORK = Path(tempfile.mkdtemp(prefix="streamlens-atheris-"))
 SETTINGS = Settings()
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-CAPTURES = Path(__file__).resolve().parents[2] / "shared" / "captures"
+CAPTURES = Path(__file__).resolve().parent / "captures"
 
 # Fuzz tests count the examples they really ran (hypothesis may stop early or skip some) and
 # the terminal summary reports them. STREAMLENS_FUZZ_EXAMPLES=N runs every fuzz test with N

@@ -56,7 +56,7 @@ from AcraNetwork.SimpleEthernet import IP, UDP, Ethernet
 from chapter10 import C10
 from chapter10.computer import ComputerF1
 
-CAPTURES = Path(__file__).resolve().parents[2] / "shared" / "captures"
+CAPTURES = Path(__file__).resolve().parent / "captures"
 C10_FILES = CAPTURES / "ch10files"
 
 FlowKey = tuple[str, str, str]  # (src, dst, kind) as in the flows/ table

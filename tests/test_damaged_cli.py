@@ -1,5 +1,5 @@
 """Damaged input through the command line, as a user meets it (README "Damaged input"):
-every damaged capture in ../shared/captures, the Chapter 10 recordings, files that are not
+every damaged capture in tests/captures, the Chapter 10 recordings, files that are not
 captures, empty, missing or unreadable, runs where one file of several is bad, cut-off and
 corrupted copies of real captures, and a small fuzz corpus. Always: no traceback, the
 documented exit status (0 clean, 3 completed with data problems, 1 failed), and every
@@ -55,7 +55,7 @@ def problem_lines(r: subprocess.CompletedProcess) -> list[str]:
 # --- the damaged captures shipped with the project -------------------------------------------
 
 # (name, exit status, [(severity, kind, byte offset, frame)], malformed payloads), from the
-# descriptions in ../shared/captures/PROVENANCE.md
+# descriptions in tests/captures/PROVENANCE.md
 DAMAGED = [
     ("corrupt_bad_usec_huge_origlen_fuzz.pcap", 3, [("warning", "timestamp", 24, 1)], {}),
     ("corrupt_invalid_nsec_timestamps.pcap", 3, [("warning", "timestamp", 116, 2)], {}),

@@ -1,5 +1,5 @@
 """Fuzzing the capture readers, the splitter and the dissectors with mutations of the real
-captures in ../shared/captures: truncation at any offset, byte flips in record and block
+captures in tests/captures: truncation at any offset, byte flips in record and block
 headers, random payloads, and garbage inserted between records.
 
 For every mutated file:

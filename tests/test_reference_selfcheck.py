@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from reference import decode_frame, read_capture, reference_analyze, reference_frames
 
-CAPTURES = Path(__file__).resolve().parents[2] / "shared" / "captures"
+CAPTURES = Path(__file__).resolve().parent / "captures"
 
 # --------------------------------------------------------------------------------------
 # 1. Real captures

@@ -49,7 +49,7 @@ import tshark_oracle  # noqa: E402
 import streamlens_dist  # noqa: E402
 from streamlens_dist.store import open_store, read_table  # noqa: E402
 
-CAPTURES_DIR = Path(__file__).resolve().parents[2] / "shared" / "captures"
+CAPTURES_DIR = Path(__file__).resolve().parent / "captures"
 CAPTURES = sorted(
     p for p in CAPTURES_DIR.glob("*")
     if p.suffix in (".pcap", ".pcapng") and not p.name.startswith("corrupt_")
