@@ -23,6 +23,7 @@ from .engine import (
     scheduler_address,
 )
 from .ienakeys import load_key_map
+from .outputs import check_apart, check_not_input, input_files, resolved
 from .partial import Partial
 from .results import (
     StatsTables,
@@ -139,7 +140,10 @@ def analyze(
     unreadable or not a capture is left out, a damaged record ends or interrupts the reading
     of its file, and each is listed in `attrs["problems"]`. Raises `CaptureNotFoundError`,
     `CaptureReadError` or `CaptureFormatError` only when no input can be analysed, and
-    `StoreExistsError` when `store` exists and `overwrite` is false.
+    `StoreExistsError` when `store` exists and `overwrite` is false, and
+    `OutputRefusedError` when `store` (or `checkpoint`) is anything but one of our result
+    stores (a file, a directory that is not a store, an input of the run): only our own
+    stores are ever replaced, with `overwrite` or not.
 
     `iena_keys`: an IENA key map (docs/STREAMS.md §6), as a CSV/YAML file path or as
     (key, type[, name]) entries.
@@ -168,7 +172,12 @@ def analyze(
     store = os.fspath(store)
     address = None if serial or client is not None else scheduler_address(scheduler)
     tls_files = check_tls(tls, address)
-    with StoreWriter(store, overwrite, storage) as writer:
+    inputs = input_files([paths] if isinstance(paths, (str, os.PathLike)) else paths, storage)
+    if checkpoint is not None:
+        check_apart(resolved(store, storage), resolved(checkpoint, storage), "the store",
+                    "the checkpoint")
+        check_not_input(resolved(checkpoint, storage), inputs, "checkpoints")
+    with StoreWriter(store, overwrite, storage, inputs) as writer:
         return _analyze(paths, store, settings, writer, t0, serial=serial, workers=workers,
                         scheduler=scheduler, client=client, address=address,
                         tls_files=tls_files, progress=progress, checkpoint=checkpoint,

@@ -20,10 +20,13 @@ import os
 from . import __version__
 from .capture import source
 from .capture.split import ChunkSpec
-from .errors import SettingsError, StorageError, WireFormatError
+from .errors import OutputRefusedError, SettingsError, StorageError, WireFormatError
 from .settings import Settings
 from .store import atomic_write
 from .wire import VERSION, partial_from_bytes
+
+MARKER = "streamlens-checkpoint.json"  # says a directory is a checkpoint (entries may go in)
+_MARK = b'{"schema": "streamlens-dist-checkpoint/1"}\n'
 
 
 def file_identity(path: str, storage: source.Storage | None = None) -> list:
@@ -47,15 +50,34 @@ class Checkpoint:
         self._fs = None
         if source.is_url(self.directory):
             self._fs, self._root = source.filesystem(self.directory, storage, StorageError)
+            with source.errors(self.directory, "checkpoint cannot be used", StorageError,
+                               StorageError):
+                names = [n.rstrip("/").rsplit("/", 1)[-1] for n in self._fs.ls(self._root)] \
+                    if self._fs.exists(self._root) else []
+                self._check_ours(names)
+                if MARKER not in names:
+                    self._fs.pipe_file(f"{self._root.rstrip('/')}/{MARKER}", _MARK)
             return
         self.directory = source.local_path(self.directory)
         try:
             os.makedirs(self.directory, exist_ok=True)
+            names = os.listdir(self.directory)
         except OSError as exc:
             raise SettingsError(f"cannot use checkpoint directory {self.directory}: {exc}") \
                 from exc
         if not os.access(self.directory, os.W_OK | os.X_OK):
             raise SettingsError(f"checkpoint directory {self.directory} is not writable")
+        self._check_ours(names)
+        if MARKER not in names:
+            atomic_write(os.path.join(self.directory, MARKER), _MARK)
+
+    def _check_ours(self, names: list[str]) -> None:
+        """Entries go only into an empty location or one of ours: a checkpoint made before
+        the marker holds only the two-hex-digit directories of its entries."""
+        if names and MARKER not in names and not all(
+                len(n) == 2 and all(c in "0123456789abcdef" for c in n) for n in names):
+            raise OutputRefusedError(f"{self.directory} is not a streamlens-dist checkpoint "
+                                     "(it holds other files); give an empty or new directory")
 
     def key(self, spec: ChunkSpec, settings: Settings) -> str:
         ident = self._identity.get(spec.path)

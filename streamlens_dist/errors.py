@@ -31,6 +31,11 @@ class StoreExistsError(StreamlensError, FileExistsError):
     """The result store already exists and --overwrite was not given."""
 
 
+class OutputRefusedError(StreamlensError, FileExistsError):
+    """Writing there would replace or delete something that is not our own output: an input,
+    a file, a directory that is not a result store (only our own stores are ever replaced)."""
+
+
 class StorageError(StreamlensError, OSError):
     """A result store or checkpoint location (a path or an fsspec URL) cannot be written or read."""
 

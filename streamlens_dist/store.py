@@ -13,6 +13,10 @@ the order of the writes does the same job: the root `zarr.json` says `complete: 
 and `complete: true` last, after every other object; replacing a store deletes its root
 `zarr.json` before anything else. A store that is not marked complete is a killed run's
 leftover, and the next run to the URL replaces it without asking.
+
+Only our own stores are ever replaced or deleted (`check_store_target`): a path holding
+anything else (a file, a link, a directory or URL prefix without our `zarr.json`, an input of
+the run or a directory holding one) is refused with a one-line error, `--overwrite` or not.
 """
 
 from __future__ import annotations
@@ -23,14 +27,15 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numcodecs import Zstd
 
 from .capture import source
-from .errors import StorageError, StoreExistsError
+from .errors import OutputRefusedError, StorageError, StoreExistsError
+from .outputs import check_not_input, resolved
 from .results import STAT_COLUMNS, Tables
 
 if TYPE_CHECKING:  # zarr is imported where a store is read: writing one does not need it,
@@ -80,11 +85,55 @@ LAYOUT: dict[str, dict[str, str]] = {
 ROWS_PER_CHUNK = 1 << 20
 
 
-def check_writable(path: str, overwrite: bool, storage: source.Storage | None = None) -> None:
-    """Fail before any work is done if the store exists and may not be replaced."""
-    exists = _remote_state(path, storage) == "store" if source.is_url(path) \
-        else os.path.exists(path)
-    if exists and not overwrite:
+# Every store this project writes carries one of these in its root `zarr.json`: only a
+# directory (or URL prefix) that does is ever replaced or deleted (campaign/cstore.py SCHEMA
+# is the second; a test holds the two modules to the same text).
+OUR_SCHEMAS = (SCHEMA, "streamlens-dist-campaign/1")
+
+
+def _our_attrs(doc: object) -> dict | None:
+    attrs = doc.get("attributes") if isinstance(doc, dict) else None
+    return attrs if isinstance(attrs, dict) and attrs.get("schema") in OUR_SCHEMAS else None
+
+
+def _local_state(path: str) -> tuple[str, str]:
+    if not os.path.lexists(path):
+        return "absent", ""
+    if os.path.islink(path):
+        return "other", "a symbolic link"
+    if not os.path.isdir(path):
+        return "other", "a file" if os.path.isfile(path) else "not a directory"
+    try:
+        with open(os.path.join(path, "zarr.json"), encoding="utf-8") as f:
+            if _our_attrs(json.load(f)) is not None:
+                return "store", ""
+    except (OSError, ValueError):
+        pass
+    if not os.listdir(path):
+        return "absent", ""  # an empty directory: nothing in it to lose
+    return "other", "a directory that is not a streamlens-dist result store"
+
+
+def store_state(path: str, storage: source.Storage | None = None) -> tuple[str, str]:
+    """What is at a store's path now: ("absent", ""), ("store", "") for one of our stores,
+    ("leftover", "") for our store at a URL not marked complete (a killed run's), or
+    ("other", what it is) for anything else, which is never replaced."""
+    if source.is_url(path):
+        return _remote_state(path, storage)
+    return _local_state(source.local_path(path))
+
+
+def check_store_target(path: str, overwrite: bool, storage: source.Storage | None = None,
+                       inputs: list[str] | tuple = ()) -> None:
+    """Fail before any work is done unless the store may be written at `path`: nothing is
+    there, or one of our stores is and `overwrite` is given; and `path` is not, and does not
+    hold, one of the resolved `inputs` (outputs.input_files)."""
+    check_not_input(resolved(path, storage), inputs, "the result store")
+    state, what = store_state(path, storage)
+    if state == "other":
+        raise OutputRefusedError(f"{path} is {what}; only a streamlens-dist result store is "
+                                 "ever replaced: choose another -o path")
+    if state == "store" and not overwrite:
         raise StoreExistsError(f"{path} already exists; pass --overwrite (overwrite=True) "
                                "to replace it, or choose another -o path")
 
@@ -180,20 +229,28 @@ def _umask() -> int:
     return _UMASK[0]
 
 
-def atomic_write(path: str, data: bytes) -> None:
-    """Write a file under a temporary name in its directory, then rename it into place: a
-    reader sees the old file or the whole new one, never a part. The file gets the mode a
-    plain open() would give it (mkstemp's is 0600: unreadable to the rest of a team)."""
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
+@contextlib.contextmanager
+def atomic_path(path: str) -> Iterator[str]:
+    """A temporary name in `path`'s directory to write a file under; renamed over `path` when
+    the block ends, removed if it raises: a reader sees the old file or the whole new one,
+    never a part. The file gets the mode a plain open() would give it (mkstemp's is 0600:
+    unreadable to the rest of a team)."""
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".tmp-")
     try:
         os.fchmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        os.close(fd)
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def atomic_write(path: str, data: bytes) -> None:
+    """`data` as the file `path`, written atomically (atomic_path)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(data)
 
 
 def local_put(root: str, made: set[str] | None = None) -> Put:
@@ -223,15 +280,28 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _our_leftover(path: str) -> bool:
+    """A directory one of our runs made: a store (replaced, or complete but not yet renamed),
+    or a store being written (only its skeleton's names, maybe no zarr.json yet)."""
+    if _local_state(path)[0] == "store":
+        return True
+    if os.path.islink(path) or not os.path.isdir(path):
+        return False
+    return set(os.listdir(path)) <= {"zarr.json", *LAYOUT}
+
+
 def _remove_leftovers(parent: str, name: str) -> None:
-    """Temporary and replaced-store directories of killed runs writing `name`."""
+    """Temporary and replaced-store directories of killed runs writing `name` (only those
+    that hold what we write: a user's directory that happens to bear such a name stays)."""
     for kind in ("incomplete", "replaced"):
         prefix = f".{name}.{kind}-"
         for entry in os.listdir(parent):
             pid = entry[len(prefix):]
+            path = os.path.join(parent, entry)
             if entry.startswith(prefix) and pid.isdigit() and (
-                    int(pid) == os.getpid() or not _pid_alive(int(pid))):
-                shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
+                    int(pid) == os.getpid() or not _pid_alive(int(pid))) \
+                    and _our_leftover(path):
+                shutil.rmtree(path, ignore_errors=True)
 
 
 # Creating a file is mostly kernel time (0.04-0.4 ms here, depending on the file system's
@@ -250,10 +320,10 @@ class StoreWriter:
     a context manager: leaving it without `finish` (an error) removes what was written.
     """
 
-    def __init__(self, path: str, overwrite: bool, storage: source.Storage | None = None
-                 ) -> None:
-        check_writable(path, overwrite, storage)
-        self.path, self.overwrite, self.storage = path, overwrite, storage
+    def __init__(self, path: str, overwrite: bool, storage: source.Storage | None = None,
+                 inputs: list[str] | tuple = ()) -> None:
+        check_store_target(path, overwrite, storage, inputs)
+        self.path, self.overwrite, self.storage, self.inputs = path, overwrite, storage, inputs
         self._given: dict[str, dict[str, np.ndarray]] = {t: {} for t in LAYOUT}
         self._jobs: list[concurrent.futures.Future] = []
         self._tmp: str | None = None
@@ -303,21 +373,23 @@ class StoreWriter:
             if set(data) != set(columns) or len({len(v) for v in data.values()}) != 1:
                 raise AssertionError(f"table {table} does not match the layout: {sorted(data)}")
         if self._tmp is None:
-            _write_remote(self.path, Tables(**self._given), attrs, self.overwrite, self.storage)
+            _write_remote(self.path, Tables(**self._given), attrs, self.overwrite, self.storage,
+                          self.inputs)
             return
         self._wait()
         self._put("zarr.json", _root(attrs, True))  # only after every array is written
         path = source.local_path(self.path)
         old = None
         if os.path.lexists(path):
-            check_writable(path, self.overwrite)
+            # again: the path may have changed during the run; only our store is moved aside
+            check_store_target(path, self.overwrite, None, self.inputs)
             old = os.path.join(os.path.dirname(self._tmp),
                                f".{os.path.basename(os.path.abspath(path))}.replaced-{os.getpid()}")
             os.replace(path, old)
         os.replace(self._tmp, path)
         self._tmp = None
         if old is not None:
-            shutil.rmtree(old) if os.path.isdir(old) and not os.path.islink(old) else os.remove(old)
+            shutil.rmtree(old)
 
     def _wait(self) -> None:
         try:
@@ -343,34 +415,35 @@ class StoreWriter:
 
 
 def write_store(path: str, tables: Tables, attrs: dict[str, Any], overwrite: bool,
-                storage: source.Storage | None = None) -> None:
-    with StoreWriter(path, overwrite, storage) as w:
+                storage: source.Storage | None = None, inputs: list[str] | tuple = ()) -> None:
+    with StoreWriter(path, overwrite, storage, inputs) as w:
         for table in LAYOUT:
             w.columns(table, getattr(tables, table))
         w.finish(attrs)
 
 
-def _remote_state(url: str, storage: source.Storage | None) -> str:
-    """"absent" (nothing under the URL), "leftover" (our store not marked complete) or
-    "store" (a complete store, or anything else we must not delete without --overwrite)."""
+def _remote_state(url: str, storage: source.Storage | None) -> tuple[str, str]:
+    """store_state for an fsspec URL (object stores have no directories: a prefix with
+    objects under it is "other" unless its zarr.json is one of ours)."""
     fs, root = source.filesystem(url, storage, StorageError)
     with source.errors(url, "cannot be inspected", StorageError, StorageError):
         fs.invalidate_cache()
         if not fs.exists(root):
-            return "absent"
+            return "absent", ""
         try:
-            doc = json.loads(fs.cat_file(f"{root}/zarr.json"))
-        except FileNotFoundError:
-            return "store"
-    ours = isinstance(doc, dict) and doc.get("attributes", {}).get("schema") == SCHEMA
-    return "leftover" if ours and doc["attributes"].get("complete") is False else "store"
+            attrs = _our_attrs(json.loads(fs.cat_file(f"{root}/zarr.json")))
+        except (FileNotFoundError, ValueError):
+            attrs = None
+    if attrs is None:
+        return "other", "not a streamlens-dist result store (no zarr.json of ours there)"
+    return ("leftover" if attrs.get("complete") is False else "store"), ""
 
 
 def _write_remote(url: str, tables: Tables, attrs: dict[str, Any], overwrite: bool,
-                  storage: source.Storage | None) -> None:
-    state = _remote_state(url, storage)
-    if state == "store" and not overwrite:
-        check_writable(url, overwrite, storage)
+                  storage: source.Storage | None, inputs: list[str] | tuple = ()) -> None:
+    state, _what = _remote_state(url, storage)
+    if state != "absent":  # it may have changed since the run started
+        check_store_target(url, overwrite, storage, inputs)
     fs, root = source.filesystem(url, storage, StorageError)
     objects: dict[str, bytes] = {}
     _write_tables(lambda name, data: objects.__setitem__(f"{root}/{name}", data), tables)

@@ -54,7 +54,8 @@ def test_damaged_entry_is_recomputed(tmp_path) -> None:
     spec = _plan(PTP).chunks[1]
     ck = Checkpoint(tmp_path / "ck")
     ck.save(spec, s, analyze_chunk(spec, s))
-    (entry,) = [os.path.join(d, f) for d, _, fs in os.walk(tmp_path / "ck") for f in fs]
+    (entry,) = [os.path.join(d, f) for d, _, fs in os.walk(tmp_path / "ck") for f in fs
+                if f.endswith(".partial")]
     with open(entry, "r+b") as f:
         f.truncate(os.path.getsize(entry) // 2)
     assert Checkpoint(tmp_path / "ck").load(spec, s) is None

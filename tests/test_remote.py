@@ -19,7 +19,7 @@ from storeio import load_store
 import streamlens_dist
 from streamlens_dist.capture import source
 from streamlens_dist.capture.split import plan_capture
-from streamlens_dist.errors import CaptureNotFoundError, StoreExistsError
+from streamlens_dist.errors import CaptureNotFoundError, OutputRefusedError, StoreExistsError
 from streamlens_dist.synth import flight_test_capture
 
 pytest.importorskip("s3fs")
@@ -149,10 +149,20 @@ def test_store_on_s3_is_replaced_only_with_overwrite(s3, rotated) -> None:
     streamlens_dist.analyze(cap, url, serial=True, storage_options=opts)
     assert load_store(url, opts)[1]["complete"] is True
     assert not fs.exists("results/replace.zarr/stray/object")
-    # someone else's objects under the prefix are not ours to delete
+    # someone else's objects under the prefix are not ours to delete, nor is an input
     fs.pipe_file("results/theirs/data.bin", b"x")
-    with pytest.raises(StoreExistsError):
-        streamlens_dist.analyze(cap, "s3://results/theirs", serial=True, storage_options=opts)
+    for overwrite in (False, True):
+        with pytest.raises(OutputRefusedError, match="not a streamlens-dist result store"):
+            streamlens_dist.analyze(cap, "s3://results/theirs", serial=True,
+                                    storage_options=opts, overwrite=overwrite)
+        with pytest.raises(OutputRefusedError, match="an input of this run"):
+            streamlens_dist.analyze(cap, cap, serial=True, storage_options=opts,
+                                    overwrite=overwrite)
+        with pytest.raises(OutputRefusedError, match="an input of this run"):
+            streamlens_dist.analyze("s3://archive/single/*.pcapng", "s3://archive/single",
+                                    serial=True, storage_options=opts, overwrite=overwrite)
+    assert fs.cat_file("results/theirs/data.bin") == b"x"
+    assert fs.size(f"archive/single/{PCAPNG.name}") == PCAPNG.stat().st_size
 
 
 def test_checkpoint_in_s3_resumes(s3, rotated, tmp_path) -> None:

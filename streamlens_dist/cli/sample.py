@@ -11,11 +11,19 @@ from . import EXIT_OK, cli
 @click.argument("path", default="demo.pcap")
 @click.option("--frames", type=click.IntRange(min=1), default=20000, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-def sample_cmd(path: str, frames: int, seed: int) -> int:
+@click.option("--overwrite", is_flag=True, help="Replace an existing file at PATH.")
+def sample_cmd(path: str, frames: int, seed: int, overwrite: bool) -> int:
     """Write a generated flight-test capture (Chapter 10, PTP, IENA, iNET-X and background
-    traffic, with injected gaps) to PATH."""
+    traffic, with injected gaps) to PATH.
+
+    Exit status: 0 written; 1 PATH exists (without --overwrite), is a directory or a link, or
+    cannot be written."""
+    from ..outputs import check_file_target
+    from ..store import atomic_path
     from ..synth import flight_test_capture
 
-    truth = flight_test_capture(path, frames, seed=seed)
+    target = check_file_target(path, overwrite=overwrite, what="the sample capture")
+    with atomic_path(target) as tmp:  # an interrupted run leaves no half-written capture
+        truth = flight_test_capture(tmp, frames, seed=seed)
     click.echo(f"wrote {path}: {frames} frames, {len(truth.gaps)} injected gaps")
     return EXIT_OK

@@ -13,8 +13,6 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import SettingsError
-
 DEFAULT_FLOWS = 10  # timelines of this many worst flows
 DEFAULT_POINTS = 2000  # outlier points drawn per timeline (largest deviations)
 DEFAULT_ROWS = 200  # rows per table
@@ -25,7 +23,7 @@ class HtmlReport:
     path: str
     size: int  # bytes written
     plots: int  # bokeh figures (document roots) in the page
-    data_problems: bool  # what makes `report` exit with status 3
+    data_problems: bool  # the store records damaged input or malformed payloads (listed on the page)
 
 
 def render_html(res: Any, flows: int = DEFAULT_FLOWS, points: int = DEFAULT_POINTS,
@@ -48,22 +46,31 @@ def write_html_report(store: str | os.PathLike, out: str | os.PathLike,
                       flows: int = DEFAULT_FLOWS, points: int = DEFAULT_POINTS,
                       rows: int = DEFAULT_ROWS, storage: dict | None = None) -> HtmlReport:
     """Write the HTML report of `store` (a single-capture or campaign result store) to `out`."""
+    from ..outputs import check_apart, check_file_target, resolved
     from ..reader import open_results
     from ..store import atomic_write
 
-    out = os.path.abspath(os.fspath(out))
-    parent = os.path.dirname(out)
     # checked first: reading a large store only to fail at the end would waste minutes
-    if not os.path.isdir(parent):
-        raise SettingsError(f"cannot write {out}: directory {parent} does not exist")
-    if os.path.isdir(out):
-        raise SettingsError(f"cannot write {out}: it is a directory; give a file name "
-                            "such as report.html")
+    out = check_file_target(out, ours=is_html_report, what="the HTML report")
+    check_apart(out, resolved(store, storage), "the HTML report", "the store")
     res = open_results(store, storage)
     text, plots = render_html(res, flows, points, rows)
     data = text.encode("utf-8")
     atomic_write(out, data)
     return HtmlReport(out, len(data), plots, _data_problems(res))
+
+
+def is_html_report(path: str) -> bool:
+    """Whether the file at `path` is an HTML report we wrote (its head carries page.GENERATOR;
+    reports written before the tag open with a title of ours)."""
+    from .page import GENERATOR
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096).decode("utf-8", "replace")
+    except OSError:
+        return False
+    return GENERATOR in head or "<title>streamlens-dist " in head
 
 
 def _data_problems(res: Any) -> bool:

@@ -44,8 +44,11 @@ th { background: #eef1f5; position: sticky; top: 0; }
 nav a { margin-right: 14px; }
 """
 
+# The generator tag (in the first bytes of the file) is how `report --html` knows a file is
+# one of its own reports, the only kind of file it replaces (htmlreport.is_html_report).
+GENERATOR = '<meta name="generator" content="streamlens-dist">'
 TEMPLATE = """{% extends base %}
-{% block preamble %}<style>{{ css }}</style>{% endblock %}
+{% block preamble %}""" + GENERATOR + """<style>{{ css }}</style>{% endblock %}
 {% block contents %}
 {% for kind, value in blocks %}
 {% if kind == "html" %}{{ value }}{% else %}{{ embed(roots[value]) }}{% endif %}
