@@ -10,7 +10,14 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from bokeh.models import ColumnDataSource, HoverTool, NumeralTickFormatter, Range1d
+from bokeh.models import (
+    AdaptiveTicker,
+    ColumnDataSource,
+    FixedTicker,
+    HoverTool,
+    NumeralTickFormatter,
+    Range1d,
+)
 from bokeh.palettes import Inferno256
 from bokeh.plotting import figure
 from bokeh.transform import linear_cmap
@@ -96,30 +103,91 @@ def _bin_edges_s(edges_ns: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
     return left, right
 
 
+# Tick budgets of the 380 x 230 px histograms. Labels such as "100 µs" are about 40 px wide
+# and the x axis about 290 px long; the y axis is about 150 px high.
+HIST_X_TICKS = 4  # desired: bokeh's adaptive ticker then draws 2..6 at any zoom width
+HIST_Y_TICKS = 5  # at most
+HIST_MIN_DECADES = 2  # narrowest x zoom: always two labelled decades in view
+_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def iat_label(decade: int) -> str:
+    """10^decade seconds in the unit a reader thinks in: "100 ns", "1 µs", ..., "1000 s"."""
+    for exp, unit in ((0, "s"), (-3, "ms"), (-6, "µs"), (-9, "ns")):
+        if exp <= decade <= exp + 2 or (exp == 0 and decade == 3):
+            return f"{10 ** (decade - exp)} {unit}"
+    return f"10{str(decade).translate(_SUPERSCRIPT)} s"
+
+
+def count_label(decade: int) -> str:
+    """10^decade as a short integer: "1", "10", "100", "1k", ..., "100M", "1G", ..."""
+    for exp, suffix in ((9, "G"), (6, "M"), (3, "k")):
+        if decade >= exp:
+            return f"{10 ** (decade - exp)}{suffix}"
+    return str(10 ** decade)
+
+
+def _count_axis(top: int) -> tuple[float, list[int], list[int]]:
+    """The y (count) axis for a largest bar of `top` IATs: its upper end, major ticks and
+    minor ticks. The upper end is the power of ten above `top`, at least 10, so that even a
+    single IAT has the labelled decade 1..10 (a log range narrower than two decades makes
+    bokeh's LogTicker fall back to crowded linear ticks like 0.5, 0.6, ...). The ticks are
+    whole decades only, thinned to at most HIST_Y_TICKS: the axis does not zoom, so they are
+    fixed here and labelled as integers."""
+    top_decade = max(1, len(str(max(top, 1))))  # digits: exact, unlike log10
+    step = -(-top_decade // (HIST_Y_TICKS - 1))  # ceil: 0, step, ... <= top_decade
+    major = list(range(0, top_decade + 1, step))
+    if step == 1:  # a decade is >= 30 px: room for 2 and 5, but not for all of 2..9
+        minor = [m * 10 ** d for d in range(top_decade) for m in (2, 5)]
+    else:
+        minor = [10 ** d for d in range(top_decade + 1) if d not in major]
+    return float(10 ** top_decade), major, minor
+
+
 def histogram_figure(title: str, counts: np.ndarray, edges_ns: Sequence[int],
                      x_range: Range1d) -> figure:
     """IAT counts on the store's fixed log bins; the y axis is log too so that the few late
-    IATs in the tail stay visible next to the mode."""
+    IATs in the tail stay visible next to the mode.
+
+    x is drawn in log10(seconds) on a linear axis (x_range from `histogram_range`): bokeh's
+    LogTicker puts up to 10 labels on a wide log range whatever desired_num_ticks says, and on
+    a zoom below two decades switches to linear ticks that bunch at the top of each decade.
+    In log10 units an adaptive ticker over whole decades spaces its labels evenly at any zoom.
+    """
     left, right = _bin_edges_s(edges_ns)
     keep = counts > 0
-    src = ColumnDataSource({"left": left[keep], "right": right[keep],
+    src = ColumnDataSource({"left": np.log10(left[keep]), "right": np.log10(right[keep]),
+                            "left_s": left[keep], "right_s": right[keep],
                             "count": counts[keep].astype(np.int64),
                             "top": counts[keep].astype(np.float64)})
-    p = figure(title=f"{title}: {fmt_int(counts.sum())} IATs", x_axis_type="log",
-               y_axis_type="log", height=230, width=380, x_range=x_range,
-               x_axis_label="IAT (s)", y_axis_label="count", tools="xwheel_zoom,xpan,reset,save")
+    total = int(counts.sum())
+    y_end, y_major, y_minor = _count_axis(int(counts.max()) if len(counts) else 0)
     # counts are integers >= 1: bars from 0.5 show a single IAT on the log axis
+    p = figure(title=f"{title}: {fmt_int(total)} IAT{'' if total == 1 else 's'}",
+               y_axis_type="log", height=230, width=380, x_range=x_range,
+               y_range=Range1d(0.5, y_end), x_axis_label="IAT (log scale)", y_axis_label="count",
+               tools="xwheel_zoom,xpan,reset,save")
     r = p.quad(left="left", right="right", bottom=0.5, top="top", source=src,
                fill_color=BIN_COLOR, line_color=BIN_COLOR)
-    p.y_range.start = 0.5
-    p.add_tools(HoverTool(renderers=[r], tooltips=[("IAT s", "@left{0.000000} .. @right{0.000000}"),
-                                                   ("count", "@count")]))
+    # label every decade the range can be panned to (its bounds), not only the initial view
+    lo, hi = x_range.bounds if isinstance(x_range.bounds, tuple) else (x_range.start, x_range.end)
+    p.xaxis.ticker = AdaptiveTicker(min_interval=1, mantissas=[1, 2, 5], num_minor_ticks=0,
+                                    desired_num_ticks=HIST_X_TICKS)
+    p.xaxis.major_label_overrides = {d: iat_label(d) for d in
+                                     range(int(np.floor(lo)), int(np.ceil(hi)) + 1)}
+    p.yaxis.ticker = FixedTicker(ticks=[10 ** d for d in y_major], minor_ticks=y_minor)
+    p.yaxis.major_label_overrides = {10 ** d: count_label(d) for d in y_major}
+    p.add_tools(HoverTool(renderers=[r], tooltips=[
+        ("IAT s", "@left_s{0.000000} .. @right_s{0.000000}"), ("count", "@count")]))
     return p
 
 
 def histogram_range(edges_ns: Sequence[int]) -> Range1d:
+    """The x range shared by all histograms, in log10(seconds): bounded to the bins, and no
+    narrower than HIST_MIN_DECADES so that a zoom keeps at least two labelled decades."""
     left, right = _bin_edges_s(edges_ns)
-    return Range1d(float(left[0]), float(right[-1]))
+    lo, hi = float(np.log10(left[0])), float(np.log10(right[-1]))
+    return Range1d(lo, hi, bounds=(lo, hi), min_interval=HIST_MIN_DECADES)
 
 
 def heatmap_figure(cells: pd.DataFrame, flows: list[str], captures: list[str]) -> figure:
