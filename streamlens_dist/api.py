@@ -28,6 +28,7 @@ from .partial import Partial
 from .results import (
     StatsTables,
     Tables,
+    json_ready,
     malformed_totals,
     outlier_tables,
     results_summary,
@@ -81,9 +82,10 @@ class Summary:
         return top_streams(self.tables, n, by)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"store": self.store, **results_summary(self.attrs, self.tables),
-                "chunks": self.chunks, "wall_s": self.wall_s,
-                "packets_per_s": self.packets_per_s, "phases": self.phases}
+        """What `analyze --json` prints: plain JSON data (undefined means and std are None)."""
+        return json_ready({"store": self.store, **results_summary(self.attrs, self.tables),
+                           "chunks": self.chunks, "wall_s": self.wall_s,
+                           "packets_per_s": self.packets_per_s, "phases": self.phases})
 
 
 def _dashboard(client: Any, phases: dict, on_cluster: Callable[[str], None] | None) -> None:

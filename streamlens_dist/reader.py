@@ -8,6 +8,7 @@ asked for, column by column, straight from the Zarr arrays; nothing is recompute
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -16,7 +17,7 @@ import numpy as np
 
 from .capture.source import Storage, is_url
 from .errors import SettingsError
-from .results import Tables, results_summary
+from .results import Tables, json_ready, results_summary
 from .store import LAYOUT, SCHEMA, open_store
 
 if TYPE_CHECKING:  # opened through store.open_store, which imports zarr when used
@@ -57,9 +58,10 @@ class Results:
             return self.table(name)
         raise AttributeError(name)
 
+    @functools.cached_property
     def tables(self) -> Tables:
-        """Every table as {column: numpy array} (the form analyze's Summary holds); tables a
-        store predates (series, histograms) come back empty."""
+        """Every table as {column: numpy array}, as `Summary.tables` holds them (read on first
+        use); tables a store predates (series, histograms) come back empty."""
         def read(t: str, cols: dict[str, str]) -> dict[str, np.ndarray]:
             if t not in self.group:
                 return {c: np.zeros(0, dtype=object if d == "string" else d)
@@ -111,12 +113,12 @@ class Results:
         flow = self.table("flows").iloc[int(st["flow"].iloc[stream_row])]
         rows.insert(1, "stream", f"{st['protocol'].iloc[stream_row]} {st['stream'].iloc[stream_row]}")
         rows.insert(1, "flow", f"{flow['src']} > {flow['dst']}")
-        return rows
+        return rows.reset_index(drop=True)  # 0..n-1 like every other table
 
     def summary(self) -> dict[str, Any]:
         """What `streamlens-dist report STORE --json` prints: attributes, counts, the worst
         flows and streams."""
-        return {"store": self.path, **results_summary(self.attrs, self.tables())}
+        return json_ready({"store": self.path, **results_summary(self.attrs, self.tables)})
 
 
 class CampaignResults:
@@ -147,22 +149,50 @@ class CampaignResults:
         return [str(c) for c in self.table("capture_index")["capture_id"]]
 
     def capture(self, capture_id: str) -> Results:
-        if capture_id not in self.captures():
-            raise KeyError(f"no capture {capture_id!r} in {self.path}")
+        """That capture's results: those of its last successful analysis, which stay while its
+        files are missing, after a failed re-analysis and after `add --replace` until the new
+        definition is analysed (capture_index's status says which). Raises
+        UnknownCaptureError or NoCaptureResultsError (KeyErrors, campaign/cstore.py)."""
+        from .campaign.cstore import NoCaptureResultsError, UnknownCaptureError
+
+        index = self.table("capture_index")
+        rows = index[index["capture_id"] == capture_id]
+        if not len(rows):
+            raise UnknownCaptureError(
+                f"no capture {capture_id!r} in {self.path}, which has {len(index)} captures: "
+                f"list them with `streamlens-dist campaign status {self.path}` or "
+                "CampaignResults.captures()")
+        if capture_id not in self.group["captures"]:
+            status, error = rows["status"].iloc[0], rows["error"].iloc[0]
+            todo = {"failed": "fix its files, then `streamlens-dist campaign run "
+                              f"{self.path}` (or `campaign run --retry-failed` to try the "
+                              "same files again)",
+                    "files-missing": "put its files back (or give their new paths with "
+                                     "`campaign add --replace`), then `streamlens-dist "
+                                     f"campaign run {self.path}`"}.get(
+                status, f"analyse it with `streamlens-dist campaign run {self.path}`")
+            raise NoCaptureResultsError(
+                f"capture {capture_id!r} has no results: its status is {status}"
+                f"{f' ({error})' if error else ''}; {todo}")
         return Results(self.group["captures"][capture_id], f"{self.path}/captures/{capture_id}")
 
-    def summary(self, top: int = 10) -> dict[str, Any]:
-        """Captures by status, and the fleet's and each tail's flows by outlier rate."""
+    def summary(self, top: int = 10, min_iats: int = 1000) -> dict[str, Any]:
+        """Captures by status, and the fleet's and each tail's flows by outlier rate, only
+        those with at least `min_iats` IATs: a flow seen 13 times with one late frame would
+        otherwise top the list. `below_min_iats` counts the flows left out. JSON-ready (NaN
+        as None)."""
         index = self.table("capture_index")
         out: dict[str, Any] = {"store": self.path, "attrs": self.attrs,
-                               "captures": index["status"].value_counts().to_dict()}
+                               "captures": index["status"].value_counts().to_dict(),
+                               "min_iats": min_iats, "below_min_iats": {}}
         for name in ("fleet_flows", "tail_flows"):
             t = self.table(name)
-            rate = t["outlier_rate"].fillna(-1.0)
-            order = sorted(range(len(t)), key=lambda i: (-rate.iloc[i], i))[:top]
-            out[name] = [{k: (v.item() if hasattr(v, "item") else v) for k, v in
-                          t.iloc[i].to_dict().items()} for i in order]
-        return out
+            rate = t["outlier_rate"].fillna(-1.0).to_numpy()
+            ranked = np.flatnonzero(t["iat_count"].to_numpy() >= min_iats).tolist()
+            order = sorted(ranked, key=lambda i: (-rate[i], i))[:top]
+            out[name] = [t.iloc[i].to_dict() for i in order]
+            out["below_min_iats"][name] = len(t) - len(ranked)
+        return json_ready(out)
 
 
 def open_results(store: str | os.PathLike, storage_options: Storage | None = None

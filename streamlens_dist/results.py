@@ -7,6 +7,7 @@ frame), outliers by frame number. Floats (mean, std, deviation) are made here, o
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -236,31 +237,77 @@ def _hist_table(t: Binned, index: np.ndarray, row_col: str) -> dict[str, np.ndar
     return {row_col: c["scope"], "bin": c["bin"], "count": c["count"]}
 
 
+# What a summary row of a protocol stream holds, and what each column is called wherever it
+# is shown (terminal tables, the HTML report; `--json` uses the keys): one definition, so that
+# "late" means IAT outliers everywhere and "out of order" the sequence counter's.
+STREAM_SUMMARY = {"messages": "messages", "outliers": "late", "lost": "lost",
+                  "gap_count": "gaps", "out_of_order": "out of order",
+                  "iat_mean_ns": "mean IAT ms"}
+_SCOPE = ("frames", "outliers", "iat_count", "iat_mean_ns", "iat_std_ns", "iat_max_ns")
+
+
+def _row(table: dict[str, np.ndarray], i: int, cols: tuple[str, ...]) -> dict[str, Any]:
+    return {c: table[c][i].item() if hasattr(table[c][i], "item") else str(table[c][i])
+            for c in cols}
+
+
+def _ranked(table: dict[str, np.ndarray], keys: tuple[str, ...], n: int) -> list[int]:
+    """Rows by `keys`, largest first; ties in row order (first seen first)."""
+    cols = [np.asarray(table[k], dtype=np.int64) for k in keys]
+    rows = len(cols[0]) if cols else 0
+    return sorted(range(rows), key=lambda i: (*(-int(c[i]) for c in cols), i))[:n]
+
+
 def top_flows(t: Tables, n: int = 5) -> list[dict[str, Any]]:
-    """The `n` flows with the most outliers (ties: first seen first)."""
+    """The `n` flows with the most outliers (ties: more frames first, then first seen)."""
     f = t.flows
-    order = sorted(range(len(f["src"])), key=lambda i: (-int(f["outliers"][i]), i))[:n]
     return [{"src": str(f["src"][i]), "dst": str(f["dst"][i]), "kind": str(f["kind"][i]),
-             "frames": int(f["frames"][i]), "outliers": int(f["outliers"][i]),
-             "iat_mean_ns": float(f["iat_mean_ns"][i])} for i in order]
+             "protocols": str(f["protocols"][i]), **_row(f, i, _SCOPE)}
+            for i in _ranked(f, ("outliers", "frames"), n)]
+
+
+def top_frame_types(t: Tables, n: int = 5) -> list[dict[str, Any]]:
+    """The `n` (flow, frame type) rows with the most outliers (ties as top_flows)."""
+    ft, f = t.frame_types, t.flows
+    return [{"src": str(f["src"][ft["flow"][i]]), "dst": str(f["dst"][ft["flow"][i]]),
+             "frame_type": str(ft["frame_type"][i]), **_row(ft, i, _SCOPE)}
+            for i in _ranked(ft, ("outliers", "frames"), n)]
 
 
 def top_streams(t: Tables, n: int = 5, by: str = "lost") -> list[dict[str, Any]]:
-    """The `n` protocol streams with the most lost messages (`by="lost"`) or outliers."""
+    """The `n` protocol streams with the most lost messages (`by="lost"`; ties: more late
+    frames, then more messages) or the most late frames (`by="outliers"`; ties: more lost)."""
     st, f = t.streams, t.flows
-    order = sorted(range(len(st["flow"])), key=lambda i: (-int(st[by][i]), i))[:n]
+    then = "outliers" if by == "lost" else "lost"
     return [{"src": str(f["src"][st["flow"][i]]), "dst": str(f["dst"][st["flow"][i]]),
              "protocol": str(st["protocol"][i]), "stream": str(st["stream"][i]),
-             "messages": int(st["messages"][i]), "lost": int(st["lost"][i]),
-             "gap_count": int(st["gap_count"][i]), "out_of_order": int(st["out_of_order"][i]),
-             "outliers": int(st["outliers"][i]), "iat_mean_ns": float(st["iat_mean_ns"][i])}
-            for i in order]
+             **_row(st, i, tuple(STREAM_SUMMARY))}
+            for i in _ranked(st, (by, then, "messages"), n)]
 
 
 def results_summary(attrs: dict[str, Any], t: Tables) -> dict[str, Any]:
     """What `analyze --json` and `report --json` print about a capture's results."""
     return {"attrs": attrs, "flows": len(t.flows["src"]),
             "outliers": len(t.flow_outliers["frame"]), "top_flows": top_flows(t),
+            "top_frame_types": top_frame_types(t),
             "streams": len(t.streams["flow"]), "sequence_gaps": len(t.sequence_gaps["stream_row"]),
             "top_streams_by_loss": top_streams(t, by="lost"),
             "top_streams_by_outliers": top_streams(t, by="outliers")}
+
+
+def json_ready(value: Any) -> Any:
+    """`value` as plain JSON data: NaN and infinities (the mean of a one-frame flow) become
+    None, numpy scalars and arrays Python numbers and lists, tuples lists. What every
+    `--json` output and every `to_dict`/`summary()` returns, so that strict parsers
+    (JavaScript's JSON.parse, jq) read it."""
+    if isinstance(value, dict):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [json_ready(v) for v in value.tolist()]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

@@ -55,3 +55,14 @@ def assert_tables_equal(a: dict, b: dict, where: str = "") -> None:
                 raise AssertionError(f"{where} {table}.{col} differs at row {bad}: "
                                      f"{x[bad] if bad is not None else ''} vs "
                                      f"{y[bad] if bad is not None else ''}")
+
+
+def strict_json(text: str) -> object:
+    """JSON as a strict parser (JavaScript's JSON.parse, jq) reads it: NaN, Infinity and
+    -Infinity are not JSON, so they fail here instead of passing unnoticed."""
+    import json
+
+    def refuse(name: str) -> object:
+        raise ValueError(f"not JSON: {name}")
+
+    return json.loads(text, parse_constant=refuse)

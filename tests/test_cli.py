@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import CAPTURES
+from conftest import CAPTURES, strict_json
 from storeio import load_store
 
 import streamlens_dist
@@ -42,6 +42,18 @@ def test_summary_and_json_equal_api(tmp_path: Path) -> None:
         assert cli[key] == api[key]
     assert {k: v for k, v in cli["attrs"].items() if k != "files"} == \
         {k: v for k, v in api["attrs"].items() if k != "files"}
+
+
+def test_json_is_strict_json_with_null_for_undefined_means(tmp_path: Path) -> None:
+    """One-frame flows have no IAT mean: `null` in every JSON output, never `NaN`."""
+    cap = CAPTURES / "vlan_double_8100_icmp_cdp.pcap"
+    r = run("analyze", str(cap), "-o", str(tmp_path / "s.zarr"), "--serial", "--json")
+    assert r.returncode in (0, 3), r.stderr
+    summary = strict_json(r.stdout)
+    means = [f["iat_mean_ns"] for f in summary["top_flows"]]
+    assert None in means and any(isinstance(m, float) for m in means), means
+    r = run("report", str(tmp_path / "s.zarr"), "--json")
+    assert r.returncode == 0 and strict_json(r.stdout)["top_flows"] == summary["top_flows"]
 
 
 def test_existing_store_needs_overwrite(tmp_path: Path) -> None:
@@ -99,12 +111,33 @@ def test_chunk_size_units(tmp_path: Path) -> None:
 
 
 def test_damaged_capture_completes_with_data_problem_status(tmp_path: Path) -> None:
-    r = run("analyze", str(CAPTURES / "corrupt_truncated_nsec_fuzz.pcap"), "-o",
-            str(tmp_path / "d.zarr"), "--serial")
+    cut = tmp_path / "cut.pcap"
+    data = PTP.read_bytes()
+    cut.write_bytes(data[:-10])  # the last record cut off, as by a recorder losing power
+    r = run("analyze", str(cut), "-o", str(tmp_path / "d.zarr"), "--serial")
     assert r.returncode == 3, r.stderr
-    assert "problem" in r.stdout and "corrupt_truncated_nsec_fuzz.pcap" in r.stdout
+    assert "problem truncated" in r.stdout and "cut.pcap" in r.stdout
     attrs = load_store(tmp_path / "d.zarr")[1]
-    assert attrs["complete"] is True and attrs["problems"][0]["offset"] == 24
+    assert attrs["complete"] is True and attrs["frames"] == 204
+    (problem,) = attrs["problems"]
+    assert problem["kind"] == "truncated" and problem["offset"] == len(data) - 16 - 60
+
+
+def test_nothing_to_analyse_fails_alike_for_every_zero_frame_file(tmp_path: Path) -> None:
+    """A file that is not a capture, a capture whose first record is already damaged and a
+    valid capture without packets: exit 1, one error line naming the file, nothing written."""
+    empty = tmp_path / "empty.pcap"
+    empty.write_bytes(PTP.read_bytes()[:24])  # the file header alone
+    for name in ("corrupt_pcap_unsupported_version_1_4.pcap",
+                 "corrupt_pcapng_shb_option_too_long.pcapng",
+                 "corrupt_truncated_nsec_fuzz.pcap", empty):
+        cap = name if isinstance(name, Path) else CAPTURES / name
+        out = tmp_path / "out.zarr"
+        r = run("analyze", str(cap), "-o", str(out), "--serial")
+        assert r.returncode == 1, (cap, r.stdout, r.stderr)
+        assert r.stderr.startswith("error: ") and cap.name in r.stderr and r.stdout == ""
+        assert len(r.stderr.strip().splitlines()) == 1
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.pcap"]
 
 
 def test_cluster_run_prints_dashboard_and_phase_times(tmp_path) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import CAPTURES
+from conftest import CAPTURES, strict_json
 from storeio import load_store
 
 import streamlens_dist
@@ -71,14 +71,18 @@ def test_summary_equals_analyze_and_report_json(analysed) -> None:
     res = open_results(store)
     from_api = _json(res.summary())
     from_run = _json(summary.to_dict())
-    for key in ("attrs", "flows", "outliers", "top_flows", "streams", "sequence_gaps",
-                "top_streams_by_loss", "top_streams_by_outliers"):
+    for key in ("attrs", "flows", "outliers", "top_flows", "top_frame_types", "streams",
+                "sequence_gaps", "top_streams_by_loss", "top_streams_by_outliers"):
         assert from_api[key] == from_run[key], key
     out = _report("report", str(store), "--json")
-    assert out.returncode in (0, 3), out.stderr
-    assert json.loads(out.stdout) == from_api
-    text = _report("report", str(store))
-    assert "Top flows by outliers" in text.stdout and str(store) in text.stdout
+    assert out.returncode == 0, out.stderr  # reading a store is a success, problems or not
+    assert strict_json(out.stdout) == from_api
+    text = _report("report", str(store), "--top", "3")
+    assert text.returncode == 0, text.stderr
+    assert str(store) in text.stdout
+    for title in (f"Flows: 3 of {from_api['flows']}", "Frame types: 3 of",
+                  f"Protocol streams: 3 of {from_api['streams']}"):
+        assert title in text.stdout, title
 
 
 def test_late_frames_of_the_worst_stream(analysed) -> None:
@@ -88,6 +92,8 @@ def test_late_frames_of_the_worst_stream(analysed) -> None:
     st = res.streams
     worst = int(np.argmax(st["outliers"].to_numpy()))
     assert st["outliers"].iloc[worst] > 0 and len(late) == st["outliers"].iloc[worst]
+    assert list(late.index) == list(range(len(late)))  # 0..n-1, as every other table
+    assert isinstance(res.tables.flows["src"], np.ndarray)  # an attribute, as Summary's
     assert (late["stream_row"] == worst).all()
     assert set(late["frame"]) <= set(res.stream_outliers["frame"])
     flow = res.flows.iloc[int(st["flow"].iloc[worst])]

@@ -2,17 +2,31 @@
 tables; the layout is declared here and nowhere else (STYLE §10).
 
     CAMPAIGN.zarr/             attrs: schema, sigma, chunk_size, captures, complete
-      manifest/                attrs: captures (campaign/manifest.py rows), the source of truth
+      manifest/                attrs: captures (campaign/manifest.py rows, local paths
+                               absolute), the source of truth
       captures/<capture_id>/   one capture's results, exactly the single-capture store layout
       records/<capture_id>/    attrs: the commit record of a capture: identity of its files,
-                               status, run facts and its fleet summary (exact sums as text,
-                               campaign/fleet.py)
+                               status, run facts, its fleet summary (exact sums as text,
+                               campaign/fleet.py) and `missing`, the files the last run found
+                               missing
       capture_index/ fleet_flows/ fleet_frame_types/ fleet_flow_captures/
       fleet_frame_type_captures/ tail_flows/ tail_frame_types/      tables (columns below)
 
 A capture is committed when its record is written (atomically, after its group is in place),
 so a killed run loses at most the captures in flight. The tables are rebuilt from the records
-at the end of every run, never from the captures themselves.
+at the end of every run and after every `add`, never from the captures themselves.
+
+A capture's results are never deleted: a new analysis replaces them only when it succeeds.
+What the index says of a capture, and whether it counts in the fleet tables:
+
+- pending: not analysed yet, or redefined by `add --replace` since (not counted; results of
+  the old definition, if any, are kept until the new one is analysed);
+- ok / problems: analysed (counted);
+- failed: its last analysis failed (not counted: the fleet tables describe the captures as
+  they are now); results of an earlier successful analysis are kept, and the error says so;
+- files-missing: some of its paths or globs name no file now; it is not analysed, keeps its
+  results and, if it was ok / problems, still counts (its numbers are still true of the files
+  they came from). When the files come back unchanged it is what it was before.
 """
 
 from __future__ import annotations
@@ -28,7 +42,7 @@ import numpy as np
 from ..errors import SettingsError, StoreExistsError
 from ..store import GROUP, STRING, atomic_write, json_bytes, local_put, write_array
 from .fleet import CAPTURE_STATS, FLEET_STATS, fleet_tables, record_from_attrs, record_to_attrs
-from .manifest import CaptureEntry
+from .manifest import CaptureEntry, absolute
 
 SCHEMA = "streamlens-dist-campaign/1"
 _FLEET = {c: ("float64" if c in ("iat_mean_ns", "iat_std_ns", "outlier_rate") else "int64")
@@ -52,6 +66,31 @@ LAYOUT: dict[str, dict[str, str]] = {
 DONE = ("ok", "problems")  # statuses whose captures enter the fleet tables
 
 
+class CampaignKeyError(KeyError):
+    """A capture id the campaign cannot answer for; prints its message as written (KeyError
+    would quote it)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class UnknownCaptureError(CampaignKeyError):
+    """No capture of that id in the campaign."""
+
+
+class NoCaptureResultsError(CampaignKeyError):
+    """The capture is in the campaign but has no results (pending, failed, files missing)."""
+
+
+def own_record(e: CaptureEntry, record: dict | None) -> dict | None:
+    """`record` if it is of `e`'s current definition (not of files `add --replace` swapped)."""
+    return record if record is not None and record.get("files") == list(e.files) else None
+
+
+def missing_text(record: dict) -> str:
+    return "files missing: " + "; ".join(msg for _path, msg in record["missing"])
+
+
 class Campaign:
     """A campaign store on a local or shared filesystem."""
 
@@ -73,7 +112,7 @@ class Campaign:
         if "://" in root:
             raise SettingsError("campaign stores live on a local or shared filesystem for now; "
                                 "captures may still be URLs")
-        if os.path.exists(root):
+        if os.path.lexists(root):  # a dangling symlink too: never write through it
             raise StoreExistsError(f"{root} already exists")
         put = local_put(root)
         for group in ("captures", "records"):
@@ -92,11 +131,12 @@ class Campaign:
             return [CaptureEntry.from_dict(d) for d in json.load(f)["attributes"]["captures"]]
 
     def add(self, entries: list[CaptureEntry], replace: bool = False) -> tuple[int, int]:
-        """Add captures to the manifest; returns (added, replaced). An id already present
-        with another definition is an error unless `replace`."""
+        """Add captures to the manifest (relative paths taken from the current directory) and
+        rebuild the tables, so the new ones show as pending; returns (added, replaced). An id
+        already present with another definition is an error unless `replace`."""
         current = {e.capture_id: e for e in self.manifest()}
         added = replaced = 0
-        for e in entries:
+        for e in absolute(entries, os.getcwd()):
             old = current.get(e.capture_id)
             if old is not None and old != e:
                 if not replace:
@@ -108,11 +148,15 @@ class Campaign:
             current[e.capture_id] = e
         doc = {**GROUP, "attributes": {"captures": [e.to_dict() for e in current.values()]}}
         atomic_write(os.path.join(self.root, "manifest", "zarr.json"), json_bytes(doc))
+        self.rebuild()
         return added, replaced
 
     # --- captures ---------------------------------------------------------------------------
     def capture_path(self, capture_id: str) -> str:
         return os.path.join(self.root, "captures", capture_id)
+
+    def has_results(self, capture_id: str) -> bool:
+        return os.path.isfile(os.path.join(self.capture_path(capture_id), "zarr.json"))
 
     def _record_path(self, capture_id: str) -> str:
         return os.path.join(self.root, "records", capture_id, "zarr.json")
@@ -141,8 +185,9 @@ class Campaign:
     def rebuild(self) -> dict[str, dict[str, np.ndarray]]:
         """Rewrite every campaign table from the manifest and the commit records."""
         entries = self.index_order()
-        records = [self.record(e.capture_id) for e in entries]
-        tables = {"capture_index": _index(entries, records)}
+        records = [own_record(e, self.record(e.capture_id)) for e in entries]
+        kept = [self.has_results(e.capture_id) for e in entries]
+        tables = {"capture_index": _index(entries, records, kept)}
         done = [(e.tail, r["fleet"]) if r and r["status"] in DONE else (e.tail, _EMPTY)
                 for e, r in zip(entries, records, strict=True)]
         tables.update(fleet_tables(done))
@@ -158,8 +203,8 @@ class Campaign:
                     write_array(put, f"{name}/{col}", dtype, data[col])
             for name in LAYOUT:  # swap each table in; a kill here is repaired by the next run
                 final = os.path.join(self.root, name)
-                if os.path.exists(final):
-                    shutil.rmtree(final)
+                if os.path.exists(final):  # out of the way first: removed with tmp below
+                    os.replace(final, os.path.join(tmp, f"{name}.old"))
                 os.replace(os.path.join(tmp, name), final)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -170,15 +215,20 @@ class Campaign:
 _EMPTY = {"flows": [], "types": []}
 
 
-def _index(entries: list[CaptureEntry], records: list[dict | None]) -> dict[str, np.ndarray]:
+def _index(entries: list[CaptureEntry], records: list[dict | None], kept: list[bool]
+           ) -> dict[str, np.ndarray]:
     cols: dict[str, list] = {c: [] for c in LAYOUT["capture_index"]}
-    for e, r in zip(entries, records, strict=True):
+    for e, r, has in zip(entries, records, kept, strict=True):
         r = r or {"status": "pending"}
         facts = r.get("facts", {})
+        status, error = r["status"], r.get("error", "")
+        if r.get("missing"):
+            status, error = "files-missing", missing_text(r) + (
+                "; its last results are kept" if has else "")
         for c, v in (("capture_id", e.capture_id), ("tail", e.tail), ("flight", e.flight),
                      ("date", e.date), ("tags", json.dumps(e.tags, sort_keys=True)),
-                     ("files", json.dumps(list(e.files))), ("status", r["status"]),
-                     ("error", r.get("error", "")), ("frames", facts.get("frames", 0)),
+                     ("files", json.dumps(list(e.files))), ("status", status),
+                     ("error", error), ("frames", facts.get("frames", 0)),
                      ("first_ns", facts.get("first_ns") or 0),
                      ("last_ns", facts.get("last_ns") or 0), ("flows", facts.get("flows", 0)),
                      ("outliers", facts.get("outliers", 0)),

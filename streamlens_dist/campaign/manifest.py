@@ -5,6 +5,7 @@ pattern such as `{tail}/{date}/{flight}/*.pcapng`."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import glob
 import io
 import os
@@ -13,6 +14,8 @@ from dataclasses import dataclass, field
 
 from ..capture import source
 from ..errors import SettingsError
+from ..outputs import check_file_target, input_files
+from ..store import atomic_write
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _FIELDS = ("capture_id", "files", "tail", "flight", "date", "tags")
@@ -71,14 +74,27 @@ def _parse_tags(text: str) -> dict[str, str]:
 
 def read_manifest(path: str | os.PathLike) -> list[CaptureEntry]:
     """CSV (columns capture_id, files [space-separated], tail, flight, date, tags
-    [k=v;k=v]) or YAML (a list of mappings with the same keys, files a list)."""
+    [k=v;k=v]) or YAML (a list of mappings with the same keys, files a list). Relative paths
+    and globs are relative to the manifest's own directory (so a manifest kept beside its
+    archive means the same files wherever it is read from); they come back absolute."""
     path = os.fspath(path)
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()
     except OSError as exc:
         raise SettingsError(f"cannot read manifest {path}: {exc.strerror or exc}") from exc
-    return parse_manifest(text, yaml=path.lower().endswith((".yaml", ".yml")), name=path)
+    entries = parse_manifest(text, yaml=path.lower().endswith((".yaml", ".yml")), name=path)
+    return absolute(entries, os.path.dirname(os.path.abspath(path)))
+
+
+def absolute(entries: list[CaptureEntry], base: str) -> list[CaptureEntry]:
+    """`entries` with their relative local paths and globs joined to `base`; URLs as they
+    are. A campaign keeps only absolute paths: a relative one would name other files (or
+    none) when a run starts in another directory."""
+    def one(f: str) -> str:
+        return f if source.is_url(f) else os.path.abspath(os.path.join(base,
+                                                                       source.local_path(f)))
+    return [dataclasses.replace(e, files=tuple(one(f) for f in e.files)) for e in entries]
 
 
 def parse_manifest(text: str, yaml: bool, name: str = "manifest") -> list[CaptureEntry]:
@@ -123,10 +139,14 @@ def manifest_text(entries: list[CaptureEntry], yaml: bool) -> str:
     return out.getvalue()
 
 
-def write_manifest(path: str | os.PathLike, entries: list[CaptureEntry]) -> None:
-    path = os.fspath(path)
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(manifest_text(entries, yaml=path.lower().endswith((".yaml", ".yml"))))
+def write_manifest(path: str | os.PathLike, entries: list[CaptureEntry],
+                   overwrite: bool = False) -> None:
+    """Write the manifest whole or not at all, by outputs.py's rule: an existing file only
+    with `overwrite`; never a directory, a link or one of the captures it lists."""
+    inputs = input_files(f for e in entries for f in e.files)
+    target = check_file_target(path, inputs=inputs, overwrite=overwrite, what="the manifest")
+    text = manifest_text(entries, yaml=target.lower().endswith((".yaml", ".yml")))
+    atomic_write(target, text.encode("utf-8"))
 
 
 _PLACEHOLDER = re.compile(r"\{(tail|flight|date)\}")
@@ -137,7 +157,7 @@ def discover(root: str, pattern: str, storage: source.Storage | None = None
     """Captures under `root` (a directory or a URL prefix) whose relative paths match
     `pattern`: `{tail}`, `{date}` and `{flight}` each match one path component (or part of
     one), the rest is a glob. Files that agree on the placeholders form one capture (a
-    rotated set), with id `tail-date-flight`."""
+    rotated set), with id `tail-date-flight`; local files by absolute path."""
     names = _PLACEHOLDER.findall(pattern)
     if not names:
         raise SettingsError(f"pattern {pattern!r} names none of {{tail}}, {{date}}, {{flight}}")
@@ -154,7 +174,7 @@ def discover(root: str, pattern: str, storage: source.Storage | None = None
             found = sorted(fs.glob(f"{path}/{as_glob}"))
         rel = [(f[len(path) + 1:], fs.unstrip_protocol(f)) for f in found]
     else:
-        local = source.local_path(base)
+        local = os.path.abspath(source.local_path(base))
         if not os.path.isdir(local):
             raise SettingsError(f"{root}: not a directory")
         found = sorted(glob.glob(os.path.join(local, as_glob)))

@@ -1,6 +1,7 @@
 """`campaign run`: analyse the captures that are new, changed (file identity) or not yet
 committed, several at a time on one Dask cluster, commit each one atomically, then rebuild the
-campaign tables from the commit records."""
+campaign tables from the commit records. A capture whose files are missing is not analysed
+and keeps what it had (cstore's docstring: the statuses)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import concurrent.futures
 import contextlib
 import json
 import os
-import shutil
 import threading
 import time
 import uuid
@@ -22,7 +22,7 @@ from ..capture.source import Storage
 from ..engine import cluster_client
 from ..errors import ClusterError, StreamlensError
 from ..security import TLSArg, check_tls, tls_config
-from .cstore import Campaign
+from .cstore import Campaign, missing_text, own_record
 from .fleet import capture_summary, record_from_attrs, record_to_attrs
 from .identity import capture_identity, identity_bytes
 from .manifest import CaptureEntry
@@ -35,6 +35,7 @@ CampaignProgress = Callable[[int, int, int, int, str], None]
 class Plan:
     todo: list[tuple[CaptureEntry, list]]  # (capture, its identity now)
     unchanged: list[str] = field(default_factory=list)
+    missing: dict[str, list] = field(default_factory=dict)  # id: [[path, message], ...]
 
     @property
     def bytes(self) -> int:
@@ -46,6 +47,7 @@ class RunReport:
     analysed: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     unchanged: list[str] = field(default_factory=list)
+    missing: dict[str, str] = field(default_factory=dict)  # id: which files, why
     frames: int = 0
     bytes: int = 0
     wall_s: float = 0.0
@@ -54,12 +56,16 @@ class RunReport:
 def plan_run(camp: Campaign, storage: Storage | None = None, retry_failed: bool = False
              ) -> Plan:
     """Which captures need analysing: no commit record, another identity, or (with
-    `retry_failed`) a failed one."""
+    `retry_failed`) a failed one; never one whose files are missing (a moved archive or
+    unmounted disk must not turn good results into failures)."""
     plan = Plan([])
     for e in camp.manifest():
         ident = capture_identity(e.files, storage)
-        rec = camp.record(e.capture_id)
-        if rec is not None and rec["identity"] == ident and rec["files"] == list(e.files) \
+        rec = own_record(e, camp.record(e.capture_id))
+        missing = [[i[0], i[2]] for i in ident if i[1] == "unavailable"]
+        if missing:
+            plan.missing[e.capture_id] = missing
+        elif rec is not None and rec["status"] != "pending" and rec["identity"] == ident \
                 and not (retry_failed and rec["status"] == "failed"):
             plan.unchanged.append(e.capture_id)
         else:
@@ -67,9 +73,30 @@ def plan_run(camp: Campaign, storage: Storage | None = None, retry_failed: bool 
     return plan
 
 
-def _record(e: CaptureEntry, ident: list, summary: Any = None, error: str = "") -> dict:
+def _note_missing(camp: Campaign, plan: Plan) -> dict[str, str]:
+    """Commit which files each capture misses now, and forget it for those whose files are
+    back; everything else in their records stays. Returns {capture id: what is missing}."""
+    out = {}
+    for e in camp.manifest():
+        rec = camp.record(e.capture_id)
+        mine = own_record(e, rec)
+        missing = plan.missing.get(e.capture_id)
+        if missing is not None:
+            new = {**(mine or _record(e, [], status="pending")), "missing": missing}
+            out[e.capture_id] = missing_text(new)
+        elif mine is not None and mine.get("missing"):
+            new = {k: v for k, v in mine.items() if k != "missing"}
+        else:
+            continue
+        if new != rec:
+            camp.commit(e.capture_id, new)
+    return out
+
+
+def _record(e: CaptureEntry, ident: list, summary: Any = None, error: str = "",
+            status: str = "failed") -> dict:
     if summary is None:
-        return {"identity": ident, "files": list(e.files), "status": "failed", "error": error,
+        return {"identity": ident, "files": list(e.files), "status": status, "error": error,
                 "facts": {"software_version": __version__}, "fleet": {"flows": [], "types": []}}
     a = summary.attrs
     return {"identity": ident, "files": list(e.files),
@@ -85,7 +112,8 @@ def analyse_capture(e: CaptureEntry, ident: list, path: str, sigma: str, chunk_s
                     storage: Storage | None, client: Any = None) -> dict:
     """Analyse one capture into its group at `path` (on `client`'s cluster, else in this
     process) and return its commit record; a capture that cannot be analysed at all gets a
-    failed record, a lost cluster raises."""
+    failed record and its group, if any, stays as it was (the store is replaced only by a
+    finished analysis); a lost cluster raises."""
     try:
         summary = analyze(list(e.files), path, sigma=sigma, chunk_size=chunk_size,
                           client=client, serial=client is None, overwrite=True,
@@ -94,17 +122,21 @@ def analyse_capture(e: CaptureEntry, ident: list, path: str, sigma: str, chunk_s
     except ClusterError:
         raise
     except StreamlensError as exc:
-        if os.path.isdir(path):
-            shutil.rmtree(path)  # an older result of changed files is not this one
         return _record(e, ident, error=str(exc))
 
 
-def _complete(path: str) -> bool:
+def _stamp(path: str) -> tuple[int, int] | None:
+    """(inode, mtime) of a complete group's zarr.json: a group renamed into place since has
+    another, so an older group is never taken for one a worker has just written."""
+    name = os.path.join(path, "zarr.json")
     try:
-        with open(os.path.join(path, "zarr.json"), encoding="utf-8") as f:
-            return json.load(f)["attributes"].get("complete") is True
+        with open(name, encoding="utf-8") as f:
+            if json.load(f)["attributes"].get("complete") is not True:
+                return None
+        st = os.stat(name)
     except (OSError, ValueError, KeyError):
-        return False
+        return None
+    return st.st_ino, st.st_mtime_ns
 
 
 def capture_task(entry: dict, ident: list, path: str, sigma: str, chunk_size: int,
@@ -131,6 +163,7 @@ def run_campaign(root: str | os.PathLike, *, scheduler: str | None = None,
     cluster, each as one analysis graph, so many small captures keep the workers busy while
     the tasks in flight stay bounded. A capture that cannot be analysed at all is committed as
     failed with its error (and retried only when its files change or with `retry_failed`);
+    one whose files are missing is not analysed (`RunReport.missing`) and keeps its results;
     a lost cluster stops the run (ClusterError), and what was committed stays.
     """
     t0 = time.perf_counter()
@@ -139,7 +172,7 @@ def run_campaign(root: str | os.PathLike, *, scheduler: str | None = None,
     plan = plan_run(camp, storage, retry_failed)
     if on_plan is not None:
         on_plan(plan)
-    report = RunReport(unchanged=list(plan.unchanged))
+    report = RunReport(unchanged=list(plan.unchanged), missing=_note_missing(camp, plan))
     total, total_bytes = len(plan.todo), plan.bytes
     if plan.todo:
         camp.set_attrs(complete=False)
@@ -152,20 +185,22 @@ def run_campaign(root: str | os.PathLike, *, scheduler: str | None = None,
 
         def one(e: CaptureEntry, ident: list, c: Any) -> None:
             path = camp.capture_path(e.capture_id)
-            record = None
+            record, before = None, _stamp(path)
             if c is not None and shared[0] and identity_bytes(ident) <= chunk_size:
                 # A small capture is analysed and written by one worker, all of it: the
                 # client would otherwise do most of the work (its store write) itself.
                 record = record_from_attrs(json.loads(c.submit(
                     capture_task, e.to_dict(), ident, path, sigma, chunk_size, storage,
                     pure=False, key=f"sl-capture-{e.capture_id}-{uuid.uuid4().hex}").result()))
-                if record["status"] != "failed" and not _complete(path):
+                if record["status"] != "failed" and _stamp(path) in (None, before):
                     # written where this machine cannot see it (workers without the shared
                     # filesystem): from now on the client writes, and this one again
                     shared[0] = False
                     record = None
             if record is None:
                 record = analyse_capture(e, ident, path, sigma, chunk_size, storage, c)
+            if record["status"] == "failed" and camp.has_results(e.capture_id):
+                record["error"] += "; the results of its last successful analysis are kept"
             camp.commit(e.capture_id, record)
             with lock:
                 if record["status"] == "failed":

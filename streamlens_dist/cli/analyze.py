@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import json
-import math
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ..api import Summary, analyze
 from ..errors import SettingsError
 from ..ienakeys import load_key_map
-from ..results import Tables, top_flows, top_streams
+from ..results import STREAM_SUMMARY, Tables, top_flows, top_frame_types, top_streams
 from ..settings import DEFAULT_CHUNK_SIZE, parse_duration, parse_sigma, parse_size
 from . import EXIT_DATA_PROBLEMS, EXIT_OK, cli
+from .output import console as output_console
+from .output import echo_json, fmt_ms, progress_bar
 
+DEFAULT_TOP = 10
+MIN_RATE_WALL_S = 1.0  # a packet rate over less wall time than this measures start-up
 _PHASES = {"split": "split", "dissect": "dissect chunks", "merge": "merge partials",
            "outliers": "outlier pass"}
 
@@ -101,12 +104,20 @@ def _key_map(_ctx: click.Context, _param: click.Parameter, value: str | None) ->
               help="This client's certificate (PEM) for a tls:// --scheduler.")
 @click.option("--tls-key", default=None, metavar="KEY",
               help="The private key (PEM) of --tls-cert (omit if CERT holds it).")
+@click.option("--top", default=DEFAULT_TOP, show_default=True, type=click.IntRange(min=1),
+              help="Rows of each table of the summary (flows, frame types, streams).")
 def analyze_cmd(paths: tuple[str, ...], store: str, sigma: str, chunk_size: int, bin_ns: int,
                 workers: int | None, scheduler: str | None, serial: bool, overwrite: bool,
                 as_json: bool, quiet: bool, profile: bool, iena_keys: tuple | None,
                 checkpoint: str | None, storage_options: dict | None,
-                tls_ca_file: str | None, tls_cert: str | None, tls_key: str | None) -> int:
+                tls_ca_file: str | None, tls_cert: str | None, tls_key: str | None,
+                top: int) -> int:
     """Analyse one capture (files of a rotated set or a glob count as one capture) into STORE.
+
+    Exit status: 0 clean; 3 completed, but the input had data problems (damaged records,
+    files left out, malformed payloads: listed in the summary and the store); 1 failed,
+    nothing written (no input could be analysed, the store exists without --overwrite, STORE
+    is not a result store of ours, the output cannot be written); 2 bad usage.
 
     Captures are paths, globs or fsspec URLs (quote globs for the remote ones):
 
@@ -114,10 +125,9 @@ def analyze_cmd(paths: tuple[str, ...], store: str, sigma: str, chunk_size: int,
       streamlens-dist analyze flight-042/*.pcapng -o flight-042.zarr
       streamlens-dist analyze 's3://archive/flight-042/*.pcapng' -o s3://results/f042.zarr
     """
-    console = Console(stderr=True)
-    with Progress(TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console, disable=quiet or as_json,
-                  transient=False) as bar:
+    console = output_console(stderr=True)
+    with progress_bar(console, quiet or as_json, TextColumn("{task.description:<16}"),
+                      BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as bar:
         tasks: dict[str, int] = {}
 
         def progress(phase: str, done: int, total: int) -> None:
@@ -134,22 +144,20 @@ def analyze_cmd(paths: tuple[str, ...], store: str, sigma: str, chunk_size: int,
                           lambda link: console.print(f"Dask dashboard: {link}",
                                                      highlight=False))
     if as_json:
-        click.echo(json.dumps(summary.to_dict(), indent=2, default=str))
+        echo_json(summary.to_dict())
     else:
-        out = Console(soft_wrap=True)  # long lines stay whole, for grep and logs
-        print_summary(summary, out)
+        out = output_console()
+        print_summary(summary, out, top)
         if profile:
             print_profile(summary, out)
     return EXIT_DATA_PROBLEMS if summary.has_data_problems else EXIT_OK
 
 
-def _ms(ns: float) -> str:
-    return "-" if math.isnan(ns) else f"{ns / 1e6:.3f}"
-
-
-def print_summary(s: Summary, console: Console) -> None:
-    print_results(s.store, s.attrs, s.tables, console,
-                  f", {s.chunks} chunks, {s.wall_s:.2f} s wall, {s.packets_per_s:,.0f} packets/s")
+def print_summary(s: Summary, console: Console, top: int = DEFAULT_TOP) -> None:
+    # a rate over a fraction of a second is start-up time, not speed
+    rate = f", {s.packets_per_s:,.0f} packets/s" if s.wall_s >= MIN_RATE_WALL_S else ""
+    print_results(s.store, s.attrs, s.tables, console, top,
+                  f", {s.chunks} chunks, {s.wall_s:.2f} s wall{rate}")
     timed = [(k, s.phases[k]) for k in _WALL if isinstance(s.phases.get(k), float)]
     console.print("time per phase: " + ", ".join(f"{k} {v:.2f} s" for k, v in timed),
                   highlight=False)
@@ -158,9 +166,27 @@ def print_summary(s: Summary, console: Console) -> None:
                       f"{s.phases['checkpoint_stored']} computed and stored")
 
 
-def print_results(store: str, a: dict, t: Tables, console: Console, run_facts: str = "") -> None:
-    """A capture's results for people: counts, the worst flows and streams, the problems
-    (`analyze` after a run, `report` from a store)."""
+def _table(title: str, columns: list[str], rows: list[list[str]], labels: int) -> Table:
+    """A results table: the first `labels` columns (flow, stream names) are never wrapped or
+    cut, the numbers are right-aligned."""
+    table = Table(title=title, title_justify="left")
+    for i, col in enumerate(columns):
+        table.add_column(col, no_wrap=i < labels, justify="left" if i < labels else "right")
+    for r in rows:
+        table.add_row(*r)
+    return table
+
+
+def _shown(what: str, shown: int, total: int, order: str) -> str:
+    return f"{what}: {total:,}" if shown == total else \
+        f"{what}: {shown:,} of {total:,}, {order} first"
+
+
+def print_results(store: str, a: dict, t: Tables, console: Console, top: int = DEFAULT_TOP,
+                  run_facts: str = "") -> None:
+    """A capture's results for people: counts, the flows, frame types and protocol streams
+    (the `top` of each, worst first), the problems (`analyze` after a run, `report` from a
+    store)."""
     console.print(
         f"[bold]{store}[/bold]: {a['frames']} frames in {len(a['files'])} file(s), "
         f"{len(t.flows['src'])} flows, {len(t.frame_types['flow'])} flow/frame-type rows, "
@@ -168,27 +194,34 @@ def print_results(store: str, a: dict, t: Tables, console: Console, run_facts: s
     if a["undecodable_frames"] or a["untimed_frames"]:
         console.print(f"undecodable frames: {a['undecodable_frames']} (first: "
                       f"{a['undecodable_first_frames'][:5]}), untimed frames: {a['untimed_frames']}")
-    top = [f for f in top_flows(t, 5) if f["outliers"]]
-    if top:
-        table = Table(title="Top flows by outliers")
-        for col in ("src", "dst", "kind", "frames", "outliers", "mean IAT ms"):
-            table.add_column(col, justify="right" if col[0] in "fom" else "left")
-        for f in top:
-            table.add_row(f["src"], f["dst"], f["kind"], str(f["frames"]), str(f["outliers"]),
-                          _ms(f["iat_mean_ns"]))
-        console.print(table)
-    for title, key in (("Worst streams by loss", "lost"), ("Worst streams by outliers", "outliers")):
-        worst = [r for r in top_streams(t, 5, by=key) if r[key] > 0]
-        if worst:
-            table = Table(title=title)
-            for col in ("flow", "stream", "msgs", "lost", "gaps", "late", "outliers", "IAT ms"):
-                table.add_column(col, overflow="fold",
-                                 justify="left" if col in ("flow", "stream") else "right")
-            for r in worst:
-                table.add_row(f"{r['src']} > {r['dst']}", f"{r['protocol']} {r['stream']}",
-                              str(r["messages"]), str(r["lost"]), str(r["gap_count"]),
-                              str(r["out_of_order"]), str(r["outliers"]), _ms(r["iat_mean_ns"]))
-            console.print(table)
+    iat = ["mean IAT ms", "std IAT ms", "max IAT ms"]
+
+    def ms(r: dict) -> list[str]:
+        return [fmt_ms(r["iat_mean_ns"]), fmt_ms(r["iat_std_ns"]), fmt_ms(r["iat_max_ns"])]
+
+    flows = top_flows(t, top)
+    if flows:
+        console.print(_table(
+            _shown("Flows", len(flows), len(t.flows["src"]), "most outliers"),
+            ["flow", "kind", "protocols", "frames", "outliers", *iat],
+            [[f"{f['src']} > {f['dst']}", f["kind"], f["protocols"], f"{f['frames']:,}",
+              f"{f['outliers']:,}", *ms(f)] for f in flows], 3))
+    types = top_frame_types(t, top)
+    if types:
+        console.print(_table(
+            _shown("Frame types", len(types), len(t.frame_types["flow"]), "most outliers"),
+            ["flow", "frame type", "frames", "outliers", *iat],
+            [[f"{r['src']} > {r['dst']}", r["frame_type"], f"{r['frames']:,}",
+              f"{r['outliers']:,}", *ms(r)] for r in types], 2))
+    streams = top_streams(t, top, by="lost")
+    if streams:
+        console.print(_table(
+            _shown("Protocol streams", len(streams), len(t.streams["flow"]),
+                   "most lost, then most late"),
+            ["flow", "stream", *STREAM_SUMMARY.values()],
+            [[f"{r['src']} > {r['dst']}", f"{r['protocol']} {r['stream']}",
+              *(fmt_ms(r[k]) if k.endswith("_ns") else f"{r[k]:,}" for k in STREAM_SUMMARY)]
+             for r in streams], 2))
     problems = a["problems"]
     for p in problems[:MAX_PROBLEMS_SHOWN]:
         console.print(problem_line(p), markup=False, highlight=False)

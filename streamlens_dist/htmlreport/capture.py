@@ -7,6 +7,7 @@ import os
 from fractions import Fraction
 from typing import Any
 
+from ..results import STREAM_SUMMARY
 from . import tables as tb
 from .page import Page, capped, esc, facts, fmt_duration, fmt_int, fmt_ms, fmt_ts, table
 from .plots import histogram_figure, histogram_range, timeline_figure
@@ -93,15 +94,13 @@ def _worst_streams(streams: Any, flows: Any, n: int) -> str:
         return out[0] + "<p>No protocol streams in this capture.</p>"
     for by, what in (("outliers", "late frames (IAT outliers)"), ("lost", "messages lost")):
         order = sorted(range(len(streams)), key=lambda i: (-int(streams[by].iat[i]), i))[:n]
-        rows = [(*tb.stream_label(streams, flows, i), fmt_int(streams["messages"].iat[i]),
-                 fmt_int(streams["outliers"].iat[i]), fmt_int(streams["lost"].iat[i]),
-                 fmt_int(streams["gap_count"].iat[i]), fmt_int(streams["out_of_order"].iat[i]),
-                 fmt_ms(streams["iat_mean_ns"].iat[i]), fmt_ms(streams["iat_max_ns"].iat[i]))
+        rows = [(*tb.stream_label(streams, flows, i),
+                 *(fmt_ms(streams[c].iat[i]) if c.endswith("_ns") else fmt_int(streams[c].iat[i])
+                   for c in STREAM_SUMMARY), fmt_ms(streams["iat_max_ns"].iat[i]))
                 for i in order if int(streams[by].iat[i]) > 0]
         out.append(f"<p>By {what}:</p>" + (table(
-            ("flow", "stream", "messages", "late", "lost", "gaps", "out of order",
-             "mean IAT ms", "max IAT ms"), rows,
-            (False, False, True, True, True, True, True, True, True), scroll=False)
+            ("flow", "stream", *STREAM_SUMMARY.values(), "max IAT ms"), rows,
+            (False, False, *[True] * (len(STREAM_SUMMARY) + 1)), scroll=False)
             if rows else "<p>none</p>"))
     return "".join(out)
 
