@@ -56,6 +56,57 @@ def test_json_is_strict_json_with_null_for_undefined_means(tmp_path: Path) -> No
     assert r.returncode == 0 and strict_json(r.stdout)["top_flows"] == summary["top_flows"]
 
 
+def _in_terminal(columns: int, *args: str) -> str:
+    """What a command prints in a terminal `columns` wide (a pseudo-terminal), colours off."""
+    import fcntl
+    import os
+    import pty
+    import re
+    import struct
+    import termios
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the command, its output on the terminal
+        os.environ.pop("COLUMNS", None)
+        os.execv(CLI, [CLI, *args])
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
+    out = b""
+    while True:
+        try:
+            data = os.read(fd, 1 << 16)
+        except OSError:  # the child closed the terminal
+            break
+        if not data:
+            break
+        out += data
+    os.waitpid(pid, 0)
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.decode())
+
+
+def test_tables_never_split_or_cut_a_flow_or_a_number(tmp_path: Path) -> None:
+    """Piped: nothing wrapped. In a terminal: its width when the values fit, else wider;
+    never an address split over lines or a value cut to "…"."""
+    store = tmp_path / "v6.zarr"
+    streamlens_dist.analyze(CAPTURES / "mixed_many_protocols_vlan_ipv6.pcap", store,
+                            serial=True)
+    t = streamlens_dist.open_results(store).tables
+    flows = [f"{src} > {dst}" for src, dst in zip(t.flows["src"], t.flows["dst"], strict=True)]
+    assert max(map(len, flows)) > 36  # MAC pairs and IPv6 addresses among them
+    top = str(len(flows))
+    piped = run("report", str(store), "--top", top)
+    assert piped.returncode == 0, piped.stderr
+    outputs = {"piped": piped.stdout}
+    for columns in (60, 100, 200):
+        outputs[columns] = _in_terminal(columns, "report", str(store), "--top", top)
+    for where, text in outputs.items():
+        assert "…" not in text, where
+        lines = text.splitlines()
+        for flow in flows:
+            assert any(flow in line for line in lines), (where, flow)
+    widths = [len(x) for x in outputs[200].splitlines()]
+    assert max(widths) <= 200
+
+
 def test_existing_store_needs_overwrite(tmp_path: Path) -> None:
     store = tmp_path / "s.zarr"
     assert run("analyze", str(PTP), "-o", str(store), "--serial").returncode == 0

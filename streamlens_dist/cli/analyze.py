@@ -16,7 +16,7 @@ from ..results import STREAM_SUMMARY, Tables, top_flows, top_frame_types, top_st
 from ..settings import DEFAULT_CHUNK_SIZE, parse_duration, parse_sigma, parse_size
 from . import EXIT_DATA_PROBLEMS, EXIT_OK, cli
 from .output import console as output_console
-from .output import echo_json, fmt_ms, progress_bar
+from .output import echo_json, fmt_ms, print_table, progress_bar, results_table
 
 DEFAULT_TOP = 10
 MIN_RATE_WALL_S = 1.0  # a packet rate over less wall time than this measures start-up
@@ -166,17 +166,6 @@ def print_summary(s: Summary, console: Console, top: int = DEFAULT_TOP) -> None:
                       f"{s.phases['checkpoint_stored']} computed and stored")
 
 
-def _table(title: str, columns: list[str], rows: list[list[str]], labels: int) -> Table:
-    """A results table: the first `labels` columns (flow, stream names) are never wrapped or
-    cut, the numbers are right-aligned."""
-    table = Table(title=title, title_justify="left")
-    for i, col in enumerate(columns):
-        table.add_column(col, no_wrap=i < labels, justify="left" if i < labels else "right")
-    for r in rows:
-        table.add_row(*r)
-    return table
-
-
 def _shown(what: str, shown: int, total: int, order: str) -> str:
     return f"{what}: {total:,}" if shown == total else \
         f"{what}: {shown:,} of {total:,}, {order} first"
@@ -201,21 +190,21 @@ def print_results(store: str, a: dict, t: Tables, console: Console, top: int = D
 
     flows = top_flows(t, top)
     if flows:
-        console.print(_table(
+        print_table(console, results_table(
             _shown("Flows", len(flows), len(t.flows["src"]), "most outliers"),
             ["flow", "kind", "protocols", "frames", "outliers", *iat],
             [[f"{f['src']} > {f['dst']}", f["kind"], f["protocols"], f"{f['frames']:,}",
               f"{f['outliers']:,}", *ms(f)] for f in flows], 3))
     types = top_frame_types(t, top)
     if types:
-        console.print(_table(
+        print_table(console, results_table(
             _shown("Frame types", len(types), len(t.frame_types["flow"]), "most outliers"),
             ["flow", "frame type", "frames", "outliers", *iat],
             [[f"{r['src']} > {r['dst']}", r["frame_type"], f"{r['frames']:,}",
               f"{r['outliers']:,}", *ms(r)] for r in types], 2))
     streams = top_streams(t, top, by="lost")
     if streams:
-        console.print(_table(
+        print_table(console, results_table(
             _shown("Protocol streams", len(streams), len(t.streams["flow"]),
                    "most lost, then most late"),
             ["flow", "stream", *STREAM_SUMMARY.values()],

@@ -18,10 +18,11 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from ..settings import DEFAULT_CHUNK_SIZE, parse_sigma, parse_size
 from . import EXIT_DATA_PROBLEMS, EXIT_OK, cli
-from .output import console, echo_json, fmt_ms, progress_bar
+from .output import console, echo_json, fmt_ms, print_table, progress_bar, results_table
 
 
 def _storage(value: str | None) -> dict | None:
@@ -187,12 +188,12 @@ def status_cmd(store: str, as_json: bool) -> int:
     if as_json:
         echo_json(rows)
         return EXIT_OK
-    table = Table(title=f"{store}: {len(rows)} captures")
+    table = Table(title=f"{store}: {len(rows)} captures", title_justify="left")
     for c in cols:
-        table.add_column(c, justify="right" if c in _COUNTS else "left")
+        table.add_column(c, justify="right" if c in _COUNTS else "left", no_wrap=c != "error")
     for r in rows:
-        table.add_row(*[f"{r[c]:,}" if c in _COUNTS else str(r[c]) for c in cols])
-    console().print(table)
+        table.add_row(*[Text(f"{r[c]:,}" if c in _COUNTS else str(r[c])) for c in cols])
+    print_table(console(), table)
     counts: dict[str, int] = {}
     for r in rows:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
@@ -249,13 +250,10 @@ def print_campaign(summary: dict, out: Console) -> None:
                               ("tail_flows", ("tail", "src", "dst", "kind"), "Per tail")):
         rows, below = summary[name], summary["below_min_iats"][name]
         if rows:
-            table = Table(title=f"{where}: flows with >= {least:,} IATs, by outlier rate")
-            for c in (*keys, *_SHOWN):
-                table.add_column(_SHOWN.get(c, c), no_wrap=c not in _SHOWN,
-                                 justify="right" if c in _SHOWN else "left")
-            for r in rows:
-                table.add_row(*[_cell(c, r[c]) for c in (*keys, *_SHOWN)])
-            out.print(table)
+            print_table(out, results_table(
+                f"{where}: flows with >= {least:,} IATs, by outlier rate",
+                [*keys, *_SHOWN.values()],
+                [[_cell(c, r[c]) for c in (*keys, *_SHOWN)] for r in rows], len(keys)))
         if below:
             out.print(f"{where}: {below:,} flows with fewer than {least:,} IATs not ranked "
                           "(--min-iats)", highlight=False)
