@@ -188,6 +188,13 @@ def test_checkpoint_in_s3_resumes(s3, rotated, tmp_path) -> None:
                                       serial=True, storage_options=opts, checkpoint=ck)
     fs.put_file(str(rotated[0]), f"archive/flight-042/{rotated[0].name}")
     assert changed.phases["checkpoint_stored"] >= 1
+    assert fs.exists("results/ckpt/run-1/streamlens-checkpoint.json")
+    # a prefix holding someone else's objects is not a checkpoint: nothing goes in
+    fs.pipe_file("results/theirs-ckpt/report.pdf", b"x")
+    with pytest.raises(OutputRefusedError, match="not a streamlens-dist checkpoint"):
+        streamlens_dist.analyze(url, tmp_path / "d.zarr", chunk_size="256KiB", serial=True,
+                                storage_options=opts, checkpoint="s3://results/theirs-ckpt")
+    assert fs.ls("results/theirs-ckpt") == ["results/theirs-ckpt/report.pdf"]
 
 
 def test_cli_with_storage_options(s3, rotated) -> None:
