@@ -11,7 +11,7 @@ from typing import Any
 
 from . import __version__
 from .capture.source import Storage, is_url, local_path
-from .capture.split import CapturePlan, ChunkSpec, plan_capture
+from .capture.split import CapturePlan, ChunkSpec, no_frames_error, plan_capture
 from .checkpoint import Checkpoint
 from .engine import (
     Progress,
@@ -259,6 +259,8 @@ def _analyze(paths: Any, store: str, settings: Settings, writer: StoreWriter, t0
             t1, c1 = time.perf_counter(), time.process_time()
         phases["cluster_stop"] = time.perf_counter() - t1  # closing a local cluster's workers
         cluster_cpu += time.process_time() - c1
+    if not plan.frames:  # nothing was analysed: an error, and the writer leaves nothing
+        raise no_frames_error(plan)
     if ckpt is not None:
         phases.update(checkpoint_hits=ckpt.hits, checkpoint_stored=ckpt.stored)
     t2 = time.perf_counter()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from chunking import as_dict, one_frame_plan, regroup, tables_for
 from conftest import assert_tables_equal
 from hypothesis import HealthCheck, given, settings
@@ -81,22 +82,24 @@ def test_dask_run_equals_serial_for_random_chunkings(tmp_path) -> None:
 
 
 def test_capture_without_frames_on_a_cluster(tmp_path) -> None:
-    """A capture of only a file header has no chunk: the cluster path writes the same empty
-    store as the serial one (the tables are made from the empty merged partial)."""
+    """A capture of only a file header has no chunk: the cluster path (which plans while it
+    runs) fails like the serial one, with nothing to analyse and nothing written."""
     import struct
 
     from distributed import Client, LocalCluster
 
     import streamlens_dist
+    from streamlens_dist.errors import CaptureFormatError
 
     path = tmp_path / "empty.pcap"
     path.write_bytes(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
-        got = streamlens_dist.analyze(path, tmp_path / "c.zarr", client=client)
-    want = streamlens_dist.analyze(path, tmp_path / "s.zarr", serial=True)
-    assert got.chunks == want.chunks == 0 and got.frames == 0
-    assert_tables_equal(as_dict(got.tables), as_dict(want.tables), where="empty capture")
+                      dashboard_address=None) as cluster, Client(cluster) as client, \
+            pytest.raises(CaptureFormatError, match="no frame to analyse.*empty.pcap"):
+        streamlens_dist.analyze(path, tmp_path / "c.zarr", client=client)
+    with pytest.raises(CaptureFormatError, match="no frame to analyse.*empty.pcap"):
+        streamlens_dist.analyze(path, tmp_path / "s.zarr", serial=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.pcap"]
 
 
 def test_damaged_capture_streamed_to_a_cluster_equals_serial(tmp_path) -> None:

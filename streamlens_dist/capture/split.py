@@ -507,14 +507,14 @@ def _none_analysable(bad: list[tuple[str, Exception]]) -> Exception:
     return cls(f"none of the {len(bad)} inputs could be analysed: {listed}{more}")
 
 
-def _no_frames(scans: list[FileScan], problems: list[Problem]) -> CaptureFormatError:
-    """The error when the inputs were read but none held a frame: as for a file that is not
-    a capture, there is nothing to analyse (no empty store that looks like a result)."""
-    read = {s.path for s in scans}
-    parts = [f"{s.path}: " + ("; ".join(f"{p.kind} at byte {p.offset}: {p.message}"
-                                        for p in problems if p.file == s.path) or "no packets")
-             for s in scans[:3]]
-    parts += [p.message for p in problems if p.file not in read][:3]
+def no_frames_error(plan: CapturePlan) -> CaptureFormatError:
+    """The error of a plan without any frame (its inputs read, none holding one): like a file
+    that is not a capture, nothing to analyse, and no empty store that looks like a result."""
+    read = set(plan.files)
+    parts = [f"{f}: " + ("; ".join(f"{p.kind} at byte {p.offset}: {p.message}"
+                                   for p in plan.problems if p.file == f) or "no packets")
+             for f in plan.files[:3]]
+    parts += [p.message for p in plan.problems if p.file not in read][:3]
     return CaptureFormatError("no frame to analyse: " + "; ".join(parts))
 
 
@@ -595,8 +595,6 @@ def plan_capture(paths: Sequence[str | os.PathLike], chunk_size: int,
             chunks.append(replace(c, index=len(chunks), first_frame=base + c.first_frame))
         problems.extend(replace(p, frame=base + p.frame if p.frame else 0) for p in s.problems)
         base += s.frames
-    if not base:
-        raise _no_frames(scans, problems)
     if streamed and chunks[:len(streamed)] != streamed:
         raise AssertionError("chunks sent while scanning differ from the plan's")
     if on_chunk is not None:
