@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from .capture.records import TS_BOUND
 from .errors import WireFormatError
 from .gcpause import without_gc
 from .outliers import mean_std, outlier_columns, threshold
@@ -44,14 +45,21 @@ STAT_COLUMNS = ("frames", "bytes", "first_ns", "last_ns", "first_frame", "last_f
                 "iat_std_ns", "outliers")
 
 
+# Every IAT lies strictly between -MAX_IAT and MAX_IAT (timestamps are inside +-TS_BOUND).
+MAX_IAT = 2 * TS_BOUND - 1
+
+
 def thresholds(part: Partial, k: Fraction) -> tuple[dict[FlowKey, int], dict[TypeKey, int],
                                                     dict[StreamKey, int]]:
-    """Per-scope integer thresholds (only scopes with n >= 2)."""
+    """Per-scope integer thresholds of the scopes that can have outliers: n >= 2, and a
+    threshold that an IAT can reach (one above every possible IAT, as for a huge std from
+    wildly jumping times, is the same as none, and would not fit the int64 IATs it is
+    compared with)."""
     def make(scopes: dict) -> dict:
         out = {}
         for key, st in scopes.items():
             x = threshold(st[N], st[S], st[Q], k)
-            if x is not None:
+            if x is not None and x < MAX_IAT:
                 out[key] = x
         return out
     return make(part.flows), make(part.types), make(part.streams)

@@ -11,9 +11,13 @@ Series bin of a frame: floor(ts / W) (epoch aligned, negative times floor down).
 bin of an IAT: how many of the 91 integer edges are <= it (0 = below 1 us, 91 = >= 1000 s).
 
 Sums of squares are exact: value = hi * 2^62 + lo with 0 <= lo < 2^62, both int64, or LOST
-in both where a bin's would reach Q_LIMIT = 2^124 ns^2 (decades-long IATs). The
-vectorised path needs |iat| < 2^62 (always true for |ts| <= 2^61, scopestats.TS_LIMIT); wider
-chunks take `python_series`, which does the same with Python ints.
+in both where a bin's would reach Q_LIMIT = 2^124 ns^2 (decades-long IATs). A bin's IAT sum
+is exact too, or, where it would pass the int64 range (IATs of a century ending in one bin
+again and again: only hostile times, which go back and forth), SUM_LOST in both square
+columns and INT64_MIN as the sum: that bin's mean and std are unknown, its count, min and max
+stay exact. Both markers are sticky under merging. The vectorised path needs |iat| < 2^62
+(always true for |ts| <= 2^61, scopestats.TS_LIMIT); wider chunks take `python_series`, which
+does the same with Python ints.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ LO_MASK = (1 << LO_BITS) - 1
 # LOST in both columns: its std is unknown, everything else stays exact.
 Q_LIMIT = 1 << 124
 LOST = -1
+SUM_LOST = -2
 _M31 = (1 << 31) - 1
 _I64_MAX, _I64_MIN = np.iinfo(np.int64).max, np.iinfo(np.int64).min
 
@@ -125,16 +130,44 @@ def _reduce(keys: tuple[np.ndarray, np.ndarray], vals: dict[str, np.ndarray],
                        **({"qh": scope[:0], "ql": scope[:0]} if q else {})})
     starts = np.flatnonzero(np.r_[True, (scope[1:] != scope[:-1]) | (b[1:] != b[:-1])])
     out = {"scope": scope[starts], "bin": b[starts]}
+    sum_lost = None
     for c, v in vals.items():
         if c == "mn":
             out[c] = np.minimum.reduceat(v, starts)
         elif c == "mx":
             out[c] = np.maximum.reduceat(v, starts)
+        elif c == "s":
+            out[c], sum_lost = _reduce_sums(v, starts, q[0] == SUM_LOST if q else None)
         else:
             out[c] = np.add.reduceat(v, starts)
     if q is not None:
         out["qh"], out["ql"] = _reduce_squares(q, starts)
+        if sum_lost is not None:
+            out["qh"][sum_lost], out["ql"][sum_lost] = SUM_LOST, SUM_LOST
     return Binned(out)
+
+
+def _reduce_sums(s: np.ndarray, starts: np.ndarray, lost_in: np.ndarray | None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Per group the sum of `s` and whether it is lost: an input row already lost, or a sum
+    outside int64 (int64 sums are exact unless they wrap: groups whose float sum of |s| comes
+    near the limit are summed again with Python ints)."""
+    lost = np.zeros(len(starts), bool)
+    if lost_in is not None and lost_in.any():
+        lost = np.maximum.reduceat(lost_in, starts)
+        s = np.where(lost_in, 0, s)
+    total = np.add.reduceat(s, starts)
+    near = np.flatnonzero(~lost & (np.add.reduceat(np.abs(s.astype(np.float64)), starts)
+                                   >= 2.0**62))
+    ends = np.r_[starts[1:], len(s)]
+    for r in near.tolist():
+        exact = sum(s[int(starts[r]):int(ends[r])].tolist())
+        if _I64_MIN <= exact <= _I64_MAX:
+            total[r] = exact
+        else:
+            lost[r] = True
+    total[lost] = _I64_MIN
+    return total, lost
 
 
 def _reduce_squares(q: tuple[np.ndarray, np.ndarray, np.ndarray], starts: np.ndarray
@@ -267,13 +300,21 @@ def python_series(scope: list[int], ts: list[int], size: list[int], bin_ns: int
     keys = sorted(rows)
     cols = [[k[0] for k in keys], [k[1] for k in keys]]
     cols += [[rows[k][j] for k in keys] for j in range(6)]
-    qs = [rows[k][6] for k in keys]
-    cols += [[q >> LO_BITS if q < Q_LIMIT else LOST for q in qs],
-             [q & LO_MASK if q < Q_LIMIT else LOST for q in qs]]
+    sq = [_square_columns(rows[k][3], rows[k][6]) for k in keys]
+    cols[5] = [_I64_MIN if h == SUM_LOST else x for x, (h, _l) in zip(cols[5], sq, strict=True)]
+    cols += [[h for h, _l in sq], [lo for _h, lo in sq]]
     hkeys = sorted(hist)
     return (Binned.from_lists(SERIES_VALUES, cols),
             Binned.from_lists(HIST_VALUES, [[k[0] for k in hkeys], [k[1] for k in hkeys],
                                             [hist[k] for k in hkeys]]))
+
+
+def _square_columns(s: int, q: int) -> tuple[int, int]:
+    """(hi, lo) of a bin with IAT sum `s` and sum of squares `q` (Python ints), or its marker:
+    SUM_LOST where `s` passes int64, LOST where `q` reaches Q_LIMIT."""
+    if not _I64_MIN <= s <= _I64_MAX:
+        return SUM_LOST, SUM_LOST
+    return (q >> LO_BITS, q & LO_MASK) if q < Q_LIMIT else (LOST, LOST)
 
 
 def seam_rows(scopes: np.ndarray, ts: np.ndarray, iats: np.ndarray, bin_ns: int
@@ -301,11 +342,10 @@ def _python_seam_rows(scopes: list[int], ts: list[int], iats: list[int], bin_ns:
     rows = sorted(zip(scopes, ts, iats, strict=True))
     scopes, ts, iats = [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
     n = len(scopes)
-    sq = [x * x for x in iats]
+    sq = [_square_columns(x, x * x) for x in iats]  # one IAT always fits: no SUM_LOST
     series = Binned.from_lists(SERIES_VALUES, [
         scopes, [t // bin_ns for t in ts], [0] * n, [0] * n, [1] * n, iats, iats, iats,
-        [q >> LO_BITS if q < Q_LIMIT else LOST for q in sq],
-        [q & LO_MASK if q < Q_LIMIT else LOST for q in sq]])
+        [h for h, _l in sq], [lo for _h, lo in sq]])
     hist = Binned.from_lists(HIST_VALUES, [scopes, [hist_bin(x) for x in iats], [1] * n])
     return series, hist
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .outliers import mean_std
-from .series import HIST_BINS, LO_BITS
+from .series import HIST_BINS, LO_BITS, SUM_LOST
 
 KINDS = {"flow": ("flow_series", "flow_histograms", "flow"),
          "frame_type": ("frame_type_series", "frame_type_histograms", "frame_type_row")}
@@ -35,7 +35,7 @@ def bin_stats(n: np.ndarray, s: np.ndarray, hi: np.ndarray, lo: np.ndarray
     std = np.full(len(n), np.nan)
     for i, (ni, si, h, lw) in enumerate(zip(n.tolist(), s.tolist(), hi.tolist(), lo.tolist(),
                                             strict=True)):
-        if ni:
+        if ni and h != SUM_LOST:  # SUM_LOST: the bin's IAT sum passed int64
             mean[i], std[i] = mean_std(ni, si, (h << LO_BITS) + lw)
             if h < 0:  # series.LOST: the bin's sum of squares passed 2^124 ns^2
                 std[i] = np.nan

@@ -786,9 +786,11 @@ def scope_series(members: list[dict], row: int, bin_ns: int) -> tuple[list, list
     rows = []
     for b in sorted(bins):
         frames, nbytes, iats = bins[b]
-        q = sum(x * x for x in iats)
+        q, total = sum(x * x for x in iats), sum(iats)
         hi, lo = (q // 2**62, q % 2**62) if q < 2**124 else (-1, -1)  # beyond: "lost"
-        rows.append([row, b * bin_ns, frames, nbytes, len(iats), sum(iats),
+        if not -2**63 <= total < 2**63:  # a sum beyond int64: "sum lost", mean unknown too
+            total, hi, lo = -2**63, -2, -2
+        rows.append([row, b * bin_ns, frames, nbytes, len(iats), total,
                      min(iats, default=0), max(iats, default=0), hi, lo])
     return rows, [[row, h, hist[h]] for h in sorted(hist)]
 

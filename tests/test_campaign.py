@@ -432,3 +432,17 @@ def test_workers_that_cannot_see_the_store(tmp_path, archive) -> None:
         assert_tables_equal(load_store(camp.capture_path(e.capture_id))[0],
                             load_store(serial.capture_path(e.capture_id))[0])
     assert_tables_equal(_tables(hidden / "c.zarr"), _tables(Path(serial.root)))
+
+
+def test_pooled_sums_past_int64_keep_exact_means() -> None:
+    """Two captures whose flows span nearly the whole timestamp range (hostile times): the
+    pooled IAT sum passes int64 and is stored as INT64_MIN; mean and std stay exact."""
+    from streamlens_dist.campaign.fleet import fleet_tables
+    from streamlens_dist.outliers import mean_std
+
+    big = (1 << 63) - 10  # one IAT of that size per capture (its S)
+    scope = [2, 120, 1, big, big * big, big, big, 0]  # frames, bytes, n, S, Q, min, max, out
+    fl = {"flows": [["a", "b", "ip4", *scope]], "types": []}
+    t = fleet_tables([("T1", fl), ("T1", fl)])["fleet_flows"]
+    assert t["iat_sum_ns"].tolist() == [-(1 << 63)] and t["iat_count"].tolist() == [2]
+    assert t["iat_mean_ns"].tolist() == [mean_std(2, 2 * big, 2 * big * big)[0]] == [float(big)]

@@ -116,3 +116,26 @@ def test_outlier_rows_of_messages_and_malformed_ones() -> None:
         _outlier_rows([bad], "flows", lambda k: row[tuple(k)])
     with pytest.raises(WireFormatError, match="flows"):
         _outlier_rows([{"flows": {"keys": [], "rows": b"123"}}], "flows", lambda k: 0)
+
+
+def test_thresholds_no_iat_can_reach_are_left_out() -> None:
+    """Times swinging across the whole timestamp range (issue 19): the std is so large that
+    the threshold passes every possible IAT (and int64). Such a scope has no outliers, so it
+    gets no threshold: the thresholds go over the wire and compare with int64 IATs."""
+    from streamlens_dist.chunktask import thresholds_from_bytes, thresholds_to_bytes
+    from streamlens_dist.partial import Partial, add_iat, new_stats
+    from streamlens_dist.results import MAX_IAT, thresholds
+
+    far = (1 << 62) - 1  # the timestamp bound, just inside
+    p = Partial(lo=0, hi=0, frames=6)
+    for key, times in ((("a", "b", 17), [-far, far, -far, far]), (("c", "d", 17),
+                                                                  [0, 10, 20, 31, 40])):
+        p.flows[key] = new_stats(1, times[0], 60)
+        for i, t in enumerate(times[1:], 2):
+            add_iat(p.flows[key], i, t, 60)
+    flows, _types, _streams = thresholds(p, Fraction(3))
+    assert list(flows) == [("c", "d", 17)] and flows[("c", "d", 17)] < MAX_IAT
+    iats = [2 * far, -2 * far, 2 * far]
+    n, s, q = len(iats), sum(iats), sum(x * x for x in iats)
+    assert threshold(n, s, q, Fraction(3)) > MAX_IAT == 2 * far + 1
+    assert thresholds_from_bytes(thresholds_to_bytes(flows, {}, {}))[0] == flows

@@ -136,6 +136,24 @@ def test_times_beyond_2_61_take_the_per_frame_path(tmp_path) -> None:
     assert_tables_equal(cut, whole)
 
 
+def test_times_swinging_between_centuries_equal_the_reference(tmp_path) -> None:
+    """pcap seconds alternating between 1970 and 2106 within flows (issue 19's reproducer
+    made the per-frame path's series overflow): every table, for every chunking, equals the
+    reference, whose bins mark the sums beyond int64 the same way."""
+    rng = random.Random(9)
+    frames = [f for _ts, f in random_records(rng, 16)]
+    records = [((5 if i % 2 else 0xFFFFFFFF) * 10**9 + i * 1000, f)
+               for i, f in enumerate(frames)]
+    path = tmp_path / "swing.pcap"
+    write_pcap(path, records)
+    singles = one_frame_plan([path])
+    ref = reference_analyze([path], bin_ns=10**9)
+    assert series.SUM_LOST in ref["flow_series"]["iat_sumsq_hi"]
+    for cuts in ([], [3, 4, 11], list(range(1, 16, 2))):
+        got = as_dict(tables_for(regroup(singles, cuts), bin_ns=10**9))
+        assert_tables_equal(got, {t: ref[t] for t in LAYOUT}, where=str(cuts))
+
+
 @pytest.mark.parametrize("text,ns", [("1s", 10**9), ("250ms", 250 * 10**6), ("5min", 300 * 10**9),
                                      ("1000", 1000), (7, 7), ("2us", 2000)])
 def test_bin_widths(text, ns) -> None:
@@ -208,9 +226,44 @@ def test_sums_of_squares_past_2_124_are_marked_lost() -> None:
     assert series.square(seam.cols["qh"][0], seam.cols["ql"][0]) == big * big
     merged = series.merge([seam, seam, seam], series.SERIES_VALUES)
     assert merged.cols["qh"].tolist() == [series.LOST] and merged.cols["n"].tolist() == [3]
-    assert series.merge([merged, seam], series.SERIES_VALUES).cols["qh"].tolist() == [-1]
+    # a fourth: the sum (4.8 * 2^61) passes int64 too (it used to wrap around silently)
+    four = series.merge([merged, seam], series.SERIES_VALUES)
+    assert four.cols["qh"].tolist() == [series.SUM_LOST] and four.cols["n"].tolist() == [4]
     two = series.merge([seam, seam], series.SERIES_VALUES)
     assert series.square(two.cols["qh"][0], two.cols["ql"][0]) == 2 * big * big
+
+
+def test_sums_past_int64_are_marked_sum_lost() -> None:
+    """Times that swing between two centuries within one scope: a bin's IAT sum passes int64.
+    Every path marks it SUM_LOST (-2 in both square columns, INT64_MIN as the sum), merging
+    keeps the mark, and count, min and max stay exact."""
+    t = (1 << 61) - 1  # the widest times the vectorised paths take: IATs of 2t ~ 2^62
+    ts = [-t, t] * 4 + [5, 9]
+    scope = [0] * 8 + [1, 1]
+    size = [1] * 10
+    ref = series.python_series(scope, ts, size, 1000)
+    for force in (False, True):
+        got = series.chunk_series(np.array(scope), np.array(ts), np.array(size), 1000,
+                                  force_numpy=force)
+        assert [_table(x) for x in got] == [_table(x) for x in ref]
+    c = ref[0].cols
+    i64_min = -(1 << 63)
+    assert c["qh"].tolist() == [series.SUM_LOST] * 2 + [0]
+    assert c["ql"].tolist() == [series.SUM_LOST] * 2 + [16]
+    assert c["s"].tolist() == [i64_min, i64_min, 4] and c["n"].tolist() == [3, 4, 1]
+    assert c["mn"].tolist() == [-2 * t, 2 * t, 4] and c["mx"].tolist() == [-2 * t, 2 * t, 4]
+    # one such IAT fits; two fit; three in one bin (seams of three merges) do not
+    big = 2 * t
+    seam = series.seam_rows(np.array([0]), np.array([0]), np.array([big]), 1000)[0]
+    two = series.merge([seam, seam], series.SERIES_VALUES)
+    assert two.cols["s"].tolist() == [2 * big] and two.cols["qh"].tolist() == [series.LOST]
+    three = series.merge([two, seam], series.SERIES_VALUES)
+    assert three.cols["s"].tolist() == [i64_min] and three.cols["n"].tolist() == [3]
+    assert three.cols["qh"].tolist() == three.cols["ql"].tolist() == [series.SUM_LOST]
+    # sticky: a lost bin plus a small IAT (which alone would bring the sum back in range)
+    small = series.seam_rows(np.array([0]), np.array([0]), np.array([-big]), 1000)[0]
+    back = series.merge([three, small], series.SERIES_VALUES)
+    assert back.cols["qh"].tolist() == [series.SUM_LOST] and back.cols["n"].tolist() == [4]
 
 
 def test_join_concatenates_only_time_ordered_pieces() -> None:

@@ -82,7 +82,10 @@ def _stat_cols(rows: list[list]) -> dict[str, np.ndarray]:
     cols: dict[str, list] = {c: [] for c in FLEET_STATS}
     for acc in rows:
         mean, std = mean_std(acc[N], acc[S], acc[SQ])
-        vals = (acc[-1], acc[FRAMES], acc[BYTES], acc[N], acc[S],
+        # a pooled sum beyond int64 (captures whose times span centuries, only from hostile
+        # timestamps) is stored as INT64_MIN; the mean and std come from the exact sums
+        total = acc[S] if -(1 << 63) <= acc[S] < 1 << 63 else -(1 << 63)
+        vals = (acc[-1], acc[FRAMES], acc[BYTES], acc[N], total,
                 acc[MIN] if acc[N] else 0, acc[MAX] if acc[N] else 0, mean, std,
                 acc[OUTLIERS], acc[OUTLIERS] / acc[N] if acc[N] else math.nan)
         for c, v in zip(FLEET_STATS, vals, strict=True):

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..series import SUM_LOST
 from ..store import LAYOUT
 
 # A timeline of more bins than this is re-binned into wider bins. Series sums merge exactly
@@ -69,7 +70,8 @@ def _coarsen(rows: pd.DataFrame, bin_ns: int, max_bins: int) -> tuple[pd.DataFra
     key = first + (rows["bin_start_ns"].to_numpy() - first) // width * width
     out = rows.assign(bin_start_ns=key).groupby("bin_start_ns", sort=True).agg(
         iat_count=("iat_count", "sum"), iat_sum_ns=("iat_sum_ns", "sum"),
-        iat_min_ns=("iat_min_ns", "min"), iat_max_ns=("iat_max_ns", "max")).reset_index()
+        lost=("lost", "any"), iat_min_ns=("iat_min_ns", "min"),
+        iat_max_ns=("iat_max_ns", "max")).reset_index()
     return out, width
 
 
@@ -86,8 +88,13 @@ def timeline(flows: pd.DataFrame, series: pd.DataFrame | None, outliers: pd.Data
     width = bin_ns
     if series is not None and bin_ns:
         rows = series[(series["flow"] == flow) & (series["iat_count"] > 0)]
+        # float sums: a drawing needs no exact mean, and wide bins of wildly jumping times
+        # could pass int64; a bin whose sum is lost (series.SUM_LOST) has no mean
+        rows = rows.assign(iat_sum_ns=rows["iat_sum_ns"].astype(np.float64),
+                           lost=rows["iat_sumsq_hi"] == SUM_LOST)
         if len(rows):
             bins, width = _coarsen(rows.sort_values("bin_start_ns"), bin_ns, max_bins)
+            bins = bins.assign(iat_sum_ns=bins["iat_sum_ns"].where(~bins["lost"]))
     # bins clipped to the flow's first and last frame: a capture shorter than a bin is drawn
     # over its own time span, not over the whole bin
     start = bins["bin_start_ns"].astype("int64")
