@@ -21,6 +21,11 @@
  *                           segment continuations, by counter, message order within one
  *   None when a timestamp exceeds TS_LIMIT: int64 IATs could overflow (the caller then
  *   takes the exact per-message path).
+ *   Raises IndexError for a message row outside the frames or in no flow, or an IENA
+ *   message's frame type outside [0, MAX_TYPES); ValueError for a sequence width outside
+ *   [0, 32], sizes whose sum could pass int64, or misaligned or wrongly sized columns. All of
+ *   it is checked before the first message is accumulated, so the answer never depends on
+ *   where in the chunk the bad value sits.
  *
  * Everything is accumulated in message order: per-stream state is small and stays in cache,
  * where a walk in stream order would miss on nearly every message of interleaved streams.
@@ -30,6 +35,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+#include "_argcheck.h"
 
 #ifndef __SIZEOF_INT128__
 #error "a compiler with unsigned __int128 is needed (the build falls back to numpy without it)"
@@ -44,6 +50,9 @@ enum { FIRST_MSG, COUNTER, FRAMES, BYTES, FIRST_FRAME, FIRST_TS, LAST_FRAME, LAS
 #define CONTINUATION 2
 #define TS_LIMIT ((int64_t)1 << 61)
 #define MAX_TYPES 63
+#define MAX_BITS 32 /* sequence counters are 8 to 32 bits wide (0: a Format 3 source ID fills
+                     * the word) */
+
 
 /* a growable array of int64 rows */
 typedef struct {
@@ -169,6 +178,14 @@ static PyObject *accumulate(PyObject *self, PyObject *args) {
         PyErr_NoMemory();
         goto done;
     }
+    static const char *const names[4 + NIN] = {
+        "flow", "frame", "ts", "ftype", "row", "proto", "id1", "id2", "id3", "id4", "seq",
+        "bits", "size", "state", "error", "segment"};
+    arg_t args_[4 + NIN];
+    for (int j = 0; j < 4 + NIN; j++)
+        args_[j] = (arg_t){&b[j], names[j], j == 0 ? 4 : j == 3 ? 2 : 8, 0}; /* all read-only */
+    if (check_args("accumulate", args_, 4 + NIN) < 0)
+        goto done;
     int bad = b[1].len != nf * 8 || b[2].len != nf * 8 || b[3].len != nf * 2;
     for (int j = 4; j < 4 + NIN; j++) bad |= b[j].len != n * 8;
     if (bad) {
@@ -180,6 +197,40 @@ static PyObject *accumulate(PyObject *self, PyObject *args) {
     const int16_t *ftype = b[3].buf;
     const int64_t *c[NIN];
     for (int j = 0; j < NIN; j++) c[j] = b[4 + j].buf;
+    /* everything pass 1 indexes with, shifts by or adds up, before it starts */
+    int far = 0;
+    uint64_t big = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int64_t r = c[ROW][i], bits = c[BITS][i], z = c[SIZE][i];
+        if (r < 0 || r >= nf || flow[r] < 0) {
+            PyErr_Format(PyExc_IndexError, "accumulate: row %lld of message %zd is outside the "
+                         "%zd frames or in no flow", (long long)r, i, nf);
+            goto done;
+        }
+        if (c[PROTO][i] == IENA && (ftype[r] < 0 || ftype[r] >= MAX_TYPES)) {
+            PyErr_Format(PyExc_IndexError, "accumulate: frame type %d of message %zd is outside "
+                         "[0, %d)", (int)ftype[r], i, MAX_TYPES);
+            goto done;
+        }
+        if (bits < 0 || bits > MAX_BITS) {
+            PyErr_Format(PyExc_ValueError, "accumulate: sequence width %lld of message %zd is "
+                         "outside [0, %d]", (long long)bits, i, MAX_BITS);
+            goto done;
+        }
+        uint64_t a = z < 0 ? (uint64_t)0 - (uint64_t)z : (uint64_t)z;
+        big = a > big ? a : big;
+        far |= ts[r] > TS_LIMIT || ts[r] < -TS_LIMIT;
+    }
+    /* n * max |size| bounds every stream's byte count */
+    if (n > 0 && big > (uint64_t)INT64_MAX / (uint64_t)n) {
+        PyErr_Format(PyExc_ValueError, "accumulate: sizes up to %llu in %zd messages could pass "
+                     "int64", (unsigned long long)big, n);
+        goto done;
+    }
+    if (far) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
     sid = PyMem_Malloc((n ? n : 1) * sizeof(int32_t));
     if (sid == NULL) {
         PyErr_NoMemory();
@@ -189,15 +240,7 @@ static PyObject *accumulate(PyObject *self, PyObject *args) {
     /* pass 1: streams, stats, counters and runs */
     for (Py_ssize_t i = 0; i < n; i++) {
         int64_t r = c[ROW][i];
-        if (r < 0 || r >= nf || flow[r] < 0) {
-            PyErr_SetString(PyExc_IndexError, "accumulate: message row out of range or in no flow");
-            goto done;
-        }
         int64_t t = ts[r], f = frame[r];
-        if (t > TS_LIMIT || t < -TS_LIMIT) {
-            result = Py_NewRef(Py_None);
-            goto done;
-        }
         int64_t key[6] = {flow[r], c[PROTO][i], c[ID1][i], c[ID2][i], c[ID3][i], c[ID4][i]};
         int is_new;
         int64_t s = intern(&streams, key, &is_new);
@@ -276,10 +319,6 @@ static PyObject *accumulate(PyObject *self, PyObject *args) {
         o[SEGMENTS] += seg > 0;
         o[NUMBERED] += seg != CONTINUATION;
         if (c[PROTO][i] == IENA) { /* only IENA messages have a status and report frame types */
-            if (ftype[r] < 0 || ftype[r] >= MAX_TYPES) {
-                PyErr_SetString(PyExc_IndexError, "accumulate: frame type out of range");
-                goto done;
-            }
             if (o[IENA_MSGS]++ == 0)
                 o[STATUS_FIRST] = c[STATE][i];
             else if (c[STATE][i] != o[STATUS_LAST])
@@ -290,7 +329,7 @@ static PyObject *accumulate(PyObject *self, PyObject *args) {
         if (seg == CONTINUATION) /* it repeats its packet's sequence number */
             continue;
         int64_t g = o[COUNTER], p = cstate[2 * g], bits = c[BITS][i];
-        uint64_t mask = bits >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << bits) - 1;
+        uint64_t mask = ((uint64_t)1 << bits) - 1;
         if (p < 0 || (((uint64_t)c[SEQ][i] - (uint64_t)c[SEQ][p]) & mask) != 1) {
             int64_t *run = push(&runs);
             if (run == NULL) {

@@ -8,6 +8,9 @@
  *
  * Every read is bounded by the buffer length: lengths from the file are compared with the
  * bytes left before they are used, so a hostile length stops the walk, never reads past it.
+ * The arguments are checked too (ValueError): start position and row, the timestamp
+ * multiplier, every interface row's conversion, alignment, and outputs that share memory with
+ * another argument.
  *
  * Return statuses (shared with columns.py):
  *   0 END    the data ended cleanly at a record/block boundary
@@ -20,6 +23,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include "../_argcheck.h"
 
 #define ST_END 0
 #define ST_FULL 1
@@ -125,8 +129,12 @@ static PyObject *walk_pcap(PyObject *self, PyObject *args)
         rows = rows_of(&offb, 8);
     if (rows_of(&capb, 8) < rows)
         rows = rows_of(&capb, 8);
-    if (mult > 1000) {
-        PyErr_SetString(PyExc_ValueError, "mult must be 1 or 1000");
+    const arg_t args_[4] = {{&buf, "buf", 1, 0}, {&tsb, "ts", 8, 1}, {&offb, "offset", 8, 1},
+                            {&capb, "caplen", 8, 1}};
+    if (check_args("pcap", args_, 4) < 0)
+        goto fail;
+    if (mult != 1 && mult != 1000) { /* frac_max below knows only these two */
+        PyErr_Format(PyExc_ValueError, "pcap: mult %llu is not 1 or 1000", mult);
         goto fail;
     }
     if (check_start(pos, buf.len, n, rows) < 0)
@@ -222,9 +230,7 @@ static inline int ticks_ns(uint64_t u, const iface_t *f, int64_t *out)
         uint64_t c = (u >> 32) * NS_PER_S;           /* < 2^62 */
         uint64_t lo = a + (c << 32);
         uint64_t hi = (c >> 32) + (lo < a);
-        if (k >= 128)
-            v = 0;
-        else if (k >= 64)
+        if (k >= 64) /* k <= 127: checked at entry */
             v = hi >> (k - 64);
         else if (k == 0) {
             if (hi)
@@ -259,6 +265,22 @@ static inline int ticks_ns(uint64_t u, const iface_t *f, int64_t *out)
 #define SPB_TYPE 3U
 #define EPB_TYPE 6U
 
+/* Whether the options from block offset `o` to the trailer (at blen - 4) stay inside it, as
+ * pcapng.py's _options reads them: an option running past its block is damage. */
+static int options_fit(const unsigned char *p, int64_t o, uint32_t blen, int bbe)
+{
+    const int64_t end = (int64_t)blen - 4;
+    while (o + 4 <= end) {
+        uint32_t code = rd16(p + o, bbe), olen = rd16(p + o + 2, bbe);
+        if (code == 0)
+            return 1;
+        if (o + 4 + (int64_t)olen > end)
+            return 0;
+        o += 4 + (int64_t)olen + (-(int64_t)olen & 3);
+    }
+    return 1;
+}
+
 /* pcapng(buf, pos, big_endian, ifaces, ts, untimed, linktype, offset, caplen, n)
  *     -> (n, pos, status, next)
  *
@@ -285,6 +307,11 @@ static PyObject *walk_pcapng(PyObject *self, PyObject *args)
         rows = rows_of(&offb, 8);
     if (rows_of(&capb, 8) < rows)
         rows = rows_of(&capb, 8);
+    const arg_t args_[7] = {{&buf, "buf", 1, 0}, {&ifb, "ifaces", 8, 0}, {&tsb, "ts", 8, 1},
+                            {&untb, "untimed", 1, 1}, {&ltb, "linktype", 4, 1},
+                            {&offb, "offset", 8, 1}, {&capb, "caplen", 8, 1}};
+    if (check_args("pcapng", args_, 7) < 0)
+        goto fail;
     if (ifb.len % (Py_ssize_t)sizeof(iface_t)) {
         PyErr_SetString(PyExc_ValueError, "interface table is not a whole number of rows");
         goto fail;
@@ -293,10 +320,22 @@ static PyObject *walk_pcapng(PyObject *self, PyObject *args)
         goto fail;
     const iface_t *ifs = (const iface_t *)ifb.buf;
     const Py_ssize_t nif = ifb.len / (Py_ssize_t)sizeof(iface_t);
+    /* the ranges columns.py's _iface_row writes; anything else is not from a file */
     for (Py_ssize_t i = 0; i < nif; i++) {
-        int64_t k = ifs[i].kind;
-        if ((k == CONV_MUL || k == CONV_DIV) && ifs[i].param == 0) {
-            PyErr_SetString(PyExc_ValueError, "interface table has a zero multiplier/divisor");
+        int64_t k = ifs[i].kind, p = ifs[i].param;
+        const char *bad = NULL;
+        if (k < CONV_DEFER || k > CONV_POW2)
+            bad = "an unknown conversion";
+        else if (k == CONV_MUL && (p < 1 || p > (int64_t)NS_PER_S))
+            bad = "a multiplier outside [1, 10**9]";
+        else if (k == CONV_DIV && p == 0)
+            bad = "a zero divisor";
+        else if (k == CONV_POW2 && (p < 0 || p > 127))
+            bad = "a shift outside [0, 127]";
+        else if (ifs[i].linktype < INT32_MIN || ifs[i].linktype > INT32_MAX)
+            bad = "a link type beyond int32";
+        if (bad != NULL) {
+            PyErr_Format(PyExc_ValueError, "pcapng: interface %zd has %s", i, bad);
             goto fail;
         }
     }
@@ -345,7 +384,8 @@ static PyObject *walk_pcapng(PyObject *self, PyObject *args)
             }
             uint32_t ifid = btype == EPB_TYPE ? rd32(p + 8, bbe) : rd16(p + 8, bbe);
             uint32_t incl = rd32(p + 20, bbe);
-            if ((int64_t)incl > room - 20) {
+            if ((int64_t)incl > room - 20 || !options_fit(p, 28 + (int64_t)incl
+                                                          + (-(int64_t)incl & 3), blen, bbe)) {
                 status = ST_STOP;
                 break;
             }

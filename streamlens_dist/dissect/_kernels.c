@@ -7,19 +7,28 @@
  *
  * classify_frames(...): the fast-path ladder of columnar._fast in one pass over a chunk's frames
  * (GIL released); see the comment above classify_frames below.
+ *
+ * Every entry point refuses (ValueError) buffers that are misaligned or not whole numbers of
+ * items, and outputs that share memory with another argument.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
+#include "../_argcheck.h"
 
 static unsigned char NONPRINT[256];
+
 
 static PyObject *nonprintable(PyObject *self, PyObject *args) {
     Py_buffer data, starts, ends, out;
     if (!PyArg_ParseTuple(args, "y*y*y*w*", &data, &starts, &ends, &out))
         return NULL;
     PyObject *result = NULL;
+    const arg_t args_[4] = {{&data, "data", 1, 0}, {&starts, "starts", 8, 0},
+                            {&ends, "ends", 8, 0}, {&out, "out", 8, 1}};
+    if (check_args("nonprintable", args_, 4) < 0)
+        goto done;
     Py_ssize_t n = starts.len / (Py_ssize_t)sizeof(int64_t);
     if (ends.len != starts.len || out.len != starts.len) {
         PyErr_SetString(PyExc_ValueError, "starts, ends and out must have the same length");
@@ -470,6 +479,21 @@ static PyObject *classify_frames(PyObject *self, PyObject *args) {
         PyErr_NoMemory();
         goto done;
     }
+    static const char *const names[N_BUFS] = {
+        "data", "offset", "caplen", "linktype", "untimed", "codes", "tpids", "ip6_ext",
+        "ptp_ports", "ptp_types", "udp_hint", "udp_type", "tcp_hint", "tcp_type", "handled",
+        "kind", "src", "dst", "ftype", "hints", "malformed", "key4", "app_off", "app_len"};
+    static const Py_ssize_t item[N_BUFS] = {
+        [DATA] = 1, [OFFSET] = 8, [CAPLEN] = 8, [LINKTYPE] = 4, [UNTIMED] = 1, [CODES] = 8,
+        [TPIDS] = 8, [IP6EXT] = 8, [PTPPORTS] = 8, [PTPTYPES] = 8, [UDPHINT] = 4,
+        [UDPTYPE] = 4, [TCPHINT] = 4, [TCPTYPE] = 4, [HANDLED] = 1, [KIND] = 1, [SRC] = 8,
+        [DST] = 8, [FTYPE] = 2, [HINTS] = 4, [MALFORMED] = 1, [KEY4] = 8, [APPOFF] = 8,
+        [APPLEN] = 8};
+    arg_t args_[N_BUFS];
+    for (int k = 0; k < N_BUFS; k++)
+        args_[k] = (arg_t){&b[k], names[k], item[k], k >= HANDLED};
+    if (check_args("classify_frames", args_, N_BUFS) < 0)
+        goto done;
     Py_ssize_t n = b[OFFSET].len / 8;
     /* expected byte length of each buffer (0: any multiple of 8, checked below) */
     const Py_ssize_t want[N_BUFS] = {
@@ -604,6 +628,9 @@ static PyObject *intern_u64(PyObject *self, PyObject *args) {
     int32_t *slot_id = NULL;
     size_t cap = 0;
     int64_t m = 0;
+    const arg_t args_[3] = {{&keys, "keys", 8, 0}, {&ids, "ids", 4, 1}, {&uniq, "uniq", 8, 1}};
+    if (check_args("intern_u64", args_, 3) < 0)
+        goto done;
     if (keys.len % 8 || ids.len != n * 4 || uniq.len != n * 8 || n > INT32_MAX) {
         PyErr_SetString(PyExc_ValueError, "intern_u64: keys uint64[n], ids int32[n], uniq uint64[n]");
         goto done;

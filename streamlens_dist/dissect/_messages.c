@@ -21,11 +21,17 @@
  *   per message (int64 columns) its stream id in order of first appearance, `order`: the
  *   messages sorted stably by stream id (a counting sort), and count[s]: the messages of
  *   stream s (int64[n] outputs, the first `streams` entries of count are written).
+ *
+ * Both refuse (ValueError) columns that are misaligned or not whole numbers of items, and
+ * outputs that share memory with another argument; messages() raises IndexError for a frame
+ * type outside kinds.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
+#include "../_argcheck.h"
+
 
 enum { ROW, POS, PROTO, ID1, ID2, ID3, ID4, SEQ, BITS, SIZE, STATE, ERROR, SEGMENT, AUX, NCOL };
 enum { CH10_UDP, CH10, PTP, IENA, INETX, UDP_CONT };
@@ -112,16 +118,17 @@ static int64_t ch10(const uint8_t *p, int64_t n, int64_t row, const Cols *cols, 
         const uint8_t *h = p + off;
         if (!header_ok(h, n - off)) break;
         if (h[15] == TMATS) *tmats = 2;
-        int64_t o = row_out(cols, k + count, row, count, CH10);
+        int64_t o = row_out(cols, k + count, row, count, CH10), plen = le(h + 4, 4);
         F(o, ID1) = le(h + 2, 2);
         F(o, ID2) = h[15];
         F(o, SEQ) = h[13];
         F(o, BITS) = 8;
-        F(o, SIZE) = le(h + 4, 4);
+        F(o, SIZE) = plen;
         F(o, ERROR) = (h[14] & 0x30) != 0;
         count++;
         if (!full) break;
-        off += F(o, SIZE);
+        /* header_ok: plen >= 24, which bounds the packets by the room the caller reserved */
+        off += plen;
     }
     return count;
 }
@@ -143,12 +150,6 @@ static PyObject *messages(PyObject *self, PyObject *args) {
                           &m, &outs, &b[6]))
         return NULL;
     PyObject *result = NULL;
-    Py_ssize_t nframes = b[1].len / 2, ntypes = b[3].len / 8;
-    if (b[2].len != nframes || b[4].len != nframes * 8 || b[5].len != nframes * 8 ||
-        b[6].len != nframes || m < 0 || m > nframes) {
-        PyErr_SetString(PyExc_ValueError, "messages: column lengths differ");
-        goto done;
-    }
     if (!PyTuple_Check(outs) || PyTuple_GET_SIZE(outs) != NCOL) {
         PyErr_Format(PyExc_TypeError, "messages: out must be a tuple of %d columns", NCOL);
         goto done;
@@ -164,6 +165,28 @@ static PyObject *messages(PyObject *self, PyObject *args) {
             goto done;
         }
         out.col[j] = ob[j].buf;
+    }
+    static const char *const outnames[NCOL] = {
+        "out[row]", "out[pos]", "out[proto]", "out[id1]", "out[id2]", "out[id3]", "out[id4]",
+        "out[seq]", "out[bits]", "out[size]", "out[state]", "out[error]", "out[segment]",
+        "out[aux]"};
+    arg_t args_[7 + NCOL] = {{&b[0], "buf", 1, 0}, {&b[1], "ftype", 2, 0},
+                             {&b[2], "in_flow", 1, 0}, {&b[3], "kinds", 8, 0},
+                             {&b[4], "app_off", 8, 0}, {&b[5], "app_len", 8, 0},
+                             {&b[6], "walk", 1, 1}};
+    for (int j = 0; j < NCOL; j++)
+        args_[7 + j] = (arg_t){&ob[j], outnames[j], 8, 1};
+    if (check_args("messages", args_, 7 + NCOL) < 0)
+        goto done;
+    Py_ssize_t nframes = b[1].len / 2, ntypes = b[3].len / 8;
+    if (b[2].len != nframes || b[4].len != nframes * 8 || b[5].len != nframes * 8 ||
+        b[6].len != nframes) {
+        PyErr_SetString(PyExc_ValueError, "messages: column lengths differ");
+        goto done;
+    }
+    if (m < 0 || m > nframes) {
+        PyErr_Format(PyExc_ValueError, "messages: start %zd is outside [0, %zd]", m, nframes);
+        goto done;
     }
     const uint8_t *buf = b[0].buf, *in_flow = b[2].buf;
     const int16_t *ftype = b[1].buf;
@@ -189,7 +212,7 @@ static PyObject *messages(PyObject *self, PyObject *args) {
         int64_t kind = kinds[ftype[i]], q = aoff[i], n = alen[i];
         if (kind < 0)
             continue;
-        if (q < 0 || n < 0 || q + n > b[0].len) {
+        if (q < 0 || n < 0 || q > b[0].len || n > b[0].len - q) { /* q + n could overflow */
             walk[i] = 1;
             continue;
         }
@@ -271,6 +294,13 @@ static PyObject *intern(PyObject *self, PyObject *args) {
                           &b[6], &b[7], &b[8]))
         return NULL;
     PyObject *result = NULL;
+    static const char *const names[9] = {"flow", "proto", "id1", "id2", "id3", "id4", "sid",
+                                         "order", "count"};
+    arg_t args_[9];
+    for (int j = 0; j < 9; j++)
+        args_[j] = (arg_t){&b[j], names[j], 8, j >= 6};
+    if (check_args("intern", args_, 9) < 0)
+        goto done;
     Py_ssize_t n = b[0].len / 8;
     for (int j = 1; j < 9; j++)
         if (b[j].len != n * 8) {
