@@ -116,6 +116,17 @@ def test_real_captures(path: Path) -> None:
     check_file(path)
 
 
+HOSTILE = sorted(p for p in (Path(__file__).resolve().parent / "hostile").iterdir()
+                 if p.suffix in (".pcap", ".pcapng"))
+
+
+@pytest.mark.parametrize("path", HOSTILE, ids=lambda p: p.name)
+def test_hostile_captures(path: Path) -> None:
+    """The hostile corpus (tests/hostile/): the compiled walks stop where the Python walks
+    do, e.g. at an EPB option overrunning its block."""
+    check_file(path)
+
+
 def test_real_captures_are_there() -> None:
     names = {p.name for p in real_captures(include_corrupt=True)}
     assert len(names) > 40

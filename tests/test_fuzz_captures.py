@@ -104,6 +104,17 @@ def _units(data: bytes) -> tuple[list[tuple[int, int, int]], list[tuple[int, int
     return units, frames
 
 
+def _captured(seed: Seed, pos: int) -> int:
+    """The captured length of the EPB or PB at `pos` (the same field offset in both), in the
+    byte order of the last section header (a block unit) before it."""
+    shb = max(u[0] for u in seed.units if u[0] <= pos and seed.data[u[0]:u[0] + 4] == SHB)
+    e = "<" if seed.data[shb + 8:shb + 12] == b"\x4d\x3c\x2b\x1a" else ">"
+    return struct.unpack_from(e + "I", seed.data, pos + 20)[0]
+
+
+SHB = b"\x0a\x0d\x0d\x0a"
+
+
 def _load(name: str) -> Seed:
     data = (CAPTURES / name).read_bytes()
     if len(data) > MAX_SEED_BYTES:
@@ -248,6 +259,8 @@ def test_random_payloads(tmp_path_factory, seed: Seed, data, chunk_size: int) ->
     for _ in range(data.draw(st.integers(1, 8), label="frames")):
         off, head, total = data.draw(st.sampled_from(units), label="frame")
         end = off + total - (4 if seed.pcapng else 0)
+        if seed.pcapng and head == 28:  # EPB/PB: the packet, not the options after it
+            end = off + head + _captured(seed, off)
         lo = off + head
         if end <= lo:
             continue
@@ -508,3 +521,124 @@ def test_malformed_payloads_named_alike_on_every_path() -> None:
         assert got.malformed.tolist() == want
         assert got.ftype.tolist() == slow.ftype.tolist()
     assert fast.slow_frames < len(cases)  # the clean frames stay on the fast path
+
+
+# --- timestamp extremes: pcap seconds and fractions, pcapng ticks, if_tsresol, if_tsoffset ------
+#
+# The seeds' record timestamps rewritten to extreme values, one by one or alternating between
+# two far-apart values over every record (so that each flow and protocol stream sees IATs of up
+# to ±(2^63 - 2) ns), and every interface description given extreme if_tsresol/if_tsoffset
+# options (added where absent, replacing those present): checked with `check` (reference
+# equality on the kept bytes; nothing here is damage) and the compiled record walk against the
+# Python one, whose tick conversions differ (C converts what fits int64, Python the rest).
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+PCAP_SECONDS = [0, 1, 5, 2**31 - 1, 2**31, 2**32 - 2, 2**32 - 1]
+TICKS = [0, 1, 2**32 - 1, 2**32, 2**62 - 1, 2**62, 2**62 + 1, 2**63 - 1, 2**63, 2**63 + 1,
+         2**64 - 2**62 - 1, 2**64 - 2**62, 2**64 - 2**62 + 1, 2**64 - 1]
+TSRESOLS = [0, 1, 6, 9, 10, 19, 28, 29, 63, 127, 0x80, 0x81, 0x80 | 30, 0x80 | 63, 0x80 | 64,
+            0xFE, 0xFF]
+TSOFFSETS = [0, 1, -1, 2**31, -(2**31), 4611686017, -4611686017, 4611686018, -4611686018,
+             4611686019, -4611686019, 2**62, -(2**62), INT64_MIN, INT64_MAX]
+
+
+def _pick(values: list[int], lo: int, hi: int) -> st.SearchStrategy[int]:
+    return st.one_of(st.sampled_from(values), st.integers(lo, hi))
+
+
+def _pcap_times(seed: Seed, draw) -> bytes:
+    """The seed with record seconds/fractions rewritten (some records, or all alternating)."""
+    buf = bytearray(seed.data)
+    e = "<" if seed.data[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+    top = 10**9 if seed.data[:4] in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d") else 10**6
+    secs = _pick(PCAP_SECONDS, 0, 2**32 - 1)
+    fracs = _pick([0, 1, top - 1, top, top + 1, 2**32 - 1], 0, 2**32 - 1)
+    offsets = [off for off, _h, _t in seed.frames]
+    if draw(st.booleans(), label="alternate"):
+        pair = [(draw(secs, label="sec a"), draw(fracs, label="frac a")),
+                (draw(secs, label="sec b"), draw(fracs, label="frac b"))]
+        chosen = [(off, pair[i % 2]) for i, off in enumerate(offsets)]
+    else:
+        chosen = [(draw(st.sampled_from(offsets), label="record"),
+                   (draw(secs, label="sec"), draw(fracs, label="frac")))
+                  for _ in range(draw(st.integers(1, 6), label="records"))]
+    for off, (sec, frac) in chosen:
+        struct.pack_into(e + "II", buf, off, sec, frac)
+    return bytes(buf)
+
+
+def _idb_options(body: bytes, e: str, tsresol: int | None, tsoffset: int | None) -> bytes:
+    """An IDB body with if_tsresol/if_tsoffset set (None: the seed's own option kept)."""
+    out, pos = [body[:8]], 8
+    while pos + 4 <= len(body):
+        code, olen = struct.unpack_from(e + "HH", body, pos)
+        if code == 0:
+            break
+        if not ((code == 9 and tsresol is not None) or (code == 14 and tsoffset is not None)):
+            out.append(body[pos:pos + 4 + olen] + bytes(-olen % 4))
+        pos += 4 + olen + (-olen % 4)
+    if tsresol is not None:
+        out.append(struct.pack(e + "HHB3x", 9, 1, tsresol))
+    if tsoffset is not None:
+        out.append(struct.pack(e + "HHq", 14, 8, tsoffset))
+    if len(out) > 1:
+        out.append(struct.pack(e + "HH", 0, 0))
+    return b"".join(out)
+
+
+def _pcapng_times(seed: Seed, draw) -> bytes:
+    """The seed with packet-block ticks rewritten and interfaces given extreme options."""
+    ticks = _pick(TICKS, 0, 2**64 - 1)
+    frame_offsets = [off for off, _h, _t in seed.frames]
+    if draw(st.booleans(), label="alternate"):
+        pair = [draw(ticks, label="ticks a"), draw(ticks, label="ticks b")]
+        new_ticks = {off: pair[i % 2] for i, off in enumerate(frame_offsets)}
+    else:
+        new_ticks = {draw(st.sampled_from(frame_offsets), label="block"): draw(ticks, label="ticks")
+                     for _ in range(draw(st.integers(1, 6), label="blocks"))}
+    out = []
+    for off, _head, total in seed.units:
+        block = bytearray(seed.data[off:off + total])
+        e = "<" if _le(seed, off) else ">"
+        btype = struct.unpack_from(e + "I", block, 0)[0]
+        if btype == 1 and draw(st.booleans(), label="change interface"):
+            body = _idb_options(bytes(block[8:-4]), e,
+                                draw(st.none() | _pick(TSRESOLS, 0, 255), label="if_tsresol"),
+                                draw(st.none() | _pick(TSOFFSETS, INT64_MIN, INT64_MAX),
+                                     label="if_tsoffset"))
+            n = len(body) + 12
+            block = bytearray(struct.pack(e + "II", 1, n) + body + struct.pack(e + "I", n))
+        elif btype in (2, 6) and off in new_ticks:
+            t = new_ticks[off]
+            struct.pack_into(e + "II", block, 12, t >> 32, t & 0xFFFFFFFF)
+        out.append(bytes(block))
+    return b"".join(out)
+
+
+def _walks_agree(data: bytes, plan) -> None:
+    """Every chunk's record columns: the compiled walk equals the Python walk."""
+    if plan is None or not columns.HAVE_COMPILED:
+        return
+    for spec in plan.chunks:
+        buf = data[spec.start:spec.end]
+        fast, slow = columns.record_columns(spec, buf), columns.record_columns_python(spec, buf)
+        for name in ("ts", "untimed", "linktype", "offset", "caplen"):
+            assert getattr(fast, name).tolist() == getattr(slow, name).tolist(), (name, spec)
+
+
+@fuzz(150)
+@given(seed=seeds, data=st.data(), chunk_size=chunk_sizes)
+def test_timestamp_extremes(tmp_path_factory, seed: Seed, data, chunk_size: int) -> None:
+    """Extreme and alternating far-apart record times, extreme if_tsresol/if_tsoffset: no
+    damage, every frame read, times within ±2^62 ns exact and the others untimed (warned),
+    statistics equal to the reference."""
+    count_example("timestamp extremes")
+    mutated = _pcapng_times(seed, data.draw) if seed.pcapng else _pcap_times(seed, data.draw)
+    plan, _ = check(tmp_path_factory.mktemp("times"), mutated, chunk_size)
+    assert plan is not None
+    assert not [p for p in plan.problems if p.kind in FATAL], plan.problems
+    assert plan.frames == len(seed.frames)
+    assert {p.kind for p in plan.problems} <= {"timestamp", "unknown-interface"}, plan.problems
+    if any(p.kind == "timestamp" for p in plan.problems):
+        event("some times out of range")
+    _walks_agree(mutated, plan)

@@ -8,7 +8,7 @@ files, taken literally even when the fraction is out of range (that is reported)
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -148,8 +148,14 @@ def _report(problems: list[Problem] | None, path: str, pos: int, frame: int, kin
 # found by the fuzz tests inside a real capture's payload.) Plausible: the fraction
 # is in range, 0 < captured length <= the record limit, captured <= original length <= the
 # hard cap, and (after the first) the seconds within RESYNC_WINDOW_S of the chain's previous
-# record. The record before the damage is no time reference: the walk notices damage only
-# where it becomes implausible, so the last record it accepted may be made of damaged bytes.
+# record. The first record must also lie within RESYNC_WINDOW_S of one of the last
+# RESYNC_CHAIN records read before the damage, when there are any: the real records read a few
+# bytes late chain just as well (each header then starts inside the previous one's fields:
+# seconds = the microseconds, a length = the original length), and only their "seconds"
+# (microsecond values: 1970) give them away. One of several references, because the walk
+# notices damage only where it becomes implausible, so the last record it accepted may be made
+# of damaged bytes; a clock that steps by more than a day exactly at the damage stops the
+# reading there (nothing is invented either way).
 RESYNC_CHAIN = 4
 RESYNC_WINDOW_S = 86400
 _SCAN_WINDOW = 1 << 20  # candidate offsets tested per vectorised step
@@ -162,8 +168,10 @@ def _plausible(fields: tuple[int, int, int, int], header: PcapHeader, frac_max: 
             and (prev_sec is None or abs(sec - prev_sec) <= RESYNC_WINDOW_S))
 
 
-def chain_length(buf, pos: int, end: int, header: PcapHeader) -> int:
-    """How many plausible, whole records chain from `pos` (at most RESYNC_CHAIN)."""
+def chain_length(buf, pos: int, end: int, header: PcapHeader, near: Sequence[int] = ()
+                 ) -> int:
+    """How many plausible, whole records chain from `pos` (at most RESYNC_CHAIN); with
+    `near` (seconds of records before the damage), the first must be close to one of them."""
     unpack = struct.Struct(header.endian + "IIII").unpack_from
     frac_max = 1_000_000_000 if header.interface.tsresol == 9 else 1_000_000
     n, prev_sec = 0, None
@@ -172,6 +180,8 @@ def chain_length(buf, pos: int, end: int, header: PcapHeader) -> int:
             return n
         fields = unpack(buf, pos)
         if not _plausible(fields, header, frac_max, prev_sec):
+            return n
+        if n == 0 and near and all(abs(fields[0] - r) > RESYNC_WINDOW_S for r in near):
             return n
         pos += RECORD_HEADER_LEN + fields[2]
         if pos > end:
@@ -193,10 +203,12 @@ def _words(buf, start: int, n: int, endian: str) -> np.ndarray:
     return out
 
 
-def resync(buf, pos: int, end: int, header: PcapHeader) -> int | None:
+def resync(buf, pos: int, end: int, header: PcapHeader, near: Sequence[int] = ()
+           ) -> int | None:
     """The first offset after the damaged header at `pos` where a validated chain of records
-    starts (see RESYNC_CHAIN), or None. Candidates are filtered with numpy a window at a time,
-    so a long damaged stretch costs a linear scan, never a Python loop per byte."""
+    starts (see RESYNC_CHAIN; `near`: the seconds of the last records before the damage), or
+    None. Candidates are filtered with numpy a window at a time, so a long damaged stretch
+    costs a linear scan, never a Python loop per byte."""
     frac_max = 1_000_000_000 if header.interface.tsresol == 9 else 1_000_000
     x = pos + 1
     while x + RECORD_HEADER_LEN <= end:
@@ -207,7 +219,7 @@ def resync(buf, pos: int, end: int, header: PcapHeader) -> int | None:
             & (orig <= HARD_MAX_RECORD)
         ok &= np.arange(x + RECORD_HEADER_LEN, x + RECORD_HEADER_LEN + n) + incl <= end
         for i in np.flatnonzero(ok).tolist():
-            if chain_length(buf, x + i, end, header) == RESYNC_CHAIN:
+            if chain_length(buf, x + i, end, header, near) == RESYNC_CHAIN:
                 return x + i
         x += n
     return None

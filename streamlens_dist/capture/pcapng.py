@@ -145,6 +145,10 @@ def walk(
                     ifid, _drops, hi, lo, cap, _orig = struct.unpack_from(endian + "HHIIII", buf, body)
                 if cap > body_end - body - 20:
                     raise ValueError(f"captured length {cap} exceeds the block")
+                opts = body + 20 + cap + (-cap % 4)  # options after the padded packet
+                if opts < body_end:
+                    for _ in _options(buf, opts, body_end, endian):
+                        pass
                 if ifid >= len(section.interfaces):
                     section.unknown_interface_frames += 1
                     if section.unknown_interface_frames == 1:
@@ -171,6 +175,13 @@ def walk(
                     raise ValueError("simple packet block shorter than 16 bytes")
                 orig = struct.unpack_from(endian + "I", buf, body)[0]
                 iface = section.interfaces[0] if section.interfaces else None
+                if iface is None:  # an SPB is on interface 0, which the section lacks
+                    section.unknown_interface_frames += 1
+                    if section.unknown_interface_frames == 1:
+                        report(UNKNOWN_INTERFACE, "simple packet block, but the section "
+                               "declares no interface; frame kept out of flows (counted in "
+                               "untimed_frames; only the first such frame of a file is "
+                               "reported)")
                 snap = iface.snaplen if iface else 0
                 cap = min(orig, snap or orig, body_end - body - 4)
                 yield pos, None, iface.linktype if iface else -1, body + 4, cap
@@ -247,8 +258,10 @@ def resync(buf, pos: int, end: int, section: Section) -> int | None:
     """The first aligned offset after the damaged block at `pos` where a validated chain of
     blocks starts (see RESYNC_CHAIN), or None. Candidates are filtered with numpy a window at
     a time: a long damaged stretch costs a linear scan, not a Python loop per word."""
-    if pos == 0:
-        return None  # no section header was read: nothing to resume in
+    if pos == 0 or bytes(buf[pos:pos + 4]) == SHB_TYPE:
+        # no section header read, or the damaged block is one: what follows it would be read
+        # with interfaces (and a byte order) it may not have
+        return None
     dt = np.dtype(np.uint32).newbyteorder(section.endian)
     known = np.array(sorted(KNOWN_TYPES), dtype=np.uint32)
     x = pos + 4

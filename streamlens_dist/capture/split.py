@@ -380,21 +380,29 @@ def _scan_pcap(mm: mmap.mmap, size: int, path: str, chunk_size: int,
     state = (hdr.endian, (hdr.interface,))
     cut = _Cutter(scan, chunk_size, pcap.HEADER_LEN, state, on_chunk)
     from .columns import _FULL, _walk  # columns imports this module: import when used
+    recent: list[int] = []  # times (ns) of the last records read: the resync's reference
 
     def segment(pos: int) -> None:
         if _walk is None:
-            _segment_pcap_python(mm, pos, size, hdr, scan, cut)
+            _segment_pcap_python(mm, pos, size, hdr, scan, cut, recent)
         else:
             _segment_pcap_compiled(mm, pos, size, hdr, scan, cut, cut.first + cut.frames,
-                                   _walk, _FULL)
+                                   _walk, _FULL, recent)
 
-    return _read_with_resync(scan, cut, pcap.HEADER_LEN, size, segment,
-                             lambda stop: pcap.resync(mm, stop, size, hdr), lambda: state,
-                             "records")
+    def resync(stop: int) -> int | None:
+        return pcap.resync(mm, stop, size, hdr, [t // 1_000_000_000 for t in recent])
+
+    return _read_with_resync(scan, cut, pcap.HEADER_LEN, size, segment, resync,
+                             lambda: state, "records")
+
+
+def _remember(recent: list[int], times: Sequence[int]) -> None:
+    """Keep the last pcap.RESYNC_CHAIN of the times read so far in `recent`."""
+    recent[:] = [*recent, *times][-pcap.RESYNC_CHAIN:]
 
 
 def _segment_pcap_python(mm: mmap.mmap, pos: int, size: int, hdr: pcap.PcapHeader,
-                         scan: FileScan, cut: _Cutter) -> int:
+                         scan: FileScan, cut: _Cutter, recent: list[int]) -> int:
     """Cut the frames of one undamaged stretch from pos; return how many there were."""
     frames = 0
     for off, ts, _data, _cap in pcap.walk(mm, pos, size, hdr, scan.path, scan.problems,
@@ -402,6 +410,7 @@ def _segment_pcap_python(mm: mmap.mmap, pos: int, size: int, hdr: pcap.PcapHeade
         if scan.first_ts is None:
             scan.first_ts = ts
         cut.frame(off, cut.state)
+        _remember(recent, [ts])
         frames += 1
     return frames
 
@@ -410,8 +419,8 @@ _SCAN_BATCH = 1 << 18  # records per compiled-walk call: bounds the scan's memor
 
 
 def _segment_pcap_compiled(mm: mmap.mmap, pos: int, size: int, hdr: pcap.PcapHeader,
-                           scan: FileScan, cut: _Cutter, frame0: int, walk, full: int
-                           ) -> int:
+                           scan: FileScan, cut: _Cutter, frame0: int, walk, full: int,
+                           recent: list[int]) -> int:
     """The same stretch with the compiled record walk; the Python walk only reports damage."""
     ts, data, cap = (np.empty(_SCAN_BATCH, np.int64) for _ in range(3))
     mult = 1 if hdr.interface.tsresol == 9 else 1000
@@ -425,6 +434,7 @@ def _segment_pcap_compiled(mm: mmap.mmap, pos: int, size: int, hdr: pcap.PcapHea
                 scan.first_ts = int(ts[0])
             offsets = data[:n] - pcap.RECORD_HEADER_LEN
             cut.frame_batch(offsets, state)
+            _remember(recent, ts[max(0, n - pcap.RESYNC_CHAIN):n].tolist())
             if odd >= 0 and not warned:  # the Python walk of that one record reports it
                 warned = True
                 list(pcap.walk(mm, int(offsets[odd]), int(data[odd] + cap[odd]), hdr,
