@@ -234,6 +234,36 @@ def test_coarsened_bins_are_exact_sums() -> None:
     assert same is few and width == 10  # small enough: unchanged
 
 
+def test_timeline_bins_whose_sum_is_lost_have_no_mean(tmp_path) -> None:
+    """A capture whose times swing between 1970 and 2106 inside one flow: its series bins
+    marked SUM_LOST (docs/SERIES.md) are drawn without a mean, the others with theirs, and
+    the page renders; coarsening them sums in floats (int64 would wrap)."""
+    from streamlens_dist.series import SUM_LOST
+    from streamlens_dist.synth import udp_frame, write_pcap
+
+    frame = udp_frame("10.0.0.1", "10.0.0.2", 1000, 2000, bytes(20))
+    times = [(5 if i % 2 else 0xFFFFFFFF) * 10**9 + i * 1000 for i in range(9)]
+    times += [1000 * 10**9 + i * 10**6 for i in range(3)]  # a bin with a mean
+    path = tmp_path / "swing.pcap"
+    write_pcap(path, [(t, frame) for t in times])
+    store = tmp_path / "s.zarr"
+    analyze(path, store, serial=True)
+    res = open_results(store)
+    ser = res.flow_series
+    assert (ser["iat_sumsq_hi"] == SUM_LOST).any() and (ser["iat_sumsq_hi"] >= 0).any()
+    from streamlens_dist.htmlreport.tables import timeline
+
+    t = timeline(res.flows, ser, res.flow_outliers, 0, 10**9, 3.0, 100, 1 << 40)  # as stored
+    lost = t.bins["mean_ns"].isna()
+    assert lost.tolist() == (ser["iat_sumsq_hi"] == SUM_LOST).tolist() and not lost.all()
+    kept = ser[ser["iat_sumsq_hi"] >= 0]
+    assert t.bins["mean_ns"].dropna().tolist() == (kept["iat_sum_ns"] / kept["iat_count"]).tolist()
+    wide = timeline(res.flows, ser, res.flow_outliers, 0, 10**9, 3.0, 100, 2)  # coarsened
+    assert wide.bins["iat_count"].sum() == ser["iat_count"].sum() and len(wide.bins) <= 2
+    assert wide.bins["mean_ns"].isna().any()  # a wide bin holding a lost one has no mean
+    write_html_report(store, tmp_path / "r.html")
+
+
 # label budget of a 380 x 230 px histogram: ~290 px of x axis for labels like "100 µs",
 # ~150 px of y axis
 MAX_X_LABELS, MAX_Y_LABELS = 6, 5

@@ -68,10 +68,10 @@ def _coarsen(rows: pd.DataFrame, bin_ns: int, max_bins: int) -> tuple[pd.DataFra
         return rows, bin_ns
     width = bin_ns * factor
     key = first + (rows["bin_start_ns"].to_numpy() - first) // width * width
+    lost = {"lost": ("lost", "any")} if "lost" in rows else {}  # bins without a mean
     out = rows.assign(bin_start_ns=key).groupby("bin_start_ns", sort=True).agg(
-        iat_count=("iat_count", "sum"), iat_sum_ns=("iat_sum_ns", "sum"),
-        lost=("lost", "any"), iat_min_ns=("iat_min_ns", "min"),
-        iat_max_ns=("iat_max_ns", "max")).reset_index()
+        iat_count=("iat_count", "sum"), iat_sum_ns=("iat_sum_ns", "sum"), **lost,
+        iat_min_ns=("iat_min_ns", "min"), iat_max_ns=("iat_max_ns", "max")).reset_index()
     return out, width
 
 
