@@ -97,3 +97,18 @@ def test_campaign_benchmark_runs(tmp_path: Path) -> None:
     assert [r.frames_seen for r in results] == [1800, 1800]
     assert all(r.fleet_flows > 0 for r in results)
     assert "| 6 x 300 |" in campaign.table(results, w)
+
+
+def test_scale_benchmark_runs(tmp_path: Path) -> None:
+    """The scale benchmark's captures hold the flows and frames asked for in every shape (the
+    engine finds them), and both tables run; nothing is timed here."""
+    import scale
+
+    rows = scale.flows_table(2000, [20, 300], list(scale.SHAPES), "4KiB", 120.0, 4 << 30,
+                             tmp_path, log=quiet)
+    assert [(r[0], r[1]) for r in rows] == [(s, f) for s in scale.SHAPES for f in ("20", "300")]
+    assert all(r[3].replace(",", "").isdigit() and int(r[2].replace(",", "")) > 1 for r in rows)
+    assert all(r[4] == "1.00" for r in rows[::2])  # each shape's 20-flow run is its base
+    rows = scale.chunks_table(2000, 20, ["16KiB", "64KiB"], 1, tmp_path, log=quiet)
+    assert [int(r[1]) for r in rows] == sorted((int(r[1]) for r in rows), reverse=True)
+    assert all(float(r[4]) > 0 for r in rows)

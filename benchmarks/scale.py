@@ -1,0 +1,198 @@
+"""Scale: packets/s as the number of flows grows, and the client's CPU per chunk as the number
+of chunks grows (issue 20). Every run is a fresh interpreter (tasks.py `engine`); the figures
+of one invocation are comparable with each other, as ratios, never across machines or days.
+
+    .venv/bin/python benchmarks/scale.py flows [--frames 400000] [--flows 200 2000 20000 200000]
+        [--shapes periodic poisson bursty scan] [--chunk-size 1MiB] [--timeout 900]
+        [--limit 4GiB] [--markdown]
+    .venv/bin/python benchmarks/scale.py chunks [--frames 1000000] [--flows 200]
+        [--chunk-sizes 64MiB 16MiB 4MiB 1MiB 512KiB] [--workers 2] [--markdown]
+
+`flows`: serial runs (one process: the whole work is client CPU) over captures of the same
+frame count and 200 ... N flows, in four shapes of traffic, each as packets/s and as a ratio to
+the 200-flow run of its shape, with the time of the merge and outlier phases and the peak RSS
+of the process tree. A run that passes --timeout or --limit is reported as such.
+`chunks`: one capture analysed on a local cluster at chunk sizes that give 8 ... 1,000 chunks:
+the client's CPU (client, scheduler, store writer: Summary.phases["client_cpu"]) per chunk,
+and how many chunks per second one client could feed at that cost.
+
+The captures (`scale_capture`) are written with numpy, a few seconds for millions of frames:
+one Ethernet/IPv4/UDP frame template, a flow per source address, timestamps by shape:
+- periodic: flows send in turn (each flow periodic, 5% jitter); 0.1% of frames are dropped,
+  so each drop shows as one long IAT in its flow (the outliers of flight-test streams);
+- poisson: each frame from a random flow, exponential gaps between frames;
+- bursty: bursts of 64 frames 1 us apart from random flows, exponential gaps between bursts;
+- scan: one source sweeping the destination addresses in turn (an address scan: each
+  (src, dst) pair sends frames/flows times).
+Cached by their parameters in $STREAMLENS_BENCH_CACHE (default $TMPDIR/streamlens-bench).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+from common import (
+    TaskFailed,
+    Workload,
+    cache_dir,
+    engine_version,
+    machine,
+    mib,
+    parse_size,
+    run_task,
+    table,
+)
+
+SHAPES = ("periodic", "poisson", "bursty", "scan")
+START_US = 1_700_000_000 * 10**6
+
+
+def _template() -> np.ndarray:
+    from streamlens_dist.synth import udp_frame
+
+    return np.frombuffer(udp_frame("10.0.0.1", "239.1.0.1", 5000, 6000, bytes(32)), np.uint8)
+
+
+def scale_capture(path: Path, frames: int, flows: int, shape: str, seed: int = 1) -> None:
+    """A pcap of `frames` frames over `flows` flows in `shape` (module docstring)."""
+    rng = np.random.default_rng(seed)
+    tmpl = _template()
+    if shape == "periodic":
+        flow = np.arange(frames, dtype=np.int64) % flows
+        period_us = max(1, 1000 // max(1, flows // 1000 + 1))  # between frames of the capture
+        t = np.arange(frames, dtype=np.int64) * period_us
+        t += rng.integers(0, max(1, period_us // 20) + 1, frames)  # 5% jitter
+        keep = rng.random(frames) >= 0.001
+        flow, t = flow[keep], t[keep]
+    elif shape == "poisson":
+        flow = rng.integers(0, flows, frames)
+        t = np.cumsum(rng.exponential(100.0, frames).astype(np.int64) + 1)
+    elif shape == "bursty":
+        flow = rng.integers(0, flows, frames)
+        burst = np.arange(frames) // 64
+        idle = np.cumsum(rng.exponential(5000.0, burst[-1] + 1).astype(np.int64))
+        t = idle[burst] + np.arange(frames) % 64
+    elif shape == "scan":
+        flow = np.arange(frames, dtype=np.int64) % flows
+        t = np.arange(frames, dtype=np.int64)
+    else:
+        raise ValueError(f"shape must be one of {', '.join(SHAPES)}")
+    n = len(flow)
+    rec = np.zeros((n, 16 + len(tmpl)), np.uint8)
+    rec[:, 16:] = tmpl
+    # the flow's address: the source (a fleet of senders), or for a scan the destination
+    addr = (10 << 24) + 1 + flow if shape != "scan" else (11 << 24) + flow
+    at = 16 + 14 + (16 if shape == "scan" else 12)  # IPv4 dst or src, after Ethernet
+    for k in range(4):
+        rec[:, at + k] = (addr >> (24 - 8 * k)) & 0xFF
+    ts_us = START_US + t
+    hdr = rec[:, :16].view("<u4")
+    hdr[:, 0], hdr[:, 1] = ts_us // 10**6, ts_us % 10**6
+    hdr[:, 2] = hdr[:, 3] = len(tmpl)
+    tmp = path.with_suffix(".part")
+    with open(tmp, "wb") as f:
+        f.write(np.array([0xA1B2C3D4, 0x00040002, 0, 0, 65535, 1], "<u4").tobytes()[:24])
+        f.write(rec.tobytes())
+    tmp.replace(path)
+
+
+def capture(frames: int, flows: int, shape: str, where: Path) -> Path:
+    path = where / f"scale-{shape}-{frames}-{flows}.pcap"
+    if not path.exists():
+        scale_capture(path, frames, flows, shape)
+    return path
+
+
+def flows_table(frames: int, flow_counts: list[int], shapes: list[str], chunk_size: str,
+                timeout: float, limit: int, where: Path, log=print) -> list[list[str]]:  # noqa: ANN001
+    rows = []
+    for shape in shapes:
+        base = None
+        for n in flow_counts:
+            path = capture(frames, n, shape, where)
+            try:
+                m = run_task("engine", {"capture": str(path), "chunk_size": chunk_size,
+                                        "serial": True}, limit_bytes=limit, timeout=timeout)
+            except TaskFailed as exc:
+                log(f"{shape} {n} flows: {exc}")
+                rows.append([shape, f"{n:,}", "-", f"> {timeout:.0f} s", "", "", "", ""])
+                continue
+            if m.exceeded:
+                rows.append([shape, f"{n:,}", "-", f"> {limit >> 30} GiB", "", "", "",
+                             mib(m.peak_rss)])
+                continue
+            r = m.result
+            rate = r["frames"] / r["seconds"]
+            base = base or (rate if n == flow_counts[0] else None)
+            ph = r["phases"]
+            rows.append([shape, f"{r['flows']:,}", f"{r['chunks']:,}", f"{rate:,.0f}",
+                         f"{rate / base:.2f}" if base else "-",
+                         f"{ph.get('merge', 0):.2f}", f"{ph.get('outliers', 0):.2f}",
+                         mib(m.peak_rss)])
+            log(" | ".join(rows[-1]))
+    return rows
+
+
+FLOW_HEADERS = ["shape", "flows", "chunks", "packets/s", "x 200-flow rate", "merge s",
+                "outliers s", "peak RSS MiB"]
+
+
+def chunks_table(frames: int, flows: int, sizes: list[str], workers: int, where: Path,
+                 log=print) -> list[list[str]]:  # noqa: ANN001
+    path = capture(frames, flows, "periodic", where)
+    rows = []
+    for size in sizes:
+        m = run_task("engine", {"capture": str(path), "chunk_size": size, "workers": workers})
+        r = m.result
+        cpu, chunks = float(r["phases"].get("client_cpu", math.nan)), int(r["chunks"])
+        rows.append([size, f"{chunks:,}", f"{r['seconds']:.2f}", f"{cpu:.2f}",
+                     f"{1000 * cpu / chunks:.2f}", f"{chunks / cpu:,.0f}"])
+        log(" | ".join(rows[-1]))
+    return rows
+
+
+CHUNK_HEADERS = ["chunk size", "chunks", "wall s", "client CPU s", "client CPU ms/chunk",
+                 "chunks/s one client feeds"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="what", required=True)
+    f = sub.add_parser("flows", help="packets/s as the number of flows grows (serial)")
+    f.add_argument("--frames", type=int, default=400_000)
+    f.add_argument("--flows", type=int, nargs="+", default=[200, 2000, 20_000, 200_000])
+    f.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=SHAPES)
+    f.add_argument("--chunk-size", default="1MiB")
+    f.add_argument("--timeout", type=float, default=900.0, help="seconds per run")
+    f.add_argument("--limit", default="4GiB", help="peak RSS of a run's process tree")
+    c = sub.add_parser("chunks", help="client CPU per chunk as the chunk count grows")
+    c.add_argument("--frames", type=int, default=1_000_000)
+    c.add_argument("--flows", type=int, default=200)
+    c.add_argument("--chunk-sizes", nargs="+", default=["64MiB", "16MiB", "4MiB", "1MiB",
+                                                         "512KiB"])
+    c.add_argument("--workers", type=int, default=2)
+    for p in (f, c):
+        p.add_argument("--cache-dir", help="where generated captures are kept")
+        p.add_argument("--markdown", action="store_true")
+    a = ap.parse_args(argv)
+    where = cache_dir(Workload(cache_dir=a.cache_dir))
+    print(machine(), file=sys.stderr)
+    print(engine_version(), file=sys.stderr)
+    if a.what == "flows":
+        rows = flows_table(a.frames, a.flows, a.shapes, a.chunk_size, a.timeout,
+                           parse_size(a.limit), where, log=lambda s: print(s, file=sys.stderr))
+        print(table(FLOW_HEADERS, rows, a.markdown))
+    else:
+        rows = chunks_table(a.frames, a.flows, a.chunk_sizes, a.workers, where,
+                            log=lambda s: print(s, file=sys.stderr))
+        print(table(CHUNK_HEADERS, rows, a.markdown))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
