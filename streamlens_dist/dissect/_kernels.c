@@ -591,6 +591,14 @@ done:
  * intern_u64(keys, ids, uniq) -> m: ids[i] = the index of keys[i] among the distinct keys in
  * order of first appearance, which are written to uniq[0:m]. An open-addressing hash table
  * (grown as needed) instead of a sort: flows are few, frames many. */
+/* The slot of a key: Fibonacci hashing folded so that the low bits depend on every key bit
+ * (an IPv4 pair is src << 32 | dst: a plain product's low bits see only dst, and a capture of
+ * many sources to one destination then probed linearly through one long cluster). */
+static inline size_t slot_of(uint64_t key, size_t cap) {
+    uint64_t x = key * 0x9E3779B97F4A7C15ULL;
+    return (size_t)(x ^ (x >> 32)) & (cap - 1);
+}
+
 static int grow(uint64_t **slot_key, int32_t **slot_id, size_t *cap, const uint64_t *uniq,
                 int64_t m) {
     size_t n = *cap ? *cap * 2 : 1024;
@@ -604,7 +612,7 @@ static int grow(uint64_t **slot_key, int32_t **slot_id, size_t *cap, const uint6
     for (size_t j = 0; j < n; j++)
         v[j] = -1;
     for (int64_t r = 0; r < m; r++) { /* reinsert every key seen so far */
-        size_t h = (size_t)((uniq[r] * 0x9E3779B97F4A7C15ULL) >> 20) & (n - 1);
+        size_t h = slot_of(uniq[r], n);
         while (v[h] >= 0)
             h = (h + 1) & (n - 1);
         k[h] = uniq[r];
@@ -643,7 +651,7 @@ static PyObject *intern_u64(PyObject *self, PyObject *args) {
         goto done;
     }
     for (Py_ssize_t i = 0; i < n; i++) {
-        size_t h = (size_t)((k[i] * 0x9E3779B97F4A7C15ULL) >> 20) & (cap - 1);
+        size_t h = slot_of(k[i], cap);
         while (slot_id[h] >= 0 && slot_key[h] != k[i])
             h = (h + 1) & (cap - 1);
         if (slot_id[h] < 0) {
