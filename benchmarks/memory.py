@@ -18,8 +18,8 @@ frame-type scopes, in every one of ``chunks`` chunks) and merges them in chunk o
 engine's merge (``streamlens_dist.partial``), in a fresh interpreter, reporting time and
 peak RSS against the 2 GiB goal. ``materialized`` builds every input first and calls
 ``combine_all`` (what the serial path does); ``streamed`` builds inputs one at a time and folds
-them in the same ordered pairwise tree, so only the reduction's own state is resident (what the
-last merge of the Dask tree holds). A run whose RSS passes ``--limit-gib`` is stopped.
+them with the client's fold (``streamlens_dist.reduction``: the same ordered pairwise tree, plus
+each chunk's Before, held until pass 2), so only the reduction's own state is resident. A run whose RSS passes ``--limit-gib`` is stopped.
 """
 
 from __future__ import annotations
@@ -127,10 +127,11 @@ def reducer(w: ReducerWorkload, out: Callable[[str], object] = print, markdown: 
                             **{k: getattr(w, k) for k in ("flows", "chunks", "types_per_flow",
                                                           "iats_per_chunk")}})
         rows.append([inputs, f"{w.flows:,}", f"{w.chunks:,}", f"{scopes:,}",
-                     f"{r['boundaries']:,}", f"{r['build_s']:.1f}", f"{r['merge_s']:.1f}",
+                     "-" if r.get("before_bytes") is None else mib(r["before_bytes"]),
+                     f"{r['build_s']:.1f}", f"{r['merge_s']:.1f}",
                      "-" if r.get("rss_inputs") is None else mib(r["rss_inputs"]),
                      mib(peak), mib(r["rss_result"]), "yes" if peak < GOAL_BYTES else "no"])
-    rep.lines = [table(["inputs", "flows", "chunks", "scopes", "boundary IATs kept",
+    rep.lines = [table(["inputs", "flows", "chunks", "scopes", "Befores held MiB",
                         "build s", "merge s", "RSS inputs MiB", "peak RSS MiB",
                         "RSS after merge MiB", "< 2 GiB"], rows, markdown)]
     rep.lines += [f"FAILED: {e}" for e in rep.errors]

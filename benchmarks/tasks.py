@@ -307,6 +307,12 @@ def _worker_memory(args: dict[str, Any], store: str) -> dict[str, Any]:
             "peak_anon": peak["anon"]}
 
 
+def _has_module(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
+
+
 @task
 def reducer(args: dict[str, Any]) -> dict[str, Any]:
     """Merge synthetic partials of ``flows`` flows x ``chunks`` chunks with the engine's merge.
@@ -314,7 +320,8 @@ def reducer(args: dict[str, Any]) -> dict[str, Any]:
     ``inputs`` "materialized": all chunk partials are built first, then ``combine_all`` (what
     the serial path does with the partials of every chunk). "streamed": chunk partials are
     built one at a time and folded with ``combine`` in the same in-order pairwise tree, so
-    only the reduction's own state is resident (what the last merge of the Dask tree holds).
+    only the reduction's own state is resident (with reduction.py: the client's fold, which
+    also holds each chunk's Before until pass 2).
     """
     import gc
 
@@ -353,6 +360,8 @@ def reducer(args: dict[str, Any]) -> dict[str, Any]:
             for tk in tkeys[i]:
                 p.types[tk] = list(st)
         p.last_ns = p.first_ns + iats * period + flows - 1
+        if hasattr(p, "flow_table"):  # columns, as chunk partials arrive (scopetable.py)
+            p.flows, p.types = p.flow_table(), p.type_table()
         if hasattr(p, "flow_series"):  # the IAT series and histograms (docs/SERIES.md)
             import numpy as np
 
@@ -379,6 +388,20 @@ def reducer(args: dict[str, Any]) -> dict[str, Any]:
         inputs_rss = rss_bytes()
         merged = P.combine_all(parts)
         del parts
+    elif _has_module("streamlens_dist.reduction"):
+        # the client's fold (engine.py): the ordered tree and each chunk's Before, held
+        # until pass 2
+        from streamlens_dist.reduction import Reducer
+
+        red, build_s = Reducer(), 0.0
+        for c in range(chunks):
+            tl = time.perf_counter()
+            part = leaf(c)
+            build_s += time.perf_counter() - tl
+            red.add(part)
+        merged = red.merged()
+        before_bytes = sum(len(b) for b in red.before)
+        inputs_rss = None
     else:
         # Binary-counter fold: the same ordered pairwise tree shape, leaves built on demand.
         stack: list[tuple[int, Any]] = []
@@ -411,6 +434,7 @@ def reducer(args: dict[str, Any]) -> dict[str, Any]:
     result_rss = rss_bytes()
     return {"seconds": seconds, "build_s": build_s, "merge_s": seconds - build_s,
             "flows": len(merged.flows), "chunks": merged.hi - merged.lo + 1,
+            "before_bytes": locals().get("before_bytes"),
             "frames": merged.frames, "boundaries": boundaries, "stats_ok": stats_ok,
             "rss_after_imports": after_imports,
             "rss_inputs": inputs_rss, "rss_result": result_rss, "peak_rss_self": peak_rss_bytes()}

@@ -4,15 +4,16 @@ Pass 1 (`analyze_chunk`) reads a chunk into columns, classifies it (columnar fas
 frame where needed) and reduces it to a Partial with vectorised per-scope statistics. Pass 2
 (`chunk_outliers`) answers from the partial's kept top IATs and re-reads the chunk only for
 scopes that may hold more outliers than were kept; it also tests the IATs that end at the
-chunk's seam, from the prefix (last timestamps of earlier chunks) it is given.
+chunk's seam, from the last timestamps of its scopes before it (partial.Before) it is given.
 """
 
 from __future__ import annotations
 
+import functools
 import mmap
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,22 +25,36 @@ from .capture.split import ChunkSpec
 from .dissect.columnar import FrameClasses, classify_columns
 from .dissect.names import MALFORMED_NAMES, TYPE_ID, TYPE_NAMES, hint_names
 from .dissect.streams import IENA, ChunkMessages, chunk_messages
-from .errors import CaptureFormatError
+from .errors import CaptureFormatError, WireFormatError
+from .flowkeys import fast_type_keys, flow_text, type_text
 from .gcpause import without_gc
 from .partial import (
     MAX,
     MAX_UNDECODABLE_LISTED,
+    Before,
     Partial,
+    Prefix,
     add_iat,
     keep_top,
     new_stats,
-    seam_iats,
+    stream_seams,
+    table_seams,
 )
+from .partial import before as partial_before
 from .scopestats import TS_LIMIT, scope_stats
+from .scopetable import ScopeTable, ScopeValues, Tops
 from .series import chunk_series, python_series
 from .settings import Settings
 from .streamchunk import accumulate_streams, stream_ids
-from .wire import pack, partial_from_bytes, partial_to_bytes, prefix_from_bytes, unpack
+from .wire import (
+    before_from_bytes,
+    pack,
+    partial_from_bytes,
+    partial_to_bytes,
+    unpack,
+    values_from_wire,
+    values_to_wire,
+)
 
 NTYPES = len(TYPE_NAMES)
 
@@ -185,25 +200,22 @@ def analyze_chunk(spec: ChunkSpec, settings: Settings,
 
 
 def _accumulate_columnar(p: Partial, cf: ChunkFrames, idx: np.ndarray | slice) -> None:
-    cls, keys = cf.cls, cf.cls.keys
+    cls = cf.cls
     frame, ts, size, flow = cf.frame[idx], cf.ts[idx], cf.size[idx], cls.flow[idx]
     hints = cls.hints[idx]
     flow = flow.astype(np.int64)
     fs = scope_stats(flow, frame, ts, size, hints)
-    for sid, st, top, bits in zip(fs.ids, fs.stats, fs.tops, fs.hints, strict=True):
-        key = keys[sid]
-        p.flows[key], p.flow_tops[key], p.hints[key] = st, top, hint_names(bits)
-    p.flow_series, p.flow_hist = chunk_series(_dense(flow, fs.ids), ts, size, p.bin_ns)
+    p.flows = fs.table(cls.key_bytes[fs.id_array], flow_text)
+    p.flow_series, p.flow_hist = chunk_series(_dense(flow, fs.id_array), ts, size, p.bin_ns)
     tsid = flow * NTYPES + cls.ftype[idx]
     ts_ = scope_stats(tsid, frame, ts, size, hints)
-    for sid, st, top in zip(ts_.ids, ts_.stats, ts_.tops, strict=True):
-        key = (keys[sid // NTYPES], TYPE_NAMES[sid % NTYPES])
-        p.types[key], p.type_tops[key] = st, top
-    p.type_series, p.type_hist = chunk_series(_dense(tsid, ts_.ids), ts, size, p.bin_ns)
+    ids = ts_.id_array
+    p.types = ts_.table(fast_type_keys(ids % NTYPES, cls.key_bytes[ids // NTYPES]), type_text)
+    p.type_series, p.type_hist = chunk_series(_dense(tsid, ids), ts, size, p.bin_ns)
 
 
-def _dense(sid: np.ndarray, ids: list[int]) -> np.ndarray:
-    """Each frame's scope as its row in `ids` (the order the partial's dict has)."""
+def _dense(sid: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Each frame's scope as its row in `ids` (the order of the partial's tables)."""
     ids_a = np.asarray(ids, dtype=np.int64)
     if len(ids_a) and int(ids_a.max()) < 4 * len(sid) + 4096:
         lookup = np.empty(int(ids_a.max()) + 1, np.int64)
@@ -236,26 +248,34 @@ def _accumulate_per_frame(p: Partial, cf: ChunkFrames, idx: np.ndarray) -> None:
     p.type_series, p.type_hist = python_series(
         [tpos[(k, TYPE_NAMES[cls.ftype[i]])] for k, i in zip(fkeys, rows, strict=True)],
         ts, size, p.bin_ns)
+    p.flows, p.types = p.flow_table(), p.type_table()
+    p.hints, p.flow_tops, p.type_tops = {}, {}, {}
 
 
-def thresholds_to_bytes(flows: dict, types: dict, streams: dict) -> bytes:
+def thresholds_to_bytes(flows: Mapping, types: Mapping, streams: dict) -> bytes:
+    """Thresholds (results.thresholds) as a message: flows and frame types as byte-keyed
+    columns, protocol streams as lists."""
     return pack("thresholds", {
-        "flows": [[*k, x] for k, x in flows.items()],
-        "types": [[*k[0], k[1], x] for k, x in types.items()],
+        "flows": values_to_wire(ScopeValues.of(flows)),
+        "types": values_to_wire(ScopeValues.of(types, types=True)),
         "streams": [[*k[0], *k[1:], x] for k, x in streams.items()],
     })
 
 
+@functools.lru_cache(maxsize=2)  # the same thresholds reach every chunk of a run
 @without_gc
-def thresholds_from_bytes(data: bytes) -> tuple[dict, dict, dict]:
+def thresholds_from_bytes(data: bytes) -> tuple[ScopeValues, ScopeValues, dict]:
+    """The thresholds message (shared by the chunks of a run: never modify it)."""
     m = unpack(data, "thresholds")
-    return ({tuple(r[:3]): r[3] for r in m["flows"]},
-            {(tuple(r[:3]), r[3]): r[4] for r in m["types"]},
-            {(tuple(r[:3]), *r[3:8]): r[8] for r in m["streams"]})
+    try:
+        return (values_from_wire(m["flows"], flow_text), values_from_wire(m["types"], type_text),
+                {(tuple(r[:3]), *r[3:8]): r[8] for r in m["streams"]})
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        raise WireFormatError(f"malformed thresholds message: {exc!r}") from exc
 
 
 def _from_tops(scopes: dict, tops: dict, thr: dict) -> tuple[list, dict]:
-    """Outlier rows answerable from the kept top IATs, and the scopes that need a re-read."""
+    """`_from_table` of protocol streams (stats lists), without the seams."""
     rows, reread = [], {}
     for key, st in scopes.items():
         x = thr.get(key)
@@ -267,6 +287,34 @@ def _from_tops(scopes: dict, tops: dict, thr: dict) -> tuple[list, dict]:
         else:
             reread[key] = x
     return rows, reread
+
+
+def _from_table(t: ScopeTable, thr: ScopeValues, last: np.ndarray, has: np.ndarray
+                ) -> tuple[list, dict]:
+    """Outlier rows (key, frame, ts, iat) of a chunk's table answerable without re-reading
+    it: from the kept top IATs, and at the seams with the chunks before (`last`, `has`: the
+    table's columns of partial.Before); and the scopes that need a re-read (key ->
+    threshold)."""
+    if not len(thr) or not len(t):
+        return [], {}
+    x = thr.at(t, _I64_MAX)
+    c, keys = t.cols, t.key_list
+    found: list = []
+    cand = (c["n"] > 0) & (c["max"] >= x)
+    reread: dict = {}
+    if cand.any():
+        k = t.tops if t.tops is not None else Tops.empty(len(t))
+        answered = cand & (k.all_kept | (k.dropped < x))
+        hit = answered[k.row] & (k.iat >= x[k.row])
+        found = list(zip([keys[r] for r in k.row[hit].tolist()], k.frame[hit].tolist(),
+                         k.ts[hit].tolist(), k.iat[hit].tolist(), strict=True))
+        reread = {keys[r]: int(x[r]) for r in np.flatnonzero(cand & ~answered).tolist()}
+    rows, iat = table_seams(last, has, t)
+    hit = iat >= x[rows]
+    rows = rows[hit]
+    found += zip([keys[r] for r in rows.tolist()], c["first_frame"][rows].tolist(),
+                 c["first_ns"][rows].tolist(), iat[hit].tolist(), strict=True)
+    return found, reread
 
 
 _I64_MAX = (1 << 63) - 1
@@ -297,26 +345,35 @@ def _rescan(frame: np.ndarray, ts: np.ndarray, scope: np.ndarray, keys: list, ca
             zip(g.tolist(), f.tolist(), t.tolist(), iat.tolist(), strict=True)]
 
 
-def chunk_outliers(spec: ChunkSpec, settings: Settings, partial: bytes,
-                   thresholds: bytes, prefix: bytes, storage: source.Storage | None = None
+def chunk_outliers(spec: ChunkSpec, settings: Settings, partial: bytes | Partial,
+                   thresholds: bytes | tuple[Mapping, Mapping, dict],
+                   before: bytes | Before | Prefix, storage: source.Storage | None = None
                    ) -> bytes:
     """Pass 2: outlier rows [flow key, frame, ts, iat] (and per frame type) of the IATs that
-    end in this chunk: at its seam (from `prefix`) and inside it.
+    end in this chunk: at its seam (from `before`: what the chunks before it left, as wire
+    bytes, decoded, or as the keyed Prefix of all scopes) and inside it.
 
     Scopes whose in-chunk maximum is below the threshold have none inside; scopes whose kept
     top IATs include every IAT at or above the threshold are answered from the partial; the
-    chunk is re-read only for the rest.
+    chunk is re-read only for the rest. The serial pipeline passes the three inputs decoded.
     """
     t0 = time.perf_counter()
-    part = partial_from_bytes(partial)
-    flow_thr, type_thr, stream_thr = thresholds_from_bytes(thresholds)
-    f_found, fcand = _from_tops(part.flows, part.flow_tops, flow_thr)
-    t_found, tcand = _from_tops(part.types, part.type_tops, type_thr)
+    part = partial_from_bytes(partial) if isinstance(partial, bytes) else partial
+    flow_thr, type_thr, stream_thr = thresholds_from_bytes(thresholds) \
+        if isinstance(thresholds, bytes) else thresholds
+    flow_thr, type_thr = ScopeValues.of(flow_thr), ScopeValues.of(type_thr, types=True)
+    if isinstance(before, bytes):
+        before = before_from_bytes(before)
+    elif isinstance(before, Prefix):
+        before = partial_before(before, part)
+    if len(before.flows_has) != len(part.flow_table()) or \
+            len(before.types_has) != len(part.type_table()):
+        raise WireFormatError("a chunk's Before does not match its partial")
+    f_found, fcand = _from_table(part.flow_table(), flow_thr, before.flows, before.flows_has)
+    t_found, tcand = _from_table(part.type_table(), type_thr, before.types, before.types_has)
     s_found, scand = _from_tops(part.streams, part.stream_tops, stream_thr)
-    seams = seam_iats(prefix_from_bytes(prefix), part)
-    for found, seam, thr in zip((f_found, t_found, s_found), seams,
-                                (flow_thr, type_thr, stream_thr), strict=True):
-        found += [r for r in seam if r[0] in thr and r[3] >= thr[r[0]]]
+    s_found += [r for r in stream_seams(before.streams, part.streams)
+                if r[0] in stream_thr and r[3] >= stream_thr[r[0]]]
     if fcand or tcand or scand:
         cf = chunk_frames(spec, settings, storage=storage)
         cls = cf.cls

@@ -1,25 +1,23 @@
 """The only module that knows Dask: builds and runs the graph (STYLE §2).
 
-pass 1 (chunk -> partial) | ordered tree reduction of partials (up-sweep, grown as chunks
-are cut; the client combines the roots of its complete subtrees) | thresholds on the client |
-prefixes down the same tree (down-sweep: the last timestamp per scope before each chunk) | pass 2
-(chunk outliers at its seam and inside it). Every task holds at most one chunk
-or one entry per scope, never flows x chunks. `run_serial` is the same pipeline in one
-process, used as the oracle and for tiny inputs.
+pass 1 (chunk -> partial, one task per chunk, started as chunks are cut) | the client folds
+the partials in chunk order as they arrive (reduction.Reducer: the merged partial, and each
+chunk's `Before`, the last timestamps of its scopes before it) | thresholds on the client |
+pass 2 (chunk outliers at its seam and inside it, one task per chunk). Two tasks per chunk;
+every task holds one chunk. `run_serial` is the same pipeline in one process, used as the
+oracle and for tiny inputs.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import itertools
 import logging
 import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from fractions import Fraction
-from typing import Any
 
 from .capture.source import Storage
 from .capture.split import (
@@ -35,18 +33,11 @@ from .checkpoint import Checkpoint
 from .chunktask import analyze_chunk, chunk_outliers, thresholds_to_bytes
 from .errors import ClusterError
 from .gcpause import without_gc
-from .partial import Partial, Prefix, advance, combine
+from .partial import Before, Partial
+from .reduction import Reducer
 from .results import thresholds
 from .settings import Settings
-from .wire import (
-    pack,
-    partial_from_bytes,
-    partial_scopes_from_bytes,
-    partial_to_bytes,
-    prefix_from_bytes,
-    prefix_to_bytes,
-    unpack,
-)
+from .wire import pack, partial_from_bytes, unpack
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
 # Makes the plan, calling its argument with each chunk in order as soon as it is known
@@ -116,36 +107,24 @@ def cached_task(data: bytes) -> bytes:
 
 
 @without_gc
-def combine_task(a: bytes, b: bytes) -> bytes:
-    _check_worker()
-    return partial_to_bytes(combine(partial_from_bytes(a), partial_from_bytes(b)))
-
-
-@without_gc
-def prefix_task(prefix: bytes, left: bytes) -> bytes:
-    _check_worker()
-    # only the last timestamps of `left`'s scopes matter here: not its series or tops
-    return prefix_to_bytes(advance(prefix_from_bytes(prefix), partial_scopes_from_bytes(left)))
-
-
-@without_gc
-def pass2_task(spec: dict, settings: dict, partial: bytes, thr: bytes, prefix: bytes,
+def pass2_task(spec: dict, settings: dict, partial: bytes, thr: bytes, before: bytes,
                storage: Storage | None = None) -> bytes:
     _check_worker()
     return chunk_outliers(ChunkSpec.from_dict(spec), Settings.from_dict(settings), partial, thr,
-                          prefix, storage)
+                          before, storage)
 
 
 @without_gc
 def whole_task(spec: dict, settings: dict, storage: Storage | None, cached: bytes | None
                ) -> tuple[bytes, bytes]:
-    """A capture of one chunk, both passes in one task: (partial, outliers). Saves the
-    round trips of the tree (a campaign of many small captures is mostly these)."""
+    """A capture of one chunk, both passes in one task: (partial, outliers). Saves a round
+    trip through the client (a campaign of many small captures is mostly these)."""
     _check_worker()
     s, st = ChunkSpec.from_dict(spec), Settings.from_dict(settings)
     part = cached if cached is not None else analyze_chunk(s, st, storage)
-    thr = thresholds_to_bytes(*thresholds(partial_from_bytes(part), Fraction(st.sigma)))
-    return part, chunk_outliers(s, st, part, thr, prefix_to_bytes(Prefix()), storage)
+    merged = partial_from_bytes(part)
+    thr = thresholds(merged, Fraction(st.sigma))
+    return part, chunk_outliers(s, st, merged, thr, Before.nothing(merged), storage)
 
 
 @without_gc
@@ -165,19 +144,20 @@ def run_serial(plan: CapturePlan, settings: Settings, progress: Progress = _noop
         parts.append(data)
         progress("dissect", i + 1, len(plan.chunks))
     t1 = time.perf_counter()
-    merged = Partial.empty()
-    for p in parts:  # one decoded partial at a time: memory stays with the number of flows
-        merged = combine(merged, partial_from_bytes(p))
-    thr = thresholds_to_bytes(*thresholds(merged, Fraction(settings.sigma)))
+    # one decoded partial at a time (and the log2 of their number in the tree): memory grows
+    # with the number of flows, not with flows x chunks
+    reducer = Reducer()
+    for p in parts:
+        reducer.add(partial_from_bytes(p))
+    merged = reducer.merged()
+    thr = thresholds(merged, Fraction(settings.sigma))
     t2 = time.perf_counter()
     merge_s = t2 - t1
     on_merged(merged)
     t2 = time.perf_counter()
     out = []
-    prefix = Prefix()
     for i, (spec, p) in enumerate(zip(plan.chunks, parts, strict=True)):
-        out.append(chunk_outliers(spec, settings, p, thr, prefix_to_bytes(prefix), storage))
-        prefix = advance(prefix, partial_from_bytes(p))
+        out.append(chunk_outliers(spec, settings, p, thr, reducer.before[i], storage))
         progress("outliers", i + 1, len(plan.chunks))
     phases.update(dissect=t1 - t0, merge=merge_s, outliers=time.perf_counter() - t2)
     return merged, out
@@ -258,35 +238,12 @@ def _run_dask(plan: CapturePlan | Planner, settings: Settings, client, progress:
     chunks: list[ChunkSpec] = []
     cached: list[bytes | None] = []
     p1: list = []
-    # Up-sweep: an ordered pairwise tree grown as chunks are cut (while the capture is still
-    # being scanned, when plan_capture can say them early): `stack` holds the roots of
-    # complete subtrees of 2^k chunks, k never increasing, and the newest chunk, which joins them
-    # only once the next one is cut. At the end these blocks are combined, in order, by the
-    # client itself, so the last chunks (the last to finish) are the fewest combines from the
-    # result. children[node key] = (left, right) remembers the shape for the down-sweep.
-    stack: list[tuple[Any, int]] = []
-    children: dict[str, tuple] = {}
-
-    def node_of(left: Any, right: Any) -> Any:
-        node = client.submit(combine_task, left, right,
-                             key=f"sl-merge-{token}-{len(children)}")
-        children[node.key] = (left, right)
-        return node
 
     def submit(i: int) -> None:
         spec, data = chunks[i], cached[i]
         key = f"sl-pass1-{token}-{i}"
-        fut = client.submit(cached_task, data, key=key) if data is not None else \
-            client.submit(pass1_task, spec.to_dict(), sdict, storage, key=key)
-        p1.append(fut)
-        newest = stack.pop() if stack else None
-        if newest is not None:
-            node, size = newest
-            while stack and stack[-1][1] == size:
-                left, lsize = stack.pop()
-                node, size = node_of(left, node), lsize + size
-            stack.append((node, size))
-        stack.append((fut, 1))
+        p1.append(client.submit(cached_task, data, key=key) if data is not None else
+                  client.submit(pass1_task, spec.to_dict(), sdict, storage, key=key))
 
     def on_chunk(spec: ChunkSpec) -> None:
         chunks.append(spec)
@@ -320,66 +277,35 @@ def _run_dask(plan: CapturePlan | Planner, settings: Settings, client, progress:
         merged = partial_from_bytes(part)
         on_merged(merged)
         return merged, [out]
-    blocks = [node for node, _ in stack]
+    # The client folds the partials in chunk order as they arrive (those that come early
+    # wait for the ones before them): the merged partial and each chunk's Before, so that
+    # nothing is left between the last chunk and the thresholds but the last few combines.
     index_of = {f.key: i for i, f in enumerate(p1)}
-    # Down-sweep: each block's prefix is the previous block's advanced past that block;
-    # inside a block a node's prefix goes to its left child, and its right child gets it
-    # advanced past the left child. Leaves end with the prefix of their chunk.
-    prefix_of = {blocks[0].key: prefix_to_bytes(Prefix())}
-    for a, b in itertools.pairwise(blocks):
-        prefix_of[b.key] = client.submit(prefix_task, prefix_of[a.key], a,
-                                         key=f"sl-prefix-{token}-{b.key}")
-    todo = list(blocks)
-    while todo:
-        node = todo.pop()
-        if node.key not in children:
-            continue
-        a, b = children[node.key]
-        prefix_of[a.key] = prefix_of[node.key]
-        prefix_of[b.key] = client.submit(prefix_task, prefix_of[node.key], a,
-                                         key=f"sl-prefix-{token}-{b.key}")
-        todo += [a, b]
-    children.clear()  # the tree's inner nodes stay alive only as long as tasks need them
-    # The client fetches each block as soon as it is done (the first ones long before the
-    # last chunks) and combines them in order itself: no chain of combine tasks and
-    # transfers is left between the last chunk and the thresholds.
-    block_at = {b.key: j for j, b in enumerate(blocks)}
-    fetched: dict[int, Partial] = {}
-    merged, joined, merge_s = Partial.empty(), 0, 0.0
-    pending = as_completed(p1)
-    for b in blocks:
-        if b.key not in index_of:
-            pending.add(b)
-    done = 0
-    for fut in pending:
-        j = block_at.get(fut.key)
-        if j is not None:
-            t = time.perf_counter()
-            fetched[j] = partial_from_bytes(fut.result())
-            while joined in fetched:
-                merged = combine(merged, fetched.pop(joined))
-                joined += 1
-            merge_s += time.perf_counter() - t
-        i = index_of.get(fut.key)
-        if i is None:
-            continue
+    reducer, waiting, merge_s = Reducer(), {}, 0.0
+    for done, fut in enumerate(as_completed(p1), 1):
+        i = index_of[fut.key]
+        data = fut.result()
         if checkpoint is not None and cached[i] is None:
-            checkpoint.save(chunks[i], settings, fut.result())
-        done += 1
+            checkpoint.save(chunks[i], settings, data)
+        t = time.perf_counter()
+        waiting[i] = data
+        while len(reducer.before) in waiting:
+            reducer.add(partial_from_bytes(waiting.pop(len(reducer.before))))
+        merge_s += time.perf_counter() - t
         progress("dissect", done, n)
-    del blocks, pending
     t1 = time.perf_counter()
+    merged = reducer.merged()
     # Thresholds as a task holding their bytes, not `client.scatter`ed data: Dask cannot
     # recompute scattered data, so a worker dying with the only copy would fail the run.
     thr = client.submit(cached_task, thresholds_to_bytes(
         *thresholds(merged, Fraction(settings.sigma))), key=f"sl-thr-{token}")
-    p2 = [client.submit(pass2_task, c.to_dict(), sdict, f, thr, prefix_of[f.key], storage,
+    p2 = [client.submit(pass2_task, c.to_dict(), sdict, f, thr, reducer.before[i], storage,
                         key=f"sl-pass2-{token}-{i}")
           for i, (c, f) in enumerate(zip(chunks, p1, strict=True))]
-    del prefix_of
+    reducer.before.clear()
     progress("merge", 1, 1)
     t2 = time.perf_counter()
-    merge_s += t2 - t1  # with the blocks' fetches and combines during pass 1
+    merge_s += t2 - t1  # with the folds during pass 1
     on_merged(merged)  # while pass 2 runs
     t2 = time.perf_counter()
     for done, _ in enumerate(as_completed(p2), 1):

@@ -2,9 +2,14 @@
 
 A `Partial` covers a contiguous run of chunks. Per flow and per (flow, frame type) it holds
 `Stats`: frames, bytes, first/last frame and timestamp, and over the IATs *inside* the run:
-count n, sum S, sum of squares Q (a Python int, unbounded), min and max. `combine(a, b)` with
-`a` before `b` adds the one IAT that spans the seam (b.first_ns - a.last_ns) per scope.
-Combining is associative but not commutative: reductions keep chunk order.
+count n, sum S, sum of squares Q (exact), min and max. `combine(a, b)` with `a` before `b`
+adds the one IAT that spans the seam (b.first_ns - a.last_ns) per scope. Combining is
+associative but not commutative: reductions keep chunk order.
+
+Flows and frame types are held as columns (scopetable.ScopeTable), which is how chunks,
+the wire and combine carry them. The per-frame form below (`new_stats`, `add_iat`, `keep_top`:
+a dict of stats lists per scope) is the definition they are tested against; a Partial built
+that way is turned into tables by `flow_table` / `type_table`.
 
 The outlier pass needs each seam IAT again, at the chunk where it ends: a `Prefix` (last
 timestamp per scope of everything before a chunk) is carried down the same tree, so no node
@@ -14,12 +19,16 @@ ever holds more than one entry per scope.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import seqstate, series
+from . import scopetable, seqstate, series
+from .dissect.names import hint_bits
+from .flowkeys import type_text
 from .gcpause import without_gc
+from .scopetable import ScopeTable, ScopeValues
 from .series import HIST_VALUES, SERIES_VALUES, Binned
 from .settings import DEFAULT_BIN_NS
 
@@ -106,9 +115,10 @@ class Partial:
     undecodable_first: list[int] = field(default_factory=list)
     first_ns: int | None = None
     last_ns: int | None = None
-    flows: dict[FlowKey, list] = field(default_factory=dict)
+    # ScopeTables, or (built frame by frame) dicts key -> stats list with `hints` and tops
+    flows: ScopeTable | dict[FlowKey, list] = field(default_factory=dict)
     hints: dict[FlowKey, set[str]] = field(default_factory=dict)
-    types: dict[TypeKey, list] = field(default_factory=dict)
+    types: ScopeTable | dict[TypeKey, list] = field(default_factory=dict)
     # (flow, malformed-payload name) -> [frames, first frame]: payloads that were broken
     # but still classified, or that fell down the ladder (names in dissect/names.py)
     malformed: dict[tuple[FlowKey, str], list[int]] = field(default_factory=dict)
@@ -121,7 +131,8 @@ class Partial:
     # domain -> [[grandmaster, flow, frame, ts], ...]; flow -> [[frame, ts, channel, text]]
     grandmasters: dict[int, list] = field(default_factory=dict)
     tmats: dict[FlowKey, list] = field(default_factory=dict)
-    # Only in one-chunk partials (combine drops them): the largest in-chunk IATs per scope.
+    # Only in one-chunk partials (combine drops them): the largest in-chunk IATs per scope
+    # (of flows and types: in their ScopeTables, or here in the per-frame form).
     flow_tops: dict[FlowKey, list] = field(default_factory=dict)
     type_tops: dict[TypeKey, list] = field(default_factory=dict)
     stream_tops: dict[StreamKey, list] = field(default_factory=dict)
@@ -142,6 +153,18 @@ class Partial:
     def is_empty(self) -> bool:
         return self.lo < 0
 
+    def flow_table(self) -> ScopeTable:
+        if isinstance(self.flows, ScopeTable):
+            return self.flows
+        return ScopeTable.from_stats(
+            self.flows, {k: hint_bits(tuple(v)) for k, v in self.hints.items()},
+            self.flow_tops)
+
+    def type_table(self) -> ScopeTable:
+        if isinstance(self.types, ScopeTable):
+            return self.types
+        return ScopeTable.from_stats(self.types, None, self.type_tops, types=True)
+
 
 def _merge_scopes(a: dict, b: dict) -> dict:
     # Stats lists are never modified once a chunk's partial is built (merge_stats makes new
@@ -153,19 +176,14 @@ def _merge_scopes(a: dict, b: dict) -> dict:
     return out
 
 
-def _merge_binned(a: dict, b: dict, merged: dict, tables: tuple[Binned, ...], bin_ns: int
-                  ) -> tuple[Binned, Binned]:
-    """(series, histograms) of scopes `merged` (= _merge_scopes(a, b)) from a's and b's
-    tables (a_series, b_series, a_hist, b_hist): b's scopes renumbered, seam IATs added."""
+def _merge_binned(b: ScopeTable, joined: scopetable.Joined, tables: tuple[Binned, ...],
+                  bin_ns: int) -> tuple[Binned, Binned]:
+    """(series, histograms) of the merged scopes from a's and b's tables (a_series,
+    b_series, a_hist, b_hist): b's scopes renumbered, seam IATs added."""
     a_ser, b_ser, a_hist, b_hist = tables
-    # merged = a's keys (numbered as in a), then b's new keys in b's order
-    a_pos = {k: i for i, k in enumerate(a)}
-    fresh = iter(range(len(a), len(merged)))
-    index = np.fromiter((a_pos[k] if k in a_pos else next(fresh) for k in b), np.int64, len(b))
-    old = index < len(a)  # b's scopes that a has: one seam IAT each
-    first = np.fromiter((st[FIRST_NS] for st in b.values()), np.int64, len(b))[old]
-    last = np.fromiter((st[LAST_NS] for st in a.values()), np.int64, len(a))
-    seam_ser, seam_hist = series.seam_rows(index[old], first, first - last[index[old]], bin_ns)
+    index, old = joined.index, joined.old
+    seam_ser, seam_hist = series.seam_rows(index[old], b.cols["first_ns"][old], joined.seam,
+                                           bin_ns)
     return (series.join(a_ser, series.renumber(b_ser, index, False), seam_ser, SERIES_VALUES),
             series.merge([a_hist, series.renumber(b_hist, index, False), seam_hist], HIST_VALUES))
 
@@ -190,17 +208,13 @@ def combine(a: Partial, b: Partial) -> Partial:
                          f"{b.lo}..{b.hi}")
     if a.bin_ns != b.bin_ns:
         raise ValueError(f"partials of different series bins: {a.bin_ns} and {b.bin_ns} ns")
-    flows = _merge_scopes(a.flows, b.flows)
-    types = _merge_scopes(a.types, b.types)
+    fb, tb = b.flow_table(), b.type_table()
+    flows, fj = scopetable.combine(a.flow_table(), fb)
+    types, tj = scopetable.combine(a.type_table(), tb)
     flow_series, flow_hist = _merge_binned(
-        a.flows, b.flows, flows, (a.flow_series, b.flow_series, a.flow_hist, b.flow_hist),
-        a.bin_ns)
+        fb, fj, (a.flow_series, b.flow_series, a.flow_hist, b.flow_hist), a.bin_ns)
     type_series, type_hist = _merge_binned(
-        a.types, b.types, types, (a.type_series, b.type_series, a.type_hist, b.type_hist),
-        a.bin_ns)
-    hints = {k: set(v) for k, v in a.hints.items()}
-    for k, v in b.hints.items():
-        hints.setdefault(k, set()).update(v)
+        tb, tj, (a.type_series, b.type_series, a.type_hist, b.type_hist), a.bin_ns)
     malformed = {k: list(v) for k, v in a.malformed.items()}
     for k, (count, first) in b.malformed.items():
         if k in malformed:
@@ -223,47 +237,107 @@ def combine(a: Partial, b: Partial) -> Partial:
         undecodable_first=(a.undecodable_first + b.undecodable_first)[:MAX_UNDECODABLE_LISTED],
         first_ns=a.first_ns if a.first_ns is not None else b.first_ns,
         last_ns=b.last_ns if b.last_ns is not None else a.last_ns,
-        flows=flows, hints=hints, types=types,
+        flows=flows, types=types,
         malformed=malformed, profile=profile, bin_ns=a.bin_ns,
         flow_series=flow_series, type_series=type_series, flow_hist=flow_hist,
         type_hist=type_hist,
     )
 
 
-def combine_all(parts: list[Partial]) -> Partial:
-    """Pairwise (tree-shaped) combination in order: the serial oracle of the Dask reduction."""
-    if not parts:
-        return Partial.empty()
-    while len(parts) > 1:
-        parts = [combine(parts[i], parts[i + 1]) if i + 1 < len(parts) else parts[i]
-                 for i in range(0, len(parts), 2)]
-    return parts[0]
+def combine_all(parts: Iterable[Partial]) -> Partial:
+    """The partials in order, combined as an ordered pairwise tree grown as they come (the
+    serial oracle of the Dask reduction): a stack holds the roots of complete subtrees of 2^k
+    partials, so at most log2(n) partials are held, and each scope's rows are combined
+    O(log n) times, never once per partial after them."""
+    stack: list[tuple[Partial, int]] = []
+    for node in parts:
+        size = 1
+        while stack and stack[-1][1] == size:
+            left, _ = stack.pop()
+            node, size = combine(left, node), 2 * size
+        stack.append((node, size))
+    # the roots shrink left to right: folding from the right merges the largest one once
+    merged = Partial.empty()
+    for node, _ in reversed(stack):
+        merged = combine(node, merged)
+    return merged
 
 
 @dataclass
 class Prefix:
     """Last timestamp per scope over all chunks before some chunk."""
 
-    flows: dict[FlowKey, int] = field(default_factory=dict)
-    types: dict[TypeKey, int] = field(default_factory=dict)
+    flows: ScopeValues = field(default_factory=ScopeValues)
+    types: ScopeValues = field(default_factory=lambda: ScopeValues(text=type_text))
     streams: dict[StreamKey, int] = field(default_factory=dict)
 
 
 @without_gc
 def advance(prefix: Prefix, part: Partial) -> Prefix:
     """The prefix after `part` (which directly follows the chunks `prefix` covers)."""
-    flows, types, streams = dict(prefix.flows), dict(prefix.types), dict(prefix.streams)
-    flows.update((k, st[LAST_NS]) for k, st in part.flows.items())
-    types.update((k, st[LAST_NS]) for k, st in part.types.items())
+    streams = dict(prefix.streams)
     streams.update((k, st[LAST_NS]) for k, st in part.streams.items())
-    return Prefix(flows, types, streams)
+    return Prefix(prefix.flows.advance(part.flow_table()),
+                  prefix.types.advance(part.type_table()), streams)
+
+
+@dataclass
+class Before:
+    """What the outlier pass of one chunk needs of the chunks before it: the last timestamp of
+    each of the chunk's scopes that came before (`flows`/`types`: aligned with the rows of the
+    chunk's flow and type tables, meaningful where `*_has`), and of its protocol streams."""
+
+    flows: np.ndarray
+    flows_has: np.ndarray
+    types: np.ndarray
+    types_has: np.ndarray
+    streams: dict[StreamKey, int]
+
+    @classmethod
+    def nothing(cls, part: Partial) -> Before:
+        """A chunk with nothing before it."""
+        nf, nt = len(part.flow_table()), len(part.type_table())
+        return cls(np.zeros(nf, np.int64), np.zeros(nf, bool), np.zeros(nt, np.int64),
+                   np.zeros(nt, bool), {})
+
+
+def before(prefix: Prefix, part: Partial) -> Before:
+    """What `part`'s outlier pass needs of the chunks `prefix` covers (the chunks before it)."""
+    def lasts(values: ScopeValues, t: ScopeTable) -> tuple[np.ndarray, np.ndarray]:
+        r = values.keyidx.rows_of(t.kb, t.hashes)
+        has = r >= 0
+        got = values.values[np.maximum(r, 0)] if len(values) else np.zeros(len(t), np.int64)
+        return np.where(has, got, 0), has
+    flows, flows_has = lasts(prefix.flows, part.flow_table())
+    types, types_has = lasts(prefix.types, part.type_table())
+    return Before(flows, flows_has, types, types_has,
+                  {k: prefix.streams[k] for k in part.streams if k in prefix.streams})
+
+
+def table_seams(last: np.ndarray, has: np.ndarray, t: ScopeTable
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """(rows of `t` whose scope came before, the IAT that ends at each one's first frame),
+    from the last timestamps before the chunk (`Before`)."""
+    rows = np.flatnonzero(has)
+    return rows, scopetable.seam_iats(last, rows, t.cols["first_ns"][rows])
 
 
 def seam_iats(prefix: Prefix, part: Partial) -> tuple[list, list, list]:
     """The IATs that end at the first frame (message) of each scope of `part`:
     ([(flow key, frame, ts, iat)], [(type key, ...)], [(stream key, ...)])."""
-    def seams(last: dict, scopes: dict) -> list:
-        return [(k, st[FIRST_FRAME], st[FIRST_NS], st[FIRST_NS] - last[k])
-                for k, st in scopes.items() if k in last]
-    return (seams(prefix.flows, part.flows), seams(prefix.types, part.types),
-            seams(prefix.streams, part.streams))
+    b = before(prefix, part)
+
+    def listed(last: np.ndarray, has: np.ndarray, t: ScopeTable) -> list:
+        rows, iat = table_seams(last, has, t)
+        return list(zip([t.key_list[r] for r in rows.tolist()],
+                        t.cols["first_frame"][rows].tolist(), t.cols["first_ns"][rows].tolist(),
+                        iat.tolist(), strict=True))
+    return (listed(b.flows, b.flows_has, part.flow_table()),
+            listed(b.types, b.types_has, part.type_table()),
+            stream_seams(b.streams, part.streams))
+
+
+def stream_seams(last: dict[StreamKey, int], streams: dict[StreamKey, list]) -> list:
+    """[(stream key, frame, ts, iat)] of the IATs that end at each stream's first message."""
+    return [(k, st[FIRST_FRAME], st[FIRST_NS], st[FIRST_NS] - last[k])
+            for k, st in streams.items() if k in last]

@@ -7,6 +7,7 @@ frame), outliers by frame number. Floats (mean, std, deviation) are made here, o
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,7 +17,9 @@ from typing import Any
 import numpy as np
 
 from .capture.records import TS_BOUND
+from .dissect.names import TYPE_NAMES, hint_names
 from .errors import WireFormatError
+from .flowkeys import flow_bytes, key_array, type_bytes, type_parts, type_text
 from .gcpause import without_gc
 from .outliers import mean_std, outlier_columns, threshold
 from .partial import (
@@ -28,14 +31,13 @@ from .partial import (
     LAST_NS,
     MAX,
     MIN,
-    FlowKey,
     N,
     Partial,
     Q,
     S,
     StreamKey,
-    TypeKey,
 )
+from .scopetable import ScopeTable, ScopeValues, q_ints
 from .series import HIST_VALUES, SERIES_VALUES, Binned, canonical, renumber
 from .streamtables import StreamRows, stream_outlier_tables, stream_stats_tables
 from .wire import unpack
@@ -49,7 +51,7 @@ STAT_COLUMNS = ("frames", "bytes", "first_ns", "last_ns", "first_frame", "last_f
 MAX_IAT = 2 * TS_BOUND - 1
 
 
-def thresholds(part: Partial, k: Fraction) -> tuple[dict[FlowKey, int], dict[TypeKey, int],
+def thresholds(part: Partial, k: Fraction) -> tuple[ScopeValues, ScopeValues,
                                                     dict[StreamKey, int]]:
     """Per-scope integer thresholds of the scopes that can have outliers: n >= 2, and a
     threshold that an IAT can reach (one above every possible IAT, as for a huge std from
@@ -62,7 +64,22 @@ def thresholds(part: Partial, k: Fraction) -> tuple[dict[FlowKey, int], dict[Typ
             if x is not None and x < MAX_IAT:
                 out[key] = x
         return out
-    return make(part.flows), make(part.types), make(part.streams)
+
+    def table(t: ScopeTable) -> ScopeValues:
+        rows = np.flatnonzero(t.cols["n"] >= 2)
+        has, out = [], []
+        for r, n, s, q in zip(rows.tolist(), t.cols["n"][rows].tolist(),
+                              t.sum_iat()[rows].tolist(), _q_of(t, rows), strict=True):
+            x = threshold(n, s, q, k)
+            if x is not None and x < MAX_IAT:
+                has.append(r)
+                out.append(x)
+        return ScopeValues(t.kb[has], np.array(out, np.int64), t.text)
+    return table(part.flow_table()), table(part.type_table()), make(part.streams)
+
+
+def _q_of(t: ScopeTable, rows: np.ndarray) -> list[int]:
+    return q_ints(*(x[rows] for x in t.q))
 
 
 @dataclass
@@ -110,8 +127,42 @@ def _stat_columns(stats: list[list]) -> dict[str, np.ndarray]:
             for c, v in cols.items()}
 
 
+def _table_columns(t: ScopeTable, rows: np.ndarray) -> tuple[dict[str, np.ndarray], list]:
+    """`_stat_columns` of table rows `rows` (in that order), and their (n, S, Q)."""
+    c = {name: v[rows] for name, v in t.cols.items()}
+    n, s, q = c["n"].tolist(), t.sum_iat()[rows].tolist(), _q_of(t, rows)
+    ms = np.array([mean_std(*x) for x in zip(n, s, q, strict=True)], np.float64).reshape(-1, 2)
+    has = c["n"] > 0
+    cols = {"frames": c["frames"], "bytes": c["bytes"], "first_ns": c["first_ns"],
+            "last_ns": c["last_ns"], "first_frame": c["first_frame"],
+            "last_frame": c["last_frame"], "iat_count": c["n"],
+            "iat_sum_ns": np.array(s, dtype=np.int64),
+            "iat_min_ns": np.array(np.where(has, c["min"], 0), dtype=np.int64),
+            "iat_max_ns": np.array(np.where(has, c["max"], 0), dtype=np.int64),
+            "iat_mean_ns": ms[:, 0].copy(), "iat_std_ns": ms[:, 1].copy()}
+    return {k: np.asarray(v, dtype=np.int64) if k not in ("iat_mean_ns", "iat_std_ns") else v
+            for k, v in cols.items()}, list(zip(n, s, q, strict=True))
+
+
 def _strings(values: list[str]) -> np.ndarray:
     return np.array(values, dtype=np.dtypes.StringDType())
+
+
+class RowOf:
+    """Text key -> the result row of its scope (from the byte keys: no dict of all keys)."""
+
+    def __init__(self, table: ScopeTable, result_row: np.ndarray) -> None:
+        self.table, self.result_row = table, result_row
+        self._bytes = type_bytes if table.text is type_text else flow_bytes
+
+    def __getitem__(self, key: Any) -> int:
+        return int(self.rows([key])[0])
+
+    def rows(self, keys: list) -> np.ndarray:
+        r = self.table.keyidx.rows_of(key_array([self._bytes(k) for k in keys]))
+        if (r < 0).any():
+            raise KeyError(keys[int(np.flatnonzero(r < 0)[0])])
+        return self.result_row[r]
 
 
 @dataclass
@@ -121,37 +172,47 @@ class StatsTables:
     the row numbering they need. Made first so that the store can be written meanwhile."""
 
     tables: dict[str, dict[str, np.ndarray]]
-    flow_row: dict[FlowKey, int]
-    type_row: dict[TypeKey, int]
-    fstats: list[list]
-    tstats: list[list]
+    flow_row: RowOf  # text key -> result row
+    type_row: RowOf
+    fstats: list[tuple[int, int, int]]  # (n, S, Q) per result row
+    tstats: list[tuple[int, int, int]]
     streams: StreamRows
 
 
 @without_gc
 def stats_tables(part: Partial, iena_keys: tuple = ()) -> StatsTables:
-    flow_keys = sorted(part.flows, key=lambda key: part.flows[key][FIRST_FRAME])
-    flow_row = {key: i for i, key in enumerate(flow_keys)}
-    type_keys = sorted(part.types, key=lambda t: (flow_row[t[0]], part.types[t][FIRST_FRAME]))
-    type_row = {key: i for i, key in enumerate(type_keys)}
-    fstats = [part.flows[key] for key in flow_keys]
-    tstats = [part.types[key] for key in type_keys]
+    ft, tt = part.flow_table(), part.type_table()
+    forder = np.argsort(ft.cols["first_frame"], kind="stable")
+    f_index = np.argsort(forder)  # a table row -> its row in the result
+    flow_keys = [ft.key_list[r] for r in forder.tolist()]
+    flow_row = RowOf(ft, f_index)
+    code, tflow = type_parts(tt.kb)
+    if (code >= 0).all():  # frame types of real flows: no text per row but the type's name
+        t_flow = f_index[ft.keyidx.rows_of(tflow)]
+        t_names = [TYPE_NAMES[c] for c in code.tolist()]
+    else:
+        t_flow = np.fromiter((flow_row[t[0]] for t in tt.key_list), np.int64, len(tt))
+        t_names = [t[1] for t in tt.key_list]
+    torder = np.lexsort((tt.cols["first_frame"], t_flow))
+    t_index = np.argsort(torder)
+    type_row = RowOf(tt, t_index)
+    fcols, fstats = _table_columns(ft, forder)
+    tcols, tstats = _table_columns(tt, torder)
+    bits = ft.cols["hints"][forder].tolist()
     flows = {"src": _strings([key[0] for key in flow_keys]),
              "dst": _strings([key[1] for key in flow_keys]),
              "kind": _strings([key[2] for key in flow_keys]),
-             "protocols": _strings([",".join(sorted(part.hints.get(key, ()))) for key in flow_keys]),
-             **_stat_columns(fstats)}
-    frame_types = {"flow": np.array([flow_row[t[0]] for t in type_keys], dtype=np.int64),
-                   "frame_type": _strings([t[1] for t in type_keys]),
-                   **_stat_columns(tstats)}
+             "protocols": _strings([_hint_text(b) for b in bits]),
+             **fcols}
+    frame_types = {"flow": t_flow[torder],
+                   "frame_type": _strings([t_names[r] for r in torder.tolist()]),
+                   **tcols}
     bad = sorted((flow_row[key], first, name, count)
                  for (key, name), (count, first) in part.malformed.items())
     malformed = {"flow": np.array([r[0] for r in bad], dtype=np.int64),
                  "problem": _strings([r[2] for r in bad]),
                  "frames": np.array([r[3] for r in bad], dtype=np.int64),
                  "first_frame": np.array([r[1] for r in bad], dtype=np.int64)}
-    f_index = np.array([flow_row[key] for key in part.flows], dtype=np.int64)
-    t_index = np.array([type_row[key] for key in part.types], dtype=np.int64)
     stream_tables, stream_rows = stream_stats_tables(part, flow_row, _stat_columns, iena_keys)
     tables = {
         "flows": flows, "frame_types": frame_types, "malformed_payloads": malformed,
@@ -171,11 +232,12 @@ def outlier_tables(base: StatsTables, outlier_messages: list[dict]
     from the outlier pass's messages, decoded (`unpack(data, "outliers")`: outliers inside
     chunks and at their seams)."""
     flow_row, type_row, stream_row = base.flow_row, base.type_row, base.streams.row_of
-    f_out = _outlier_rows(outlier_messages, "flows", lambda k: flow_row[tuple(k)])
+    f_out = _outlier_rows(outlier_messages, "flows",
+                          lambda keys: flow_row.rows([tuple(k) for k in keys]))
     t_out = _outlier_rows(outlier_messages, "types",
-                          lambda k: type_row[(tuple(k[:3]), k[3])])
-    s_out = _outlier_rows(outlier_messages, "streams",
-                          lambda k: stream_row.get((tuple(k[:3]), *k[3:8]), -1))
+                          lambda keys: type_row.rows([(tuple(k[:3]), k[3]) for k in keys]))
+    s_out = _outlier_rows(outlier_messages, "streams", lambda keys: np.array(
+        [stream_row.get((tuple(k[:3]), *k[3:8]), -1) for k in keys], dtype=np.int64))
     # one frame is one flow's and one frame type's: frame numbers order these two
     f_out = f_out[np.argsort(f_out[:, 1], kind="stable")]
     t_out = t_out[np.argsort(t_out[:, 1], kind="stable")]
@@ -183,21 +245,21 @@ def outlier_tables(base: StatsTables, outlier_messages: list[dict]
     return {"flows": {"outliers": _counts(f_out, len(base.fstats))},
             "frame_types": {"outliers": _counts(t_out, len(base.tstats))},
             "streams": {"outliers": s_counts},
-            "flow_outliers": outlier_columns(f_out, _nsq(base.fstats), "flow"),
-            "frame_type_outliers": outlier_columns(t_out, _nsq(base.tstats), "frame_type_row"),
+            "flow_outliers": outlier_columns(f_out, base.fstats, "flow"),
+            "frame_type_outliers": outlier_columns(t_out, base.tstats, "frame_type_row"),
             "stream_outliers": stream_outliers}
 
 
-def _outlier_rows(messages: list[dict], kind: str, row_of: Callable[[list], int]
+def _outlier_rows(messages: list[dict], kind: str, row_of: Callable[[list], np.ndarray]
                   ) -> np.ndarray:
     """The `kind` rows of all messages (chunktask.outlier_message), in message order, as
-    int64 (table row of the scope, frame, ts, iat); `row_of` maps a message's key to it."""
+    int64 (table row of the scope, frame, ts, iat); `row_of` maps a message's keys to theirs."""
     parts = [np.empty((0, 4), dtype=np.int64)]
     for m in messages:
         try:
             keys, data = m[kind]["keys"], m[kind]["rows"]
             rows = np.frombuffer(data, dtype="<i8").reshape(-1, 4).astype(np.int64)
-            scope = np.array([row_of(k) for k in keys], dtype=np.int64)
+            scope = np.asarray(row_of(keys), dtype=np.int64).reshape(len(keys))
             rows[:, 0] = scope[rows[:, 0]]
         except (KeyError, IndexError, TypeError, ValueError) as exc:
             raise WireFormatError(f"malformed outlier message ({kind}): {exc!r}") from exc
@@ -205,8 +267,9 @@ def _outlier_rows(messages: list[dict], kind: str, row_of: Callable[[list], int]
     return np.concatenate(parts)
 
 
-def _nsq(stats: list[list]) -> list[tuple[int, int, int]]:
-    return [(st[N], st[S], st[Q]) for st in stats]
+@functools.cache
+def _hint_text(bits: int) -> str:
+    return ",".join(sorted(hint_names(bits)))
 
 
 def _counts(rows: np.ndarray, n: int) -> np.ndarray:

@@ -1,19 +1,22 @@
 """Vectorised per-scope statistics of one chunk (the columnar counterpart of `add_iat`).
 
 Input: for the chunk's classified frames in frame order, a scope id, frame number, timestamp
-and size. Output per scope: the `partial` stats list (exact Python ints) and the kept largest
-in-chunk IATs. Timestamps must satisfy |ts| <= 2^61 so that every IAT and the int64 work below
-cannot overflow; callers fall back to the per-frame path otherwise.
+and size. Output per scope, as columns (scopetable.py): the statistics of `partial.add_iat` and
+the kept largest in-chunk IATs. Timestamps must satisfy |ts| <= 2^61 so that every IAT and
+the int64 work below cannot overflow; callers fall back to the per-frame path otherwise.
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-TS_LIMIT = 1 << 61
+from .scopetable import COLS, TS_LIMIT, ScopeTable, Tops, q_limbs  # noqa: F401 - TS_LIMIT: part of this API
+
 _SAFE_SQ = 1 << 63
 _LIMB = 21  # |iat| <= 2^62 splits into three 21-bit limbs
 _LIMB_MASK = (1 << _LIMB) - 1
@@ -48,10 +51,41 @@ def _sum_squares(iat: np.ndarray, starts: np.ndarray) -> list[int]:
 
 @dataclass
 class ScopeStats:
-    ids: list[int]  # scope id per output row
-    stats: list[list]  # partial stats lists, in row order
-    tops: list[list]  # [[(iat, frame, ts), ...], dropped or None, iat count] per row
-    hints: list[int]  # OR of the frames' hint bits per row
+    """Per-scope rows of a chunk as columns (scopetable.COLS, the limbs of Q, the kept IATs);
+    `ids[r]` is row r's scope id. The list views (`stats`, `tops`, `hints`) are the
+    per-frame form of partial.py, for comparisons."""
+
+    id_array: np.ndarray
+    cols: dict[str, np.ndarray]
+    q: tuple[np.ndarray, np.ndarray, np.ndarray]
+    kept: Tops
+
+    def table(self, kb: np.ndarray, text: Callable[[bytes], Any]) -> ScopeTable:
+        """The chunk's ScopeTable with `kb[r]` the byte key of row r (flowkeys.py)."""
+        return ScopeTable(kb, self.cols, self.q, self.kept, text)
+
+    @property
+    def ids(self) -> list[int]:
+        return self.id_array.tolist()
+
+    @property
+    def hints(self) -> list[int]:
+        return self.cols["hints"].tolist()
+
+    @property
+    def stats(self) -> list[list]:
+        t = ScopeTable(np.zeros(len(self.id_array), "S1"), self.cols, self.q)
+        return [t.stats(r) for r in range(len(t))]
+
+    @property
+    def tops(self) -> list[list]:
+        k, n = self.kept, self.cols["n"].tolist()
+        out: list[list] = [[[], None if kept else d, m] for d, kept, m in
+                           zip(k.dropped.tolist(), k.all_kept.tolist(), n, strict=True)]
+        for r, x, f, t in zip(k.row.tolist(), k.iat.tolist(), k.frame.tolist(), k.ts.tolist(),
+                              strict=True):
+            out[r][0].append((x, f, t))
+        return out
 
 
 def scope_stats(scope: np.ndarray, frame: np.ndarray, ts: np.ndarray, size: np.ndarray,
@@ -83,27 +117,26 @@ def _compiled_stats(scope: np.ndarray, frame: np.ndarray, ts: np.ndarray, size: 
         np.ascontiguousarray(size, np.int64), np.ascontiguousarray(hints, np.int32), nscopes, KEEP_ABOVE_STD,
         np.empty(nscopes, np.int64), out, q, np.empty(n, np.float64), kept)
     (sid, frames, nbytes, ff, fns, lf, lns, m, lo, hi, left_out, all_kept, bits,
-     n_kept) = out[:rows].T.tolist()
+     n_kept) = (c.copy() for c in out[:rows].T)
     if ids is not None:
-        sid = ids[sid].tolist()
-    qs = [(c << 128) | (b << 64) | a for a, b, c in q[:rows].tolist()]
-    k_iat, k_fr, k_ts = (kept[:nkept, j].tolist() for j in (1, 2, 3))
-    stats, tops, at = [], [], 0
-    for r in range(rows):
-        mr, kr = m[r], n_kept[r]
-        stats.append([frames[r], nbytes[r], ff[r], fns[r], lf[r], lns[r], mr, lns[r] - fns[r],
-                      qs[r], lo[r] if mr else None, hi[r] if mr else None])
-        tops.append([list(zip(k_iat[at:at + kr], k_fr[at:at + kr], k_ts[at:at + kr],
-                              strict=True)), None if all_kept[r] else left_out[r], mr])
-        at += kr
-    return ScopeStats(sid, stats, tops, bits)
+        sid = ids[sid]
+    has = m > 0
+    cols = {"frames": frames, "bytes": nbytes, "first_frame": ff, "first_ns": fns,
+            "last_frame": lf, "last_ns": lns, "n": m, "min": np.where(has, lo, 0),
+            "max": np.where(has, hi, 0), "hints": bits}
+    limbs = tuple(q[:rows, j].copy() for j in range(3))
+    tops = Tops(kept[:nkept, 0].copy(), kept[:nkept, 1].copy(),
+                kept[:nkept, 2].copy(), kept[:nkept, 3].copy(), np.where(all_kept != 0, 0, left_out),
+                all_kept != 0)
+    return ScopeStats(sid, cols, limbs, tops)
 
 
 def _numpy_stats(scope: np.ndarray, frame: np.ndarray, ts: np.ndarray, size: np.ndarray,
                  hints: np.ndarray) -> ScopeStats:
     n = len(scope)
     if n == 0:
-        return ScopeStats([], [], [], [])
+        z = np.zeros(0, np.int64)
+        return ScopeStats(z, dict.fromkeys(COLS, z), q_limbs([]), Tops.empty(0))
     # small integer keys take numpy's radix sort
     key = scope.astype(np.uint16) if int(scope.max()) < 1 << 16 else scope
     order = np.argsort(key, kind="stable")
@@ -151,25 +184,15 @@ def _numpy_stats(scope: np.ndarray, frame: np.ndarray, ts: np.ndarray, size: np.
         rest = np.where(keep, np.iinfo(np.int64).min, iat)
         left_out[has] = np.maximum.reduceat(rest, istarts[has])
         all_kept[has] = np.logical_and.reduceat(keep, istarts[has])
-    kept_n = np.zeros(len(starts), np.int64)
-    if has.any():
-        kept_n[has] = np.add.reduceat(keep, istarts[has])
-    kept_split = np.cumsum(kept_n)[:-1]
-
-    rows = zip(counts.tolist(), nbytes.tolist(), fr[starts].tolist(), t[starts].tolist(),
-               fr[ends - 1].tolist(), t[ends - 1].tolist(), n_iat.tolist(), mins.tolist(),
-               maxs.tolist(), sq, istarts.tolist(), strict=True)
-    stats, tops = [], []
-    kept_iat = np.split(iat[kept], kept_split)
-    kept_fr = np.split(iat_frame[kept], kept_split)
-    kept_ts = np.split(iat_ts[kept], kept_split)
-    for k, (frames, b, ff, fns, lf, lns, m, lo, hi, q, i0) in enumerate(rows):
-        if m >= MAX_LIMB_TERMS:  # too many terms for the limb sums: plain Python ints
-            q = sum(x * x for x in iat[i0:i0 + m].tolist())
-        stats.append([frames, b, ff, fns, lf, lns, m, lns - fns, q,
-                      lo if m else None, hi if m else None])
-        dropped = None if all_kept[k] else int(left_out[k])
-        tops.append([list(zip(kept_iat[k].tolist(), kept_fr[k].tolist(), kept_ts[k].tolist(),
-                              strict=True)), dropped, m])
-    bits = np.bitwise_or.reduceat(hints[order], starts).tolist()
-    return ScopeStats(g[starts].tolist(), stats, tops, bits)
+    big_rows = np.flatnonzero(n_iat >= MAX_LIMB_TERMS).tolist()
+    for k in big_rows:  # too many terms for the limb sums: plain Python ints
+        i0 = int(istarts[k])
+        sq[k] = sum(x * x for x in iat[i0:i0 + int(n_iat[k])].tolist())
+    cols = {"frames": counts.astype(np.int64), "bytes": nbytes.astype(np.int64),
+            "first_frame": fr[starts], "first_ns": t[starts], "last_frame": fr[ends - 1],
+            "last_ns": t[ends - 1], "n": n_iat.astype(np.int64), "min": mins, "max": maxs,
+            "hints": np.bitwise_or.reduceat(hints[order], starts).astype(np.int64)}
+    iat_row = np.repeat(np.arange(len(starts), dtype=np.int64), n_iat)
+    tops = Tops(iat_row[kept], iat[kept], iat_frame[kept], iat_ts[kept],
+                np.where(all_kept, 0, left_out), all_kept)
+    return ScopeStats(g[starts], cols, q_limbs(sq), tops)

@@ -1,24 +1,29 @@
 """The wire format of partials and outlier rows: versioned msgpack, never pickle (STYLE §9).
 
-Integers outside msgpack's 64-bit range (sums of squared IATs) travel as extension type 1:
-two's-complement big-endian bytes. Unpacking is bounded and every message is checked for its
-schema name and version before use.
+Integers outside msgpack's 64-bit range (sums of squared IATs of protocol streams) travel as
+extension type 1: two's-complement big-endian bytes. The columns of flows and frame types
+(scopetable.py) travel as little-endian bytes, one msgpack bin per column, their keys as one
+flat list: a partial of many flows decodes at numpy's speed, not one Python list per scope.
+Unpacking is bounded and every message is checked for its schema name and version.
 """
 
 from __future__ import annotations
 
-import io
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgpack
+import numpy as np
 
 from .errors import WireFormatError
+from .flowkeys import flow_bytes, flow_text, key_array, type_text
 from .gcpause import without_gc
-from .partial import Partial, Prefix
+from .partial import Before, Partial
+from .scopetable import COLS, LIMBS, ScopeTable, ScopeValues, Tops
 from .series import HIST_VALUES, SERIES_VALUES, Binned
 
 SCHEMA = "streamlens-dist/partial"
-VERSION = 3
+VERSION = 4
 BIGINT_EXT = 1
 MAX_MESSAGE = 1 << 31  # bytes; a partial is per-flow, not per-packet, so this is generous
 _I64_MIN, _U64_MAX = -(1 << 63), (1 << 64) - 1
@@ -46,7 +51,9 @@ def unpack(data: bytes, kind: str) -> dict:
         raise WireFormatError(f"{kind} message of {len(data)} bytes exceeds {MAX_MESSAGE}")
     try:
         msg = msgpack.unpackb(data, raw=False, ext_hook=_ext_hook, strict_map_key=False)
-    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
+    # TypeError: a map key msgpack cannot hash (a list)
+    except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError,
+            msgpack.StackError) as exc:
         raise WireFormatError(f"undecodable {kind} message: {exc}") from exc
     _check_header(msg, kind)
     return msg
@@ -64,7 +71,7 @@ def _stats(st: list) -> list:
     return [*st[:8], _int(st[8]), st[9], st[10]]
 
 
-def _stream_fields(p: Partial, flow_index: dict) -> dict:
+def _stream_fields(p: Partial, flow_index: Any) -> dict:
     stream_index = {k: i for i, k in enumerate(p.streams)}
     return {
         "streams": [[flow_index[k[0]], *k[1:], *_stats(st)] for k, st in p.streams.items()],
@@ -93,15 +100,82 @@ def _stream_parts(m: dict, flow_keys: list, keys: list) -> dict:
     }
 
 
+def _column_wire(a: np.ndarray) -> bytes | list:
+    if a.dtype == object:  # an IAT of a hostile capture beyond int64
+        return [_int(v) for v in a.tolist()]
+    return np.ascontiguousarray(a, "<i8").tobytes()
+
+
+def _column(v: Any, rows: int, dtype: str = "<i8") -> np.ndarray:
+    if isinstance(v, bytes):
+        a = np.frombuffer(v, dtype).astype(np.dtype(dtype).newbyteorder("="))
+    elif isinstance(v, list) and all(type(x) is int for x in v):
+        a = np.array(v, dtype=object)
+    else:
+        raise ValueError("a column is neither bytes nor a list of integers")
+    if len(a) != rows:
+        raise ValueError(f"a column of {len(a)} rows in a table of {rows}")
+    return a
+
+
+class _FlowRow:
+    """Text flow key -> its row in a flows table, for the few keys streams refer to."""
+
+    def __init__(self, flows: ScopeTable) -> None:
+        self.flows, self.rows = flows, {}
+
+    def __getitem__(self, key: Any) -> int:
+        r = self.rows.get(key)
+        if r is None:
+            r = int(self.flows.keyidx.rows_of(key_array([flow_bytes(key)]))[0])
+            if r < 0:
+                raise KeyError(key)
+            self.rows[key] = r
+        return r
+
+
+def table_to_wire(t: ScopeTable) -> dict:
+    """A ScopeTable as {kb: its byte keys, w: their width, rows, cols, q, tops}."""
+    kb = np.ascontiguousarray(t.kb)
+    out = {"kb": kb.tobytes(), "w": kb.dtype.itemsize, "rows": len(t),
+           "cols": [_column_wire(t.cols[c]) for c in COLS],
+           "q": [np.ascontiguousarray(x, "<u8").tobytes() for x in t.q], "tops": None}
+    if t.tops is not None:
+        k = t.tops
+        out["tops"] = [_column_wire(x) for x in (k.row, k.iat, k.frame, k.ts, k.dropped)] + \
+            [np.ascontiguousarray(k.all_kept, np.uint8).tobytes()]
+    return out
+
+
+def table_from_wire(m: dict, text: Callable[[bytes], Any]) -> ScopeTable:
+    rows, w, kb = m["rows"], m["w"], m["kb"]
+    if not isinstance(kb, bytes) or not isinstance(w, int) or w < 1 or len(kb) != rows * w:
+        raise ValueError(f"byte keys of {len(kb)} bytes for {rows} rows of {w}")
+    cols = {c: _column(v, rows) for c, v in zip(COLS, m["cols"], strict=True)}
+    q = tuple(_column(v, rows, "<u8") for v in m["q"])
+    if len(q) != len(LIMBS):
+        raise ValueError("a table needs three limb columns")
+    tops = None
+    if m["tops"] is not None:
+        r, iat, frame, ts, dropped, kept = m["tops"]
+        n = len(r) // 8 if isinstance(r, bytes) else len(r)
+        row = _column(r, n)
+        if n and (int(row.min()) < 0 or int(row.max()) >= rows):
+            raise ValueError("a kept IAT of a row outside the table")
+        tops = Tops(row, _column(iat, n), _column(frame, n), _column(ts, n),
+                    _column(dropped, rows), _column(kept, rows, "u1").astype(bool))
+    return ScopeTable(np.frombuffer(kb, f"S{w}"), cols, q, tops, text)
+
+
 @without_gc
 def partial_to_bytes(p: Partial) -> bytes:
-    flow_index = {k: i for i, k in enumerate(p.flows)}
-    type_index = {k: i for i, k in enumerate(p.types)}
+    flows, types = p.flow_table(), p.type_table()
+    flow_index = _FlowRow(flows)
     streams = _stream_fields(p, flow_index)
     # The scopes' statistics come first: partial_scopes_from_bytes reads only them.
     return pack("partial", {
-        "flows": [[*k, sorted(p.hints.get(k, ())), *_stats(st)] for k, st in p.flows.items()],
-        "types": [[flow_index[k[0]], k[1], *_stats(st)] for k, st in p.types.items()],
+        "flows": table_to_wire(flows),
+        "types": table_to_wire(types),
         "streams": streams.pop("streams"),
         **streams,
         "lo": p.lo, "hi": p.hi, "frames": p.frames, "untimed": p.untimed,
@@ -109,11 +183,9 @@ def partial_to_bytes(p: Partial) -> bytes:
         "first_ns": p.first_ns, "last_ns": p.last_ns,
         "malformed": [[flow_index[k], name, n, first] for (k, name), (n, first)
                       in p.malformed.items()],
-        "ftop": [[flow_index[k], [list(t) for t in h], d, c] for k, (h, d, c) in p.flow_tops.items()],
         "profile": p.profile, "bin_ns": p.bin_ns,
         "fser": p.flow_series.to_wire(), "tser": p.type_series.to_wire(),
         "fhist": p.flow_hist.to_wire(), "thist": p.type_hist.to_wire(),
-        "ttop": [[type_index[k], [list(t) for t in h], d, c] for k, (h, d, c) in p.type_tops.items()],
     })
 
 
@@ -125,11 +197,11 @@ def _binned(names: tuple[str, ...], blobs: list, scopes: int) -> Binned:
     return t
 
 
-def _scope_stats(m: dict) -> tuple[list, dict, dict, dict]:
-    """(flow keys in message order, flows, types, streams): key -> statistics list."""
-    flow_keys = [tuple(r[:3]) for r in m["flows"]]
-    flows = {k: list(r[4:15]) for k, r in zip(flow_keys, m["flows"], strict=True)}
-    types = {(flow_keys[r[0]], r[1]): list(r[2:13]) for r in m["types"]}
+def _scope_stats(m: dict) -> tuple[Sequence, ScopeTable, ScopeTable, dict]:
+    """(flow keys in message order, flows, types, streams)."""
+    flows = table_from_wire(m["flows"], flow_text)
+    flow_keys = flows.key_list
+    types = table_from_wire(m["types"], type_text)
     streams = {(flow_keys[r[0]], *r[1:6]): list(r[6:17]) for r in m["streams"]}
     return flow_keys, flows, types, streams
 
@@ -139,70 +211,52 @@ def partial_from_bytes(data: bytes) -> Partial:
     m = unpack(data, "partial")
     try:
         flow_keys, flows, types, streams = _scope_stats(m)
-        type_keys = list(types)
         return Partial(
             lo=m["lo"], hi=m["hi"], frames=m["frames"], untimed=m["untimed"],
             undecodable=m["undecodable"], undecodable_first=list(m["undecodable_first"]),
-            first_ns=m["first_ns"], last_ns=m["last_ns"], flows=flows,
-            hints={k: set(r[3]) for k, r in zip(flow_keys, m["flows"], strict=True)},
-            types=types,
+            first_ns=m["first_ns"], last_ns=m["last_ns"], flows=flows, types=types,
             malformed={(flow_keys[i], name): [n, first] for i, name, n, first in m["malformed"]},
             profile=dict(m.get("profile", {})), bin_ns=m["bin_ns"],
             flow_series=_binned(SERIES_VALUES, m["fser"], len(flows)),
             type_series=_binned(SERIES_VALUES, m["tser"], len(types)),
             flow_hist=_binned(HIST_VALUES, m["fhist"], len(flows)),
             type_hist=_binned(HIST_VALUES, m["thist"], len(types)),
-            flow_tops={flow_keys[i]: [[tuple(t) for t in h], d, c] for i, h, d, c in m["ftop"]},
-            type_tops={type_keys[i]: [[tuple(t) for t in h], d, c] for i, h, d, c in m["ttop"]},
             streams=streams, **_stream_parts(m, flow_keys, list(streams)),
         )
     except (KeyError, IndexError, TypeError, ValueError) as exc:
         raise WireFormatError(f"malformed partial message: {exc!r}") from exc
 
 
-@without_gc
-def partial_scopes_from_bytes(data: bytes) -> Partial:
-    """Only the flows, types and streams of a partial (what `advance` needs): read from the
-    front of the message, the rest (series, tops, sequence state) skipped undecoded."""
-    if len(data) > MAX_MESSAGE:
-        raise WireFormatError(f"partial message of {len(data)} bytes exceeds {MAX_MESSAGE}")
-    want = {"schema", "v", "kind", "flows", "types", "streams"}
-    m: dict = {}
-    try:
-        reader = msgpack.Unpacker(io.BytesIO(data), raw=False, ext_hook=_ext_hook,
-                                  strict_map_key=False, max_buffer_size=MAX_MESSAGE,
-                                  read_size=1 << 16)
-        for _ in range(reader.read_map_header()):
-            if not want - m.keys():
-                break
-            key = reader.unpack()
-            if key in want:
-                m[key] = reader.unpack()
-            else:
-                reader.skip()
-    except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError,
-            msgpack.StackError, msgpack.OutOfData) as exc:  # TypeError: an unhashable key
-        raise WireFormatError(f"undecodable partial message: {exc}") from exc
-    _check_header(m, "partial")
-    try:
-        _, flows, types, streams = _scope_stats(m)
-    except (KeyError, IndexError, TypeError, ValueError) as exc:
-        raise WireFormatError(f"malformed partial message: {exc!r}") from exc
-    return Partial(flows=flows, types=types, streams=streams)
+def values_to_wire(t: ScopeValues) -> dict:
+    kb = np.ascontiguousarray(t.kb)
+    return {"kb": kb.tobytes(), "w": kb.dtype.itemsize,
+            "v": np.ascontiguousarray(t.values, "<i8").tobytes()}
 
 
-def prefix_to_bytes(p: Prefix) -> bytes:
-    return pack("prefix", {"flows": [[*k, t] for k, t in p.flows.items()],
-                           "types": [[*k[0], k[1], t] for k, t in p.types.items()],
-                           "streams": [[*k[0], *k[1:], t] for k, t in p.streams.items()]})
+def values_from_wire(m: dict, text: Callable[[bytes], Any]) -> ScopeValues:
+    w, kb = m["w"], m["kb"]
+    if not isinstance(kb, bytes) or not isinstance(w, int) or w < 1 or len(kb) % w:
+        raise ValueError(f"byte keys of {len(kb)} bytes in rows of {w}")
+    return ScopeValues(np.frombuffer(kb, f"S{w}"), _column(m["v"], len(kb) // w), text)
+
+
+def before_to_bytes(b: Before) -> bytes:
+    """What a chunk's outlier pass needs of the chunks before it, as raw columns."""
+    def col(last: np.ndarray, has: np.ndarray) -> list:
+        return [np.ascontiguousarray(last, "<i8").tobytes(),
+                np.ascontiguousarray(has, np.uint8).tobytes()]
+    return pack("before", {"flows": col(b.flows, b.flows_has), "types": col(b.types, b.types_has),
+                           "streams": [[*k[0], *k[1:], t] for k, t in b.streams.items()]})
 
 
 @without_gc
-def prefix_from_bytes(data: bytes) -> Prefix:
-    m = unpack(data, "prefix")
+def before_from_bytes(data: bytes) -> Before:
+    m = unpack(data, "before")
     try:
-        return Prefix({tuple(r[:3]): r[3] for r in m["flows"]},
-                      {(tuple(r[:3]), r[3]): r[4] for r in m["types"]},
+        (f, fh), (t, th) = m["flows"], m["types"]
+        nf, nt = len(fh), len(th)
+        return Before(_column(f, nf), _column(fh, nf, "u1").astype(bool), _column(t, nt),
+                      _column(th, nt, "u1").astype(bool),
                       {(tuple(r[:3]), *r[3:8]): r[8] for r in m["streams"]})
-    except (KeyError, IndexError, TypeError) as exc:
-        raise WireFormatError(f"malformed prefix message: {exc!r}") from exc
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        raise WireFormatError(f"malformed before message: {exc!r}") from exc

@@ -12,10 +12,10 @@ from conftest import CAPTURES, assert_tables_equal
 from streamlens_dist import scopestats
 from streamlens_dist.capture.split import plan_capture
 from streamlens_dist.chunktask import analyze_chunk, chunk_outliers, thresholds_to_bytes
-from streamlens_dist.partial import Prefix, advance, combine_all
+from streamlens_dist.partial import Prefix, advance, before, combine_all
 from streamlens_dist.results import build_tables, thresholds
 from streamlens_dist.settings import Settings
-from streamlens_dist.wire import partial_from_bytes, prefix_to_bytes, unpack
+from streamlens_dist.wire import before_to_bytes, partial_from_bytes, unpack
 
 CAPTURE = CAPTURES / "mixed_many_protocols_vlan_ipv6.pcap"
 
@@ -28,7 +28,8 @@ def _run(sigma: str) -> tuple[dict, list[bool]]:
     thr = thresholds_to_bytes(*thresholds(merged, Fraction(sigma)))
     outs, prefix = [], Prefix()
     for c, p in zip(plan.chunks, parts, strict=True):
-        outs.append(chunk_outliers(c, settings, p, thr, prefix_to_bytes(prefix)))
+        outs.append(chunk_outliers(c, settings, p, thr, before_to_bytes(
+            before(prefix, partial_from_bytes(p)))))
         prefix = advance(prefix, partial_from_bytes(p))
     tables = as_dict(build_tables(merged, Fraction(sigma), outs))
     return tables, [unpack(o, "outliers")["reread"] for o in outs]
@@ -51,37 +52,47 @@ def test_many_outliers_force_a_reread() -> None:
 
 
 @pytest.mark.parametrize("capture", ["generated", "mixed_many_protocols_vlan_ipv6.pcap"])
-def test_prefix_tasks_read_only_the_scopes_of_a_partial(tmp_path, capture: str) -> None:
-    """partial_scopes_from_bytes (what the prefix tasks decode) gives a partial's flows,
-    frame types and streams exactly as partial_from_bytes, for chunks and their combines;
-    a cut message is a WireFormatError."""
-    from streamlens_dist.engine import combine_task, prefix_task
+def test_before_of_each_chunk_travels_and_matches_its_partial(tmp_path, capture: str) -> None:
+    """A chunk's Before (the last timestamps of its scopes before it: what its outlier pass
+    needs of the chunks before) survives the wire; the seams it gives are those of the keyed
+    prefix; a Before of another chunk's partial, or a cut message, is a WireFormatError."""
     from streamlens_dist.errors import WireFormatError
+    from streamlens_dist.partial import seam_iats, table_seams
+    from streamlens_dist.reduction import Reducer
     from streamlens_dist.synth import flight_test_capture
-    from streamlens_dist.wire import partial_scopes_from_bytes, prefix_from_bytes
+    from streamlens_dist.wire import before_from_bytes
 
     path = CAPTURES / capture
     if capture == "generated":  # CH10, PTP, IENA, iNET-X streams
         path = tmp_path / "ft.pcap"
         flight_test_capture(path, 6000, seed=3)
     plan = plan_capture([path], path.stat().st_size // 4 + 1)
-    parts = [analyze_chunk(c, Settings()) for c in plan.chunks]
+    parts = [partial_from_bytes(analyze_chunk(c, Settings())) for c in plan.chunks]
     assert len(parts) >= 3
-    parts.append(combine_task(combine_task(parts[0], parts[1]), parts[2]))
-    streams = 0
-    for data in parts:
-        full, scopes = partial_from_bytes(data), partial_scopes_from_bytes(data)
-        assert (scopes.flows, scopes.types, scopes.streams) == \
-            (full.flows, full.types, full.streams)
-        streams += len(full.streams)
-        before = advance(Prefix(), partial_from_bytes(parts[0]))
-        got = prefix_from_bytes(prefix_task(prefix_to_bytes(before), data))
-        assert got == advance(before, full)
-    assert streams or capture != "generated"  # protocol streams are read too, not only flows
+    reducer, prefix, streams = Reducer(), Prefix(), 0
+    for p in parts:
+        reducer.add(p)
+        got = before_from_bytes(reducer.before[-1])
+        flows, types, stream_seams = seam_iats(prefix, p)
+        for (last, has), t, want in (((got.flows, got.flows_has), p.flow_table(), flows),
+                                     ((got.types, got.types_has), p.type_table(), types)):
+            rows, iat = table_seams(last, has, t)
+            assert [(t.key_list[r], x) for r, x in zip(rows.tolist(), iat.tolist(),
+                                                        strict=True)] == \
+                [(k, x) for k, _f, _t, x in want]
+        assert got.streams == {k: prefix.streams[k] for k in p.streams if k in prefix.streams}
+        streams += len(stream_seams)
+        prefix = advance(prefix, p)
+    assert streams or capture != "generated"  # protocol streams are carried too
+    assert dict(reducer.merged().flows) == dict(combine_all(parts).flows)
+    settings = Settings()
+    with pytest.raises(WireFormatError, match="does not match"):
+        chunk_outliers(plan.chunks[1], settings, parts[1],
+                       thresholds_to_bytes(*thresholds(combine_all(parts), Fraction(3))),
+                       before_to_bytes(before(Prefix(), parts[0])) if
+                       len(parts[0].flows) != len(parts[1].flows) else b"junk")
     with pytest.raises(WireFormatError):
-        partial_scopes_from_bytes(parts[0][:len(parts[0]) // 50])
-    with pytest.raises(WireFormatError, match="not a streamlens-dist partial"):
-        partial_scopes_from_bytes(prefix_to_bytes(Prefix()))
+        before_from_bytes(reducer.before[1][:len(reducer.before[1]) // 2])
     for junk in (b"\x93\x01\x02\x03", b"\x81\x91\x01\x02", b"not msgpack \xc1"):
         with pytest.raises(WireFormatError):
-            partial_scopes_from_bytes(junk)
+            before_from_bytes(junk)

@@ -108,14 +108,15 @@ def test_outlier_rows_of_messages_and_malformed_ones() -> None:
             {"flows": _outlier_message([], list)},
             {"flows": _outlier_message([(a, 12, 1200, 7)], list)}]
     row = {a: 0, b: 1}
-    got = _outlier_rows(msgs, "flows", lambda k: row[tuple(k)])
+    rows_of = lambda keys: [row[tuple(k)] for k in keys]  # noqa: E731 - maps a message's keys
+    got = _outlier_rows(msgs, "flows", rows_of)
     assert got.dtype == np.int64
     assert got.tolist() == [[1, 9, 900, 50], [0, 4, 400, 2**40], [0, 12, 1200, 7]]
     bad = {"flows": {"keys": [list(a)], "rows": np.array([[1, 5, 6, 7]], "<i8").tobytes()}}
     with pytest.raises(WireFormatError, match="flows"):
-        _outlier_rows([bad], "flows", lambda k: row[tuple(k)])
+        _outlier_rows([bad], "flows", rows_of)
     with pytest.raises(WireFormatError, match="flows"):
-        _outlier_rows([{"flows": {"keys": [], "rows": b"123"}}], "flows", lambda k: 0)
+        _outlier_rows([{"flows": {"keys": [], "rows": b"123"}}], "flows", lambda keys: [])
 
 
 def test_thresholds_no_iat_can_reach_are_left_out() -> None:

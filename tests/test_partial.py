@@ -7,12 +7,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from streamlens_dist.dissect.names import HINT_NAMES
 from streamlens_dist.errors import WireFormatError
 from streamlens_dist.partial import (
     Partial,
     Prefix,
     add_iat,
     advance,
+    before,
     combine,
     combine_all,
     new_stats,
@@ -20,16 +22,17 @@ from streamlens_dist.partial import (
 )
 from streamlens_dist.wire import (
     VERSION,
+    before_from_bytes,
+    before_to_bytes,
     pack,
     partial_from_bytes,
     partial_to_bytes,
-    prefix_from_bytes,
-    prefix_to_bytes,
 )
 
 KEYS = [("10.0.0.1", "10.0.0.2", "ip4"), ("fe80::1", "ff02::1", "ip6"),
         ("aa:bb:cc:dd:ee:ff", "01:1b:19:00:00:00", "l2")]
 TYPES = ["UDP", "PTP-Sync", "CH10-Data"]
+HINTS = [HINT_NAMES[0], HINT_NAMES[1], HINT_NAMES[-1]]  # one per type index
 
 # a frame: (flow index, type index, ts, size); ts may go backwards and be huge
 frames_st = st.lists(st.tuples(st.integers(0, 2), st.integers(0, 2),
@@ -51,7 +54,7 @@ def build(frames: list, lo: int, first_frame: int) -> Partial:
                 add_iat(scopes[k], frame, ts, size)
             else:
                 scopes[k] = new_stats(frame, ts, size)
-        p.hints.setdefault(key, set()).add(TYPES[t])
+        p.hints.setdefault(key, set()).add(HINTS[t])
     return p
 
 
@@ -64,7 +67,9 @@ def split(frames: list, cuts: list[int]) -> list[Partial]:
 
 
 def comparable(p: Partial) -> tuple:
-    return (p.frames, p.first_ns, p.last_ns, p.flows, p.types, p.hints)
+    # a partial built frame by frame (dicts of stats lists) equals its columnar form
+    return (p.frames, p.first_ns, p.last_ns, dict(p.flows), dict(p.types),
+            p.flow_table().hint_bits())
 
 
 @given(frames_st, st.lists(st.integers(0, 100), max_size=8))
@@ -136,8 +141,18 @@ def test_wire_rejects_foreign_and_future_messages() -> None:
         partial_from_bytes(pack("partial", {"lo": 0}))
 
 
-def test_prefix_round_trip() -> None:
+def test_prefix_and_before_round_trip() -> None:
     p = build([(0, 0, 5, 1), (1, 2, -7, 1), (0, 1, 9, 1)], 0, 1)
     prefix = advance(Prefix(), p)
-    back = prefix_from_bytes(prefix_to_bytes(prefix))
-    assert back == prefix and back.flows[KEYS[0]] == 9 and back.types[(KEYS[1], TYPES[2])] == -7
+    assert prefix.flows[KEYS[0]] == 9 and prefix.types[(KEYS[1], TYPES[2])] == -7
+    nxt = build([(2, 0, 20, 1), (1, 2, 30, 1), (0, 0, 40, 1)], 1, 4)
+    b = before(prefix, nxt)
+    back = before_from_bytes(before_to_bytes(b))
+    flows = nxt.flow_table()
+    assert dict(zip(flows.key_list, zip(back.flows.tolist(), back.flows_has.tolist(),
+                                         strict=True), strict=True)) == \
+        {KEYS[2]: (0, False), KEYS[1]: (-7, True), KEYS[0]: (9, True)}
+    types = nxt.type_table()
+    got = {k: (x, h) for k, x, h in zip(types.key_list, back.types.tolist(),
+                                         back.types_has.tolist(), strict=True) if h}
+    assert got == {(KEYS[1], TYPES[2]): (-7, True), (KEYS[0], TYPES[0]): (5, True)}

@@ -28,7 +28,7 @@ try:  # the compiled kernel; the numpy fallback below gives the same counts
     from . import _kernels
 except ImportError:  # pragma: no cover - exercised by tests with the import blocked
     _kernels = None
-from . import ip as ipmod
+from ..flowkeys import TextKeys, fast_flow_keys, flow_bytes, key_array
 from . import link
 from .classify import classify
 from .malformed_scan import maybe_malformed
@@ -65,7 +65,8 @@ H = HINT_BIT
 @dataclass
 class FrameClasses:
     """Per frame of a chunk: flow id (-1: untimed or undecodable), frame type code, hint
-    bits, malformed code (-1: none); `keys[flow id]` is the flow key.
+    bits, malformed code (-1: none); `key_bytes[flow id]` is the flow's byte key
+    (flowkeys.py) and `keys[flow id]` its text key, made when first read.
 
     `app_off`, `app_len` (int64): where the application payload of a frame the fast path
     handled lies in the chunk buffer: for a UDP datagram (a header of 8 bytes or more) the UDP
@@ -82,7 +83,8 @@ class FrameClasses:
     malformed: np.ndarray
     app_off: np.ndarray
     app_len: np.ndarray
-    keys: list[FlowKey]
+    key_bytes: np.ndarray
+    keys: TextKeys
     slow_frames: int = 0
 
 
@@ -153,15 +155,52 @@ class _Out:
         self.malformed = np.full(n, -1, dtype=np.int8)
         self.app_off = np.full(n, -1, dtype=np.int64)
         self.app_len = np.zeros(n, dtype=np.int64)
-        self.keys: list[FlowKey] = []
-        self.index: dict[FlowKey, int] = {}
+        self._kb: list[np.ndarray] = []  # byte keys of the flow ids, in id order
+        self._count = 0
+        self._index: dict[bytes, int] | None = None  # byte key -> id, once a key may repeat
+        self._kinds: set[str] = set()
+
+    @property
+    def key_bytes(self) -> np.ndarray:
+        if len(self._kb) != 1:
+            self._kb = [np.concatenate(self._kb) if self._kb else np.zeros(0, "S1")]
+        return self._kb[0]
+
+    @property
+    def keys(self) -> TextKeys:
+        return TextKeys(self.key_bytes)
+
+    def _lookup(self) -> dict[bytes, int]:
+        if self._index is None:
+            self._index = {k: i for i, k in enumerate(self.key_bytes.tolist())}
+        return self._index
 
     def intern(self, key: FlowKey) -> int:
-        i = self.index.get(key)
-        if i is None:
-            i = self.index[key] = len(self.keys)
-            self.keys.append(key)
-        return i
+        """The id of a flow's text key (the per-frame path)."""
+        return self.intern_bytes(key_array([flow_bytes(key)]))[0]
+
+    def intern_bytes(self, kb: np.ndarray, kind: str | None = None) -> np.ndarray:
+        """Ids of distinct byte keys, new ones appended in order. The fast path gives each
+        kind once and first, so its keys are new without a lookup."""
+        if kind is not None and kind not in self._kinds and self._index is None:
+            self._kinds.add(kind)
+            ids = np.arange(self._count, self._count + len(kb), dtype=np.int32)
+            self._kb.append(kb)
+            self._count += len(kb)
+            return ids
+        index = self._lookup()
+        ids = np.empty(len(kb), np.int32)
+        fresh = []
+        for j, k in enumerate(kb.tolist()):
+            i = index.get(k)
+            if i is None:
+                i = index[k] = self._count
+                self._count += 1
+                fresh.append(j)
+            ids[j] = i
+        if fresh:
+            self._kb.append(kb[fresh])
+        return ids
 
     def set(self, rows: np.ndarray, ftype: np.ndarray | int, hints: np.ndarray | int,
             malformed: np.ndarray | int = -1) -> None:
@@ -198,11 +237,11 @@ def _intern_keys(out: _Out, c: _Chunk, rows: np.ndarray, src: np.ndarray, dst: n
         uniq, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
         order = np.argsort(first)
         uniq, inverse = uniq[order], np.argsort(order)[inverse.ravel()]
-    text = ipmod._text4 if kind == "ip4" else ipmod._text6 if kind == "ip6" else link.mac_text
-    pairs = [u.tobytes() for u in uniq] if width != 4 else \
-        [int(u).to_bytes(8, "big") for u in uniq.tolist()]
-    ids = np.array([out.intern((text(u[:width]), text(u[width:]), kind)) for u in pairs],
-                   dtype=np.int32)
+    if width == 4:
+        pairs = np.ascontiguousarray(uniq, dtype=">u8").view(np.uint8).reshape(-1, 8)
+    else:
+        pairs = np.ascontiguousarray(uniq).view(np.uint8).reshape(-1, 2 * width)
+    ids = out.intern_bytes(fast_flow_keys(kind, pairs), kind)
     out.flow[rows] = ids[inverse.ravel()]
 
 
@@ -295,7 +334,8 @@ def classify_columns(buf: bytes | memoryview, cols: RecordColumns, force_slow: b
         if bad is not None:
             out.malformed[i] = MALFORMED_ID[bad]
     return FrameClasses(flow=out.flow, ftype=out.ftype, hints=out.hints, malformed=out.malformed,
-                        app_off=out.app_off, app_len=out.app_len, keys=out.keys,
+                        app_off=out.app_off, app_len=out.app_len, key_bytes=out.key_bytes,
+                        keys=out.keys,
                         slow_frames=len(rows))
 
 
