@@ -15,11 +15,12 @@ and in serial mode those clean page-cache pages count in RSS.
 
 ``reducer``: builds synthetic chunk partials (``flows`` flows, each with ``types-per-flow``
 frame-type scopes, in every one of ``chunks`` chunks) and merges them in chunk order with the
-engine's merge (``streamlens_dist.partial``), in a fresh interpreter, reporting time and
-peak RSS against the 2 GiB goal. ``materialized`` builds every input first and calls
-``combine_all`` (what the serial path does); ``streamed`` builds inputs one at a time and folds
-them with the client's fold (``streamlens_dist.reduction``: the same ordered pairwise tree, plus
-each chunk's Before, held until pass 2), so only the reduction's own state is resident. A run whose RSS passes ``--limit-gib`` is stopped.
+engine's merge (``streamlens_dist.partial``), in a fresh interpreter, reporting time and peak
+RSS against the 2 GiB goal. ``materialized`` builds every input first and calls
+``combine_all`` (what the serial path does); ``streamed`` builds inputs one at a time and
+folds them with the client's fold (``streamlens_dist.reduction``: the same ordered pairwise
+tree, plus each chunk's Before, held until pass 2), so only the reduction's own state is
+resident. A run whose RSS passes ``--limit-gib`` is stopped.
 """
 
 from __future__ import annotations

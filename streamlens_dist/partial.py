@@ -185,7 +185,7 @@ def _merge_binned(b: ScopeTable, joined: scopetable.Joined, tables: tuple[Binned
     seam_ser, seam_hist = series.seam_rows(index[old], b.cols["first_ns"][old], joined.seam,
                                            bin_ns)
     return (series.join(a_ser, series.renumber(b_ser, index, False), seam_ser, SERIES_VALUES),
-            series.merge([a_hist, series.renumber(b_hist, index, False), seam_hist], HIST_VALUES))
+            series.join(a_hist, series.renumber(b_hist, index, False), seam_hist, HIST_VALUES))
 
 
 def _merge_with(a: dict, b: dict, merge) -> dict:  # noqa: ANN001 - a two-argument merge

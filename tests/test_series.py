@@ -266,10 +266,10 @@ def test_sums_past_int64_are_marked_sum_lost() -> None:
     assert back.cols["qh"].tolist() == [series.SUM_LOST] and back.cols["n"].tolist() == [4]
 
 
-def test_join_concatenates_only_time_ordered_pieces() -> None:
-    """Rows of pieces in later bins are kept side by side (summed later by `canonical`);
-    pieces sharing their bins (short chunks, wide bins) are merged at once, so a partial's
-    rows stay near its distinct keys."""
+def test_join_concatenates_below_lazy_rows_and_merges_above() -> None:
+    """Rows of the pieces are kept side by side (summed later by `canonical`) while the
+    result stays below LAZY_ROWS, whatever their bins; above it they are merged, so a
+    partial's rows stay within LAZY_ROWS of its distinct keys."""
     def piece(bin_of: int, n: int = 100) -> series.Binned:
         scope = np.arange(n, dtype=np.int64) % 50
         ts = np.full(n, bin_of * 1000, np.int64) + np.arange(n)
@@ -277,10 +277,14 @@ def test_join_concatenates_only_time_ordered_pieces() -> None:
 
     empty = series.Binned.empty(series.SERIES_VALUES)
     a, same, later = piece(3), piece(3), piece(4)
-    joined = series.join(a, same, empty, series.SERIES_VALUES)
-    assert len(joined) == 50  # merged: one row per scope in bin 3
-    lazy = series.join(a, later, empty, series.SERIES_VALUES)
-    assert len(lazy) == len(a) + len(later)
-    assert _table(series.canonical(lazy, series.SERIES_VALUES)) == \
-        _table(series.merge([a, later], series.SERIES_VALUES))
-    assert len(series.join(later, a, empty, series.SERIES_VALUES)) == 100  # not ordered: merged
+    for other in (same, later):
+        lazy = series.join(a, other, empty, series.SERIES_VALUES)
+        assert len(lazy) == len(a) + len(other)
+        assert _table(series.canonical(lazy, series.SERIES_VALUES)) == \
+            _table(series.merge([a, other], series.SERIES_VALUES))
+    saved, series.LAZY_ROWS = series.LAZY_ROWS, 99
+    try:
+        assert len(series.join(a, same, empty, series.SERIES_VALUES)) == 50  # merged
+        assert len(series.join(later, a, empty, series.SERIES_VALUES)) == 100
+    finally:
+        series.LAZY_ROWS = saved
