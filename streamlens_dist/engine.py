@@ -33,11 +33,11 @@ from .checkpoint import Checkpoint
 from .chunktask import analyze_chunk, chunk_outliers, thresholds_to_bytes
 from .errors import ClusterError
 from .gcpause import without_gc
-from .partial import Before, Partial
+from .partial import Before, Partial, without_series
 from .reduction import Reducer
 from .results import thresholds
 from .settings import Settings
-from .wire import pack, partial_from_bytes, unpack
+from .wire import pack, partial_from_bytes, partial_to_bytes, unpack
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
 # Makes the plan, calling its argument with each chunk in order as soon as it is known
@@ -134,32 +134,35 @@ def run_serial(plan: CapturePlan, settings: Settings, progress: Progress = _noop
                ) -> tuple[Partial, list[bytes]]:
     phases = {} if phases is None else phases
     t0 = time.perf_counter()
+    # Each chunk's partial is folded as soon as it is made; what pass 2 will need of it is
+    # kept without its series rows (the bulk of a partial of many flows), so memory grows
+    # with the flows and the (chunk, flow) pairs, not with the series of every chunk.
     parts: list[bytes] = []
+    reducer, fold_s = Reducer(), 0.0
     for i, spec in enumerate(plan.chunks):
         data = checkpoint.load(spec, settings) if checkpoint is not None else None
         if data is None:
             data = analyze_chunk(spec, settings, storage)
             if checkpoint is not None:
                 checkpoint.save(spec, settings, data)
-        parts.append(data)
+        t = time.perf_counter()
+        part = partial_from_bytes(data)
+        reducer.add(part)
+        parts.append(partial_to_bytes(without_series(part)))
+        fold_s += time.perf_counter() - t
         progress("dissect", i + 1, len(plan.chunks))
     t1 = time.perf_counter()
-    # one decoded partial at a time (and the log2 of their number in the tree): memory grows
-    # with the number of flows, not with flows x chunks
-    reducer = Reducer()
-    for p in parts:
-        reducer.add(partial_from_bytes(p))
     merged = reducer.merged()
     thr = thresholds(merged, Fraction(settings.sigma))
     t2 = time.perf_counter()
-    merge_s = t2 - t1
+    merge_s = fold_s + t2 - t1
     on_merged(merged)
     t2 = time.perf_counter()
     out = []
     for i, (spec, p) in enumerate(zip(plan.chunks, parts, strict=True)):
         out.append(chunk_outliers(spec, settings, p, thr, reducer.before[i], storage))
         progress("outliers", i + 1, len(plan.chunks))
-    phases.update(dissect=t1 - t0, merge=merge_s, outliers=time.perf_counter() - t2)
+    phases.update(dissect=t1 - t0 - fold_s, merge=merge_s, outliers=time.perf_counter() - t2)
     return merged, out
 
 

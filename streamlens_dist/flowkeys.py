@@ -83,6 +83,37 @@ def flow_text(b: bytes) -> Any:
     return (_addr_text(b[1:1 + w], kind), _addr_text(b[1 + w:], kind), kind)
 
 
+_OCTETS = np.array([str(i) for i in range(256)], dtype=np.dtypes.StringDType())
+
+
+def _ip4_text(raw: np.ndarray) -> np.ndarray:
+    """Dotted quads of (n, 4) uint8 rows, made by numpy's string ufuncs."""
+    p = _OCTETS[raw]
+    add = np.strings.add
+    return add(add(add(add(add(add(p[:, 0], "."), p[:, 1]), "."), p[:, 2]), "."), p[:, 3])
+
+
+def flow_columns(kb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(src, dst, kind) of each flow byte key as string columns: IPv4 keys (most of a big
+    capture) made column-wise, the others one by one."""
+    n, w = len(kb), kb.dtype.itemsize
+    out = [np.empty(n, dtype=np.dtypes.StringDType()) for _ in range(3)]
+    if not n:
+        return out[0], out[1], out[2]
+    raw = np.zeros((n, max(w, 9)), np.uint8)
+    raw[:, :w] = np.ascontiguousarray(kb).view(np.uint8).reshape(n, w)
+    ip4 = (raw[:, 0] == KIND_CODE["ip4"]) & (w <= 9 or (raw[:, 9:] == 0).all(axis=1))
+    rows = np.flatnonzero(ip4)
+    out[0][rows], out[1][rows], out[2][rows] = _ip4_text(raw[rows, 1:5]), \
+        _ip4_text(raw[rows, 5:9]), "ip4"
+    for r in np.flatnonzero(~ip4).tolist():
+        key = flow_text(kb[r].item())
+        for col, v in zip(out, key if isinstance(key, tuple) and len(key) == 3
+                          else (str(key), "", ""), strict=True):
+            col[r] = str(v)
+    return out[0], out[1], out[2]
+
+
 def type_bytes(key: Any) -> bytes:
     """The byte key of a (flow key, frame type name) key."""
     if isinstance(key, tuple) and len(key) == 2 and key[1] in TYPE_ID:
@@ -195,11 +226,11 @@ class KeyIndex:
     hash, it searches the bytes themselves (slower, as exact)."""
 
     def __init__(self, kb: np.ndarray, hashes: np.ndarray | None = None,
-                 order: np.ndarray | None = None) -> None:
+                 order: np.ndarray | None = None, sorted_h: np.ndarray | None = None) -> None:
         self.kb = kb
         self.h = key_hash(kb) if hashes is None else hashes
         self.order = np.argsort(self.h, kind="stable") if order is None else order
-        sh = self.h[self.order]
+        sh = self.h[self.order] if sorted_h is None else sorted_h
         self.exact = not bool(len(sh) > 1 and np.any(sh[1:] == sh[:-1]))
         self.sorted_h = sh
         if not self.exact:  # a collision: by bytes
@@ -233,6 +264,9 @@ class KeyIndex:
         all_h = np.concatenate([self.h, hashes])
         if not self.exact:
             return KeyIndex(all_kb, all_h)
-        fresh = len(self.kb) + np.argsort(hashes, kind="stable")
-        both = np.concatenate([self.order, fresh])  # two sorted runs: merged in one pass
-        return KeyIndex(all_kb, all_h, both[np.argsort(all_h[both], kind="stable")])
+        fresh = np.argsort(hashes, kind="stable")
+        fresh_h = hashes[fresh]
+        # the new keys go in among the sorted ones: copies, no sort of the whole column
+        at = np.searchsorted(self.sorted_h, fresh_h, side="right")
+        return KeyIndex(all_kb, all_h, np.insert(self.order, at, len(self.kb) + fresh),
+                        np.insert(self.sorted_h, at, fresh_h))

@@ -8,6 +8,7 @@ square roots, and every IAT is then compared as `iat >= x_min`, in int64.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from fractions import Fraction
 
 import numpy as np
@@ -53,7 +54,7 @@ def deviation(x: int, mean: float, std: float) -> float:
 
 
 def deviations(rows: np.ndarray | list[int], iats: np.ndarray | list[int],
-               scopes: list[tuple[int, int, int]]) -> np.ndarray:
+               scopes: Sequence[tuple[int, int, int]]) -> np.ndarray:
     """`deviation` of many outliers at once: IAT iats[i] in the scope with (n, S, Q) =
     scopes[rows[i]]; each scope's mean and std computed once (mean_std), the rest in float64
     exactly as `deviation` does it."""

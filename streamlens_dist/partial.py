@@ -18,6 +18,7 @@ ever holds more than one entry per scope.
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -242,6 +243,13 @@ def combine(a: Partial, b: Partial) -> Partial:
         flow_series=flow_series, type_series=type_series, flow_hist=flow_hist,
         type_hist=type_hist,
     )
+
+
+def without_series(p: Partial) -> Partial:
+    """`p` without its series and histograms (all that the outlier pass does not read)."""
+    return dataclasses.replace(
+        p, flow_series=Binned.empty(SERIES_VALUES), type_series=Binned.empty(SERIES_VALUES),
+        flow_hist=Binned.empty(HIST_VALUES), type_hist=Binned.empty(HIST_VALUES))
 
 
 def combine_all(parts: Iterable[Partial]) -> Partial:

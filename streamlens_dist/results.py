@@ -19,7 +19,7 @@ import numpy as np
 from .capture.records import TS_BOUND
 from .dissect.names import TYPE_NAMES, hint_names
 from .errors import WireFormatError
-from .flowkeys import flow_bytes, key_array, type_bytes, type_parts, type_text
+from .flowkeys import flow_bytes, flow_columns, key_array, type_bytes, type_parts, type_text
 from .gcpause import without_gc
 from .outliers import mean_std, outlier_columns, threshold
 from .partial import (
@@ -56,7 +56,9 @@ def thresholds(part: Partial, k: Fraction) -> tuple[ScopeValues, ScopeValues,
     """Per-scope integer thresholds of the scopes that can have outliers: n >= 2, and a
     threshold that an IAT can reach (one above every possible IAT, as for a huge std from
     wildly jumping times, is the same as none, and would not fit the int64 IATs it is
-    compared with)."""
+    compared with). Flows and frame types get one only where their own largest IAT reaches
+    it: the others have no outliers, and most of them are left out by a vectorised bound
+    before the exact threshold is made (`_may_have_outliers`)."""
     def make(scopes: dict) -> dict:
         out = {}
         for key, st in scopes.items():
@@ -66,16 +68,47 @@ def thresholds(part: Partial, k: Fraction) -> tuple[ScopeValues, ScopeValues,
         return out
 
     def table(t: ScopeTable) -> ScopeValues:
-        rows = np.flatnonzero(t.cols["n"] >= 2)
+        rows = _may_have_outliers(t, k)
         has, out = [], []
         for r, n, s, q in zip(rows.tolist(), t.cols["n"][rows].tolist(),
                               t.sum_iat()[rows].tolist(), _q_of(t, rows), strict=True):
             x = threshold(n, s, q, k)
-            if x is not None and x < MAX_IAT:
+            if x is not None and x < MAX_IAT and x <= t.cols["max"][r]:
                 has.append(r)
                 out.append(x)
         return ScopeValues(t.kb[has], np.array(out, np.int64), t.text)
     return table(part.flow_table()), table(part.type_table()), make(part.streams)
+
+
+_ULP = 2.0 ** -52
+
+
+def _may_have_outliers(t: ScopeTable, k: Fraction) -> np.ndarray:
+    """The rows (n >= 2) whose largest IAT may reach the threshold: the exact one is made
+    only for these. An outlier exceeds mean + k * std, so a row is left out when its largest
+    IAT is at most its mean (n * max <= S, in exact int64 where that fits) or below a float
+    lower bound of mean + k * std: every rounding of the float work is taken against it."""
+    c = t.cols
+    rows = np.flatnonzero(c["n"] >= 2)
+    if not len(rows) or c["max"].dtype == object:
+        return rows
+    s = t.sum_iat()[rows]
+    if s.dtype == object:
+        return rows
+    n, mx = c["n"][rows], c["max"][rows]
+    fits = (n < 1 << 31) & (np.abs(mx) < 1 << 31)
+    rows, n, mx, s = (x[~(fits & (n * mx <= s))] for x in (rows, n, mx, s))
+    nf, sf = n.astype(np.float64), s.astype(np.float64)
+    q0, q1, q2 = (x[rows].astype(np.float64) for x in t.q)
+    qf = q0 + q1 * 2.0 ** 64 + q2 * 2.0 ** 128
+    nq, s2 = nf * qf, sf * sf
+    d_lo = np.maximum(nq - s2 - 16 * _ULP * (nq + s2), 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_lo = sf / nf - np.abs(sf / nf) * 1e-12 - 1.0
+        std_lo = np.sqrt(d_lo / (nf * (nf - 1.0))) * (1.0 - 1e-12)
+        low = mean_lo + float(k) * (1.0 - 1e-12) * std_lo - 1.0
+    keep = ~(mx.astype(np.float64) * (1.0 + 1e-12) + 1.0 < low)  # NaN bounds keep the row
+    return rows[keep]
 
 
 def _q_of(t: ScopeTable, rows: np.ndarray) -> list[int]:
@@ -127,11 +160,58 @@ def _stat_columns(stats: list[list]) -> dict[str, np.ndarray]:
             for c, v in cols.items()}
 
 
-def _table_columns(t: ScopeTable, rows: np.ndarray) -> tuple[dict[str, np.ndarray], list]:
+class ScopeSums:
+    """(n, S, Q) of the result rows of a table (`rows`: table row by result row), made as
+    Python ints for the rows asked for (the deviations of outliers), not for every scope."""
+
+    def __init__(self, t: ScopeTable, rows: np.ndarray) -> None:
+        self.t, self.rows = t, rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, i: int) -> tuple[int, int, int]:
+        st = self.t.stats(int(self.rows[i]))
+        return st[6], st[7], st[8]
+
+
+_EXACT = 1 << 53  # integers below this are floats exactly: one division rounds correctly
+
+
+def _mean_std(t: ScopeTable, rows: np.ndarray, n: np.ndarray, s: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """`outliers.mean_std` of the rows, column-wise where the integers are exact in
+    float64 and int64 (the same correctly rounded division, the same root), else per row."""
+    mean, std = np.full(len(rows), np.nan), np.full(len(rows), np.nan)
+    if s.dtype == object:
+        slow = np.ones(len(rows), bool)
+    else:
+        q0, q1, q2 = (x[rows] for x in t.q)
+        small_s = np.abs(s) < 3_037_000_499  # s * s < 2^63
+        nq_fits = (q1 == 0) & (q2 == 0) & (q0 < np.uint64(1 << 62))
+        n2 = np.maximum(n, 1)
+        nq_fits &= q0.astype(np.int64) <= ((1 << 63) - 1) // n2
+        d = np.where(nq_fits & small_s, n * q0.astype(np.int64) - s * s, -1)
+        m = n * (n - 1)
+        one = (n >= 1) & (np.abs(s) < _EXACT) & (n < _EXACT)
+        two = (n >= 2) & (d >= 0) & (d < _EXACT) & (m < _EXACT)
+        mean[one] = s[one].astype(np.float64) / n[one].astype(np.float64)
+        std[two] = np.sqrt(d[two].astype(np.float64) / m[two].astype(np.float64))
+        slow = ((n >= 1) & ~one) | ((n >= 2) & ~two)
+    slow = np.flatnonzero(slow)
+    if len(slow):  # exact Python ints, one correctly rounded division each, as mean_std
+        sr = rows[slow]
+        for i, m, x, q in zip(slow.tolist(), n[slow].tolist(), s[slow].tolist(), _q_of(t, sr),
+                              strict=True):
+            mean[i], std[i] = mean_std(m, x, q)
+    return mean, std
+
+
+def _table_columns(t: ScopeTable, rows: np.ndarray) -> tuple[dict[str, np.ndarray], ScopeSums]:
     """`_stat_columns` of table rows `rows` (in that order), and their (n, S, Q)."""
     c = {name: v[rows] for name, v in t.cols.items()}
-    n, s, q = c["n"].tolist(), t.sum_iat()[rows].tolist(), _q_of(t, rows)
-    ms = np.array([mean_std(*x) for x in zip(n, s, q, strict=True)], np.float64).reshape(-1, 2)
+    s = t.sum_iat()[rows]
+    mean, std = _mean_std(t, rows, c["n"], s)
     has = c["n"] > 0
     cols = {"frames": c["frames"], "bytes": c["bytes"], "first_ns": c["first_ns"],
             "last_ns": c["last_ns"], "first_frame": c["first_frame"],
@@ -139,9 +219,9 @@ def _table_columns(t: ScopeTable, rows: np.ndarray) -> tuple[dict[str, np.ndarra
             "iat_sum_ns": np.array(s, dtype=np.int64),
             "iat_min_ns": np.array(np.where(has, c["min"], 0), dtype=np.int64),
             "iat_max_ns": np.array(np.where(has, c["max"], 0), dtype=np.int64),
-            "iat_mean_ns": ms[:, 0].copy(), "iat_std_ns": ms[:, 1].copy()}
+            "iat_mean_ns": mean, "iat_std_ns": std}
     return {k: np.asarray(v, dtype=np.int64) if k not in ("iat_mean_ns", "iat_std_ns") else v
-            for k, v in cols.items()}, list(zip(n, s, q, strict=True))
+            for k, v in cols.items()}, ScopeSums(t, rows)
 
 
 def _strings(values: list[str]) -> np.ndarray:
@@ -174,8 +254,8 @@ class StatsTables:
     tables: dict[str, dict[str, np.ndarray]]
     flow_row: RowOf  # text key -> result row
     type_row: RowOf
-    fstats: list[tuple[int, int, int]]  # (n, S, Q) per result row
-    tstats: list[tuple[int, int, int]]
+    fstats: ScopeSums  # (n, S, Q) per result row
+    tstats: ScopeSums
     streams: StreamRows
 
 
@@ -184,7 +264,6 @@ def stats_tables(part: Partial, iena_keys: tuple = ()) -> StatsTables:
     ft, tt = part.flow_table(), part.type_table()
     forder = np.argsort(ft.cols["first_frame"], kind="stable")
     f_index = np.argsort(forder)  # a table row -> its row in the result
-    flow_keys = [ft.key_list[r] for r in forder.tolist()]
     flow_row = RowOf(ft, f_index)
     code, tflow = type_parts(tt.kb)
     if (code >= 0).all():  # frame types of real flows: no text per row but the type's name
@@ -199,9 +278,8 @@ def stats_tables(part: Partial, iena_keys: tuple = ()) -> StatsTables:
     fcols, fstats = _table_columns(ft, forder)
     tcols, tstats = _table_columns(tt, torder)
     bits = ft.cols["hints"][forder].tolist()
-    flows = {"src": _strings([key[0] for key in flow_keys]),
-             "dst": _strings([key[1] for key in flow_keys]),
-             "kind": _strings([key[2] for key in flow_keys]),
+    src, dst, kind = flow_columns(ft.kb[forder])
+    flows = {"src": src, "dst": dst, "kind": kind,
              "protocols": _strings([_hint_text(b) for b in bits]),
              **fcols}
     frame_types = {"flow": t_flow[torder],

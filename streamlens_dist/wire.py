@@ -108,7 +108,7 @@ def _column_wire(a: np.ndarray) -> bytes | list:
 
 def _column(v: Any, rows: int, dtype: str = "<i8") -> np.ndarray:
     if isinstance(v, bytes):
-        a = np.frombuffer(v, dtype).astype(np.dtype(dtype).newbyteorder("="))
+        a = np.frombuffer(v, dtype).astype(np.dtype(dtype).newbyteorder("="), copy=False)
     elif isinstance(v, list) and all(type(x) is int for x in v):
         a = np.array(v, dtype=object)
     else:

@@ -129,14 +129,71 @@ def test_thresholds_no_iat_can_reach_are_left_out() -> None:
 
     far = (1 << 62) - 1  # the timestamp bound, just inside
     p = Partial(lo=0, hi=0, frames=6)
-    for key, times in ((("a", "b", 17), [-far, far, -far, far]), (("c", "d", 17),
-                                                                  [0, 10, 20, 31, 40])):
+    # ("e", "f"): no IAT reaches its threshold (12.4 ns), so it has no outliers and no
+    # threshold either; ("c", "d"): its 210 ns IAT is an outlier
+    for key, times in ((("a", "b", 17), [-far, far, -far, far]),
+                       (("c", "d", 17), [*range(0, 300, 10), 500]),
+                       (("e", "f", 17), [0, 10, 20, 31, 40])):
         p.flows[key] = new_stats(1, times[0], 60)
         for i, t in enumerate(times[1:], 2):
             add_iat(p.flows[key], i, t, 60)
     flows, _types, _streams = thresholds(p, Fraction(3))
     assert list(flows) == [("c", "d", 17)] and flows[("c", "d", 17)] < MAX_IAT
+    assert threshold(4, 40, 10 * 10 * 2 + 11 * 11 + 9 * 9, Fraction(3)) > 11  # ("e", "f")
     iats = [2 * far, -2 * far, 2 * far]
     n, s, q = len(iats), sum(iats), sum(x * x for x in iats)
     assert threshold(n, s, q, Fraction(3)) > MAX_IAT == 2 * far + 1
     assert thresholds_from_bytes(thresholds_to_bytes(flows, {}, {}))[0] == flows
+
+
+@given(st.lists(st.lists(st.integers(-2**40, 2**40) | st.integers(0, 50) | st.just(10),
+                         min_size=1, max_size=40), min_size=1, max_size=30),
+       st.sampled_from(["3", "0.5", "1", "10", "1/3"]))
+@settings(max_examples=300, deadline=None)
+def test_the_vectorised_bound_never_drops_a_scope_with_outliers(times: list, sigma: str) -> None:
+    """`_may_have_outliers` only leaves out scopes whose largest IAT is below their exact
+    threshold: every scope it drops has no outlier by the rule itself."""
+    from streamlens_dist.partial import Partial, add_iat, new_stats
+    from streamlens_dist.results import _may_have_outliers
+
+    p = Partial(lo=0, hi=0, frames=1)
+    for j, steps in enumerate(times):
+        key, t = (f"10.0.0.{j}", "10.0.0.255", "ip4"), 0
+        p.flows[key] = new_stats(1, t, 60)
+        for i, x in enumerate(steps, 2):
+            t += x
+            add_iat(p.flows[key], i, t, 60)
+    table, k = p.flow_table(), Fraction(sigma)
+    kept = set(_may_have_outliers(table, k).tolist())
+    for r in range(len(table)):
+        st_ = table.stats(r)
+        n, s, q = st_[6], st_[7], st_[8]
+        if r not in kept and n >= 2:
+            assert not is_outlier(st_[10], n, s, q, k)
+
+
+@given(st.lists(st.lists(st.integers(-2**61, 2**61) | st.integers(0, 3_000_000_000)
+                         | st.integers(0, 2**40), max_size=30), min_size=1, max_size=30))
+@settings(max_examples=200, deadline=None)
+def test_column_means_and_stds_equal_the_exact_ones(times: list) -> None:
+    """The summary tables' mean and std, made column-wise where the integers allow, are the
+    floats `mean_std` makes from the exact integers, bit for bit."""
+    from streamlens_dist.partial import Partial, add_iat, new_stats
+    from streamlens_dist.results import _table_columns
+
+    p = Partial(lo=0, hi=0, frames=1)
+    for j, steps in enumerate(times):
+        key, t = (f"10.0.1.{j}", "10.0.0.255", "ip4"), 0
+        p.flows[key] = new_stats(1, t, 60)
+        for i, x in enumerate(steps, 2):
+            t += x
+            add_iat(p.flows[key], i, t, 60)
+    table = p.flow_table()
+    rows = np.arange(len(table))
+    cols, sums = _table_columns(table, rows)
+    for r in range(len(table)):
+        st_ = table.stats(r)
+        want = mean_std(st_[6], st_[7], st_[8])
+        got = (cols["iat_mean_ns"][r], cols["iat_std_ns"][r])
+        assert np.array_equal(np.array(got), np.array(want), equal_nan=True)
+        assert sums[r] == (st_[6], st_[7], st_[8])
