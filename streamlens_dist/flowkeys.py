@@ -240,8 +240,10 @@ class KeyIndex:
     def __len__(self) -> int:
         return len(self.kb)
 
-    def rows_of(self, kb: np.ndarray, hashes: np.ndarray | None = None) -> np.ndarray:
-        """Each key's row in the column, -1 where it has none."""
+    def rows_of(self, kb: np.ndarray, hashes: np.ndarray | None = None,
+                presorted: bool = False) -> np.ndarray:
+        """Each key's row in the column, -1 where it has none (`presorted`: the keys come in
+        the order of their hashes)."""
         n = len(self.kb)
         if not n or not len(kb):
             return np.full(len(kb), -1, np.int64)
@@ -250,9 +252,12 @@ class KeyIndex:
             return np.where(self.sorted_kb[pos] == kb, self.order[pos], -1).astype(np.int64)
         qh = key_hash(kb) if hashes is None else hashes
         # sorted queries search from where the last one ended: far fewer cache misses
-        qo = np.argsort(qh)
-        pos = np.empty(len(qh), np.int64)
-        pos[qo] = np.searchsorted(self.sorted_h, qh[qo])
+        if presorted:
+            pos = np.searchsorted(self.sorted_h, qh)
+        else:
+            qo = np.argsort(qh)
+            pos = np.empty(len(qh), np.int64)
+            pos[qo] = np.searchsorted(self.sorted_h, qh[qo])
         pos = np.minimum(pos, n - 1)
         cand = self.order[pos]
         ok = (self.sorted_h[pos] == qh) & (self.kb[cand] == kb)

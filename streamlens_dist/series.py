@@ -402,6 +402,9 @@ def merge(parts: list[Binned], values: tuple[str, ...]) -> Binned:
     cols = {c: np.concatenate([p.cols[c] for p in parts]) for c in ("scope", "bin", *values)}
     perm = _key_order(cols["scope"], cols["bin"])
     cols = {c: v[perm] for c, v in cols.items()}
+    sc, b = cols["scope"], cols["bin"]
+    if not np.any((sc[1:] == sc[:-1]) & (b[1:] == b[:-1])):
+        return Binned(cols)  # every key once (pieces of different flows or bins): sorted is all
     q = None
     if "qh" in values:
         ql = cols.pop("ql")
