@@ -146,6 +146,20 @@ def test_thresholds_no_iat_can_reach_are_left_out() -> None:
     assert thresholds_from_bytes(thresholds_to_bytes(flows, {}, {}))[0] == flows
 
 
+def _flow_table(times: list[list[int]]):  # noqa: ANN202 - a ScopeTable
+    """A flow per list of IATs, built frame by frame (the definition), as columns."""
+    from streamlens_dist.partial import Partial, add_iat, new_stats
+
+    p = Partial(lo=0, hi=0, frames=1)
+    for j, steps in enumerate(times):
+        key, t = (f"10.0.{j // 256}.{j % 256}", "10.0.0.255", "ip4"), 0
+        p.flows[key] = new_stats(1, t, 60)
+        for i, x in enumerate(steps, 2):
+            t += x
+            add_iat(p.flows[key], i, t, 60)
+    return p.flow_table()
+
+
 @given(st.lists(st.lists(st.integers(-2**40, 2**40) | st.integers(0, 50) | st.just(10),
                          min_size=1, max_size=40), min_size=1, max_size=30),
        st.sampled_from(["3", "0.5", "1", "10", "1/3"]))
@@ -153,17 +167,9 @@ def test_thresholds_no_iat_can_reach_are_left_out() -> None:
 def test_the_vectorised_bound_never_drops_a_scope_with_outliers(times: list, sigma: str) -> None:
     """`_may_have_outliers` only leaves out scopes whose largest IAT is below their exact
     threshold: every scope it drops has no outlier by the rule itself."""
-    from streamlens_dist.partial import Partial, add_iat, new_stats
     from streamlens_dist.results import _may_have_outliers
 
-    p = Partial(lo=0, hi=0, frames=1)
-    for j, steps in enumerate(times):
-        key, t = (f"10.0.0.{j}", "10.0.0.255", "ip4"), 0
-        p.flows[key] = new_stats(1, t, 60)
-        for i, x in enumerate(steps, 2):
-            t += x
-            add_iat(p.flows[key], i, t, 60)
-    table, k = p.flow_table(), Fraction(sigma)
+    table, k = _flow_table(times), Fraction(sigma)
     kept = set(_may_have_outliers(table, k).tolist())
     for r in range(len(table)):
         st_ = table.stats(r)
@@ -178,17 +184,9 @@ def test_the_vectorised_bound_never_drops_a_scope_with_outliers(times: list, sig
 def test_column_means_and_stds_equal_the_exact_ones(times: list) -> None:
     """The summary tables' mean and std, made column-wise where the integers allow, are the
     floats `mean_std` makes from the exact integers, bit for bit."""
-    from streamlens_dist.partial import Partial, add_iat, new_stats
     from streamlens_dist.results import _table_columns
 
-    p = Partial(lo=0, hi=0, frames=1)
-    for j, steps in enumerate(times):
-        key, t = (f"10.0.1.{j}", "10.0.0.255", "ip4"), 0
-        p.flows[key] = new_stats(1, t, 60)
-        for i, x in enumerate(steps, 2):
-            t += x
-            add_iat(p.flows[key], i, t, 60)
-    table = p.flow_table()
+    table = _flow_table(times)
     rows = np.arange(len(table))
     cols, sums = _table_columns(table, rows)
     for r in range(len(table)):
