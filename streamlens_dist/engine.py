@@ -33,7 +33,7 @@ from .checkpoint import Checkpoint
 from .chunktask import analyze_chunk, chunk_outliers, thresholds_to_bytes
 from .errors import ClusterError
 from .gcpause import without_gc
-from .partial import Before, Partial, without_series
+from .partial import Before, Partial, outlier_view
 from .reduction import Reducer
 from .results import thresholds
 from .settings import Settings
@@ -134,9 +134,8 @@ def run_serial(plan: CapturePlan, settings: Settings, progress: Progress = _noop
                ) -> tuple[Partial, list[bytes]]:
     phases = {} if phases is None else phases
     t0 = time.perf_counter()
-    # Each chunk's partial is folded as soon as it is made; what pass 2 will need of it is
-    # kept without its series rows (the bulk of a partial of many flows), so memory grows
-    # with the flows and the (chunk, flow) pairs, not with the series of every chunk.
+    # Each chunk's partial is folded as soon as it is made; only what pass 2 reads of it is
+    # kept (partial.outlier_view: no series rows, the bulk of a partial of many flows).
     parts: list[bytes] = []
     reducer, fold_s = Reducer(), 0.0
     for i, spec in enumerate(plan.chunks):
@@ -148,7 +147,7 @@ def run_serial(plan: CapturePlan, settings: Settings, progress: Progress = _noop
         t = time.perf_counter()
         part = partial_from_bytes(data)
         reducer.add(part)
-        parts.append(partial_to_bytes(without_series(part)))
+        parts.append(partial_to_bytes(outlier_view(part)))
         fold_s += time.perf_counter() - t
         progress("dissect", i + 1, len(plan.chunks))
     t1 = time.perf_counter()

@@ -245,11 +245,22 @@ def combine(a: Partial, b: Partial) -> Partial:
     )
 
 
-def without_series(p: Partial) -> Partial:
-    """`p` without its series and histograms (all that the outlier pass does not read)."""
+def outlier_view(p: Partial) -> Partial:
+    """What the outlier pass reads of a chunk's partial: keys, IAT counts and maxima, first
+    frames and timestamps, kept IATs, protocol streams. The series and histograms are left
+    out and the other statistics of flows and frame types zeroed (constant columns take a
+    few bytes on the wire): what the serial path keeps of each chunk until pass 2."""
+    def view(t: ScopeTable) -> ScopeTable:
+        cols = dict(t.cols)
+        for c in ("frames", "bytes", "last_frame", "last_ns", "min", "hints"):
+            cols[c] = np.zeros(len(t), np.int64)
+        zero = np.zeros(len(t), np.uint64)
+        return ScopeTable(t.kb, cols, (zero, zero, zero), t.tops, t.text)
     return dataclasses.replace(
-        p, flow_series=Binned.empty(SERIES_VALUES), type_series=Binned.empty(SERIES_VALUES),
-        flow_hist=Binned.empty(HIST_VALUES), type_hist=Binned.empty(HIST_VALUES))
+        p, flows=view(p.flow_table()), types=view(p.type_table()), hints={}, flow_tops={},
+        type_tops={}, flow_series=Binned.empty(SERIES_VALUES),
+        type_series=Binned.empty(SERIES_VALUES), flow_hist=Binned.empty(HIST_VALUES),
+        type_hist=Binned.empty(HIST_VALUES))
 
 
 def combine_all(parts: Iterable[Partial]) -> Partial:

@@ -100,15 +100,22 @@ def _stream_parts(m: dict, flow_keys: list, keys: list) -> dict:
     }
 
 
-def _column_wire(a: np.ndarray) -> bytes | list:
+def _column_wire(a: np.ndarray, dtype: str = "<i8", const: bool = True) -> bytes | list | int:
     if a.dtype == object:  # an IAT of a hostile capture beyond int64
         return [_int(v) for v in a.tolist()]
-    return np.ascontiguousarray(a, "<i8").tobytes()
+    if const and len(a) > 1 and not (a != a[0]).any():  # a constant column: its value
+        return int(a[0])
+    return np.ascontiguousarray(a, dtype).tobytes()
 
 
 def _column(v: Any, rows: int, dtype: str = "<i8") -> np.ndarray:
     if isinstance(v, bytes):
         a = np.frombuffer(v, dtype).astype(np.dtype(dtype).newbyteorder("="), copy=False)
+    elif type(v) is int:
+        try:
+            a = np.full(rows, v, np.dtype(dtype).newbyteorder("="))
+        except OverflowError as exc:
+            raise ValueError(f"a constant column's value {v} is out of range") from exc
     elif isinstance(v, list) and all(type(x) is int for x in v):
         a = np.array(v, dtype=object)
     else:
@@ -139,10 +146,11 @@ def table_to_wire(t: ScopeTable) -> dict:
     kb = np.ascontiguousarray(t.kb)
     out = {"kb": kb.tobytes(), "w": kb.dtype.itemsize, "rows": len(t),
            "cols": [_column_wire(t.cols[c]) for c in COLS],
-           "q": [np.ascontiguousarray(x, "<u8").tobytes() for x in t.q], "tops": None}
+           "q": [_column_wire(x, "<u8") for x in t.q], "tops": None}
     if t.tops is not None:
         k = t.tops
-        out["tops"] = [_column_wire(x) for x in (k.row, k.iat, k.frame, k.ts, k.dropped)] + \
+        out["tops"] = [_column_wire(x, const=False) for x in (k.row, k.iat, k.frame, k.ts)] + \
+            [_column_wire(k.dropped)] + \
             [np.ascontiguousarray(k.all_kept, np.uint8).tobytes()]
     return out
 
