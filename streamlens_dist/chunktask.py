@@ -33,14 +33,12 @@ from .partial import (
     MAX_UNDECODABLE_LISTED,
     Before,
     Partial,
-    Prefix,
     add_iat,
     keep_top,
     new_stats,
     stream_seams,
     table_seams,
 )
-from .partial import before as partial_before
 from .scopestats import TS_LIMIT, scope_stats
 from .scopetable import ScopeTable, ScopeValues, Tops
 from .series import chunk_series, python_series
@@ -347,11 +345,11 @@ def _rescan(frame: np.ndarray, ts: np.ndarray, scope: np.ndarray, keys: list, ca
 
 def chunk_outliers(spec: ChunkSpec, settings: Settings, partial: bytes | Partial,
                    thresholds: bytes | tuple[Mapping, Mapping, dict],
-                   before: bytes | Before | Prefix, storage: source.Storage | None = None
+                   before: bytes | Before, storage: source.Storage | None = None
                    ) -> bytes:
     """Pass 2: outlier rows [flow key, frame, ts, iat] (and per frame type) of the IATs that
     end in this chunk: at its seam (from `before`: what the chunks before it left, as wire
-    bytes, decoded, or as the keyed Prefix of all scopes) and inside it.
+    bytes or decoded) and inside it.
 
     Scopes whose in-chunk maximum is below the threshold have none inside; scopes whose kept
     top IATs include every IAT at or above the threshold are answered from the partial; the
@@ -364,8 +362,6 @@ def chunk_outliers(spec: ChunkSpec, settings: Settings, partial: bytes | Partial
     flow_thr, type_thr = ScopeValues.of(flow_thr), ScopeValues.of(type_thr, types=True)
     if isinstance(before, bytes):
         before = before_from_bytes(before)
-    elif isinstance(before, Prefix):
-        before = partial_before(before, part)
     if len(before.flows_has) != len(part.flow_table()) or \
             len(before.types_has) != len(part.type_table()):
         raise WireFormatError("a chunk's Before does not match its partial")

@@ -284,7 +284,8 @@ def combine_all(parts: Iterable[Partial]) -> Partial:
 
 @dataclass
 class Prefix:
-    """Last timestamp per scope over all chunks before some chunk."""
+    """Last timestamp per scope over all chunks before some chunk: the keyed definition of
+    what `Before` holds for one chunk (`before`), which the tests hold reduction.py to."""
 
     flows: ScopeValues = field(default_factory=ScopeValues)
     types: ScopeValues = field(default_factory=lambda: ScopeValues(text=type_text))
