@@ -119,12 +119,6 @@ class ScopeTable(Mapping):
         self._index: dict | None = None
 
     @classmethod
-    def empty(cls, text: Callable[[bytes], Any] = flow_text) -> ScopeTable:
-        z = np.zeros(0, np.int64)
-        u = np.zeros(0, np.uint64)
-        return cls(np.zeros(0, "S1"), dict.fromkeys(COLS, z), (u, u, u), None, text)
-
-    @classmethod
     def from_stats(cls, stats: Mapping, hints: Mapping | None = None,
                    tops: Mapping | None = None, types: bool = False) -> ScopeTable:
         """From the per-frame form: text key -> stats list (partial.new_stats), key -> hint
