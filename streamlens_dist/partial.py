@@ -245,6 +245,15 @@ def combine(a: Partial, b: Partial) -> Partial:
     )
 
 
+def referenced_flows(p: Partial) -> list[FlowKey]:
+    """The flows that `p`'s protocol streams, sequence state, TMATS, grandmasters and
+    malformed counts refer to (each once)."""
+    keys = {k[0] for k in p.streams} | {k[0] for k in p.seq} | {k[0] for k in p.sync}
+    keys |= set(p.tmats) | {k for k, _name in p.malformed}
+    keys |= {row[1] for rows in p.grandmasters.values() for row in rows}
+    return list(keys)
+
+
 def outlier_view(p: Partial) -> Partial:
     """What the outlier pass reads of a chunk's partial: keys, IAT counts and maxima, first
     frames and timestamps, kept IATs, protocol streams. The series and histograms are left

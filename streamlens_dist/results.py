@@ -36,6 +36,7 @@ from .partial import (
     Q,
     S,
     StreamKey,
+    referenced_flows,
 )
 from .scopetable import ScopeTable, ScopeValues, q_ints
 from .series import HIST_VALUES, SERIES_VALUES, Binned, canonical, renumber
@@ -234,9 +235,15 @@ class RowOf:
     def __init__(self, table: ScopeTable, result_row: np.ndarray) -> None:
         self.table, self.result_row = table, result_row
         self._bytes = type_bytes if table.text is type_text else flow_bytes
+        self._known: dict = {}
+
+    def prime(self, keys: list) -> None:
+        """Look `keys` up at once, for the `[key]` lookups that follow."""
+        self._known.update(zip(keys, self.rows(keys).tolist(), strict=True))
 
     def __getitem__(self, key: Any) -> int:
-        return int(self.rows([key])[0])
+        got = self._known.get(key)
+        return int(self.rows([key])[0]) if got is None else got
 
     def rows(self, keys: list) -> np.ndarray:
         r = self.table.keyidx.rows_of(key_array([self._bytes(k) for k in keys]))
@@ -285,6 +292,7 @@ def stats_tables(part: Partial, iena_keys: tuple = ()) -> StatsTables:
     frame_types = {"flow": t_flow[torder],
                    "frame_type": _strings([t_names[r] for r in torder.tolist()]),
                    **tcols}
+    flow_row.prime(referenced_flows(part))  # streams, TMATS, grandmasters, malformed counts
     bad = sorted((flow_row[key], first, name, count)
                  for (key, name), (count, first) in part.malformed.items())
     malformed = {"flow": np.array([r[0] for r in bad], dtype=np.int64),

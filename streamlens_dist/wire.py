@@ -18,7 +18,7 @@ import numpy as np
 from .errors import WireFormatError
 from .flowkeys import flow_bytes, flow_text, key_array, type_text
 from .gcpause import without_gc
-from .partial import Before, Partial
+from .partial import Before, Partial, referenced_flows
 from .scopetable import COLS, LIMBS, ScopeTable, ScopeValues, Tops
 from .series import HIST_VALUES, SERIES_VALUES, Binned
 
@@ -71,7 +71,7 @@ def _stats(st: list) -> list:
     return [*st[:8], _int(st[8]), st[9], st[10]]
 
 
-def _stream_fields(p: Partial, flow_index: Any) -> dict:
+def _stream_fields(p: Partial, flow_index: dict) -> dict:
     stream_index = {k: i for i, k in enumerate(p.streams)}
     return {
         "streams": [[flow_index[k[0]], *k[1:], *_stats(st)] for k, st in p.streams.items()],
@@ -125,20 +125,14 @@ def _column(v: Any, rows: int, dtype: str = "<i8") -> np.ndarray:
     return a
 
 
-class _FlowRow:
-    """Text flow key -> its row in a flows table, for the few keys streams refer to."""
-
-    def __init__(self, flows: ScopeTable) -> None:
-        self.flows, self.rows = flows, {}
-
-    def __getitem__(self, key: Any) -> int:
-        r = self.rows.get(key)
-        if r is None:
-            r = int(self.flows.keyidx.rows_of(key_array([flow_bytes(key)]))[0])
-            if r < 0:
-                raise KeyError(key)
-            self.rows[key] = r
-        return r
+def _flow_rows(flows: ScopeTable, p: Partial) -> dict:
+    """Text flow key -> its row in `flows`, for every flow the rest of `p` refers to: one
+    search for all of them (a chunk of random payloads on a PTP port has a stream per flow)."""
+    keys = referenced_flows(p)
+    rows = flows.keyidx.rows_of(key_array([flow_bytes(k) for k in keys]))
+    if (rows < 0).any():
+        raise KeyError(keys[int(np.flatnonzero(rows < 0)[0])])
+    return dict(zip(keys, rows.tolist(), strict=True))
 
 
 def table_to_wire(t: ScopeTable) -> dict:
@@ -178,7 +172,7 @@ def table_from_wire(m: dict, text: Callable[[bytes], Any]) -> ScopeTable:
 @without_gc
 def partial_to_bytes(p: Partial) -> bytes:
     flows, types = p.flow_table(), p.type_table()
-    flow_index = _FlowRow(flows)
+    flow_index = _flow_rows(flows, p)
     streams = _stream_fields(p, flow_index)
     # The scopes' statistics come first: partial_scopes_from_bytes reads only them.
     return pack("partial", {
