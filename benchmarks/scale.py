@@ -3,13 +3,14 @@ of chunks grows (issue 20). Every run is a fresh interpreter (tasks.py `engine`)
 of one invocation are comparable with each other, as ratios, never across machines or days.
 
     .venv/bin/python benchmarks/scale.py flows [--frames 400000] [--flows 200 2000 20000 200000]
-        [--shapes periodic poisson bursty scan] [--chunk-size 1MiB] [--timeout 900]
+        [--shapes periodic poisson bursty scan cooked ptp-random] [--chunk-size 1MiB]
+        [--timeout 900]
         [--limit 4GiB] [--markdown]
     .venv/bin/python benchmarks/scale.py chunks [--frames 1000000] [--flows 200]
         [--chunk-sizes 64MiB 16MiB 4MiB 1MiB 512KiB] [--workers 2] [--markdown]
 
 `flows`: serial runs (one process: the whole work is client CPU) over captures of the same
-frame count and 200 ... N flows, in four shapes of traffic, each as packets/s and as a ratio to
+frame count and 200 ... N flows, in six shapes of traffic, each as packets/s and as a ratio to
 the 200-flow run of its shape, with the time of the merge and outlier phases and the peak RSS
 of the process tree. A run that passes --timeout or --limit is reported as such.
 `chunks`: one capture analysed on a local cluster at chunk sizes that give 8 ... 1,000 chunks:
@@ -23,7 +24,9 @@ one Ethernet/IPv4/UDP frame template, a flow per source address, timestamps by s
 - poisson: each frame from a random flow, exponential gaps between frames;
 - bursty: bursts of 64 frames 1 us apart from random flows, exponential gaps between bursts;
 - scan: one source sweeping the destination addresses in turn (an address scan: each
-  (src, dst) pair sends frames/flows times).
+  (src, dst) pair sends frames/flows times);
+- cooked: poisson's traffic as a Linux cooked capture (SLL, link type 113);
+- ptp-random: poisson's traffic with random 32-byte payloads to UDP port 319 (PTP event).
 Cached by their parameters in $STREAMLENS_BENCH_CACHE (default $TMPDIR/streamlens-bench).
 """
 
@@ -47,7 +50,8 @@ from common import (
     table,
 )
 
-SHAPES = ("periodic", "poisson", "bursty", "scan")
+SHAPES = ("periodic", "poisson", "bursty", "scan", "cooked", "ptp-random")
+SLL = 113  # Linux cooked capture
 START_US = 1_700_000_000 * 10**6
 
 
@@ -68,7 +72,7 @@ def scale_capture(path: Path, frames: int, flows: int, shape: str, seed: int = 1
         t += rng.integers(0, max(1, period_us // 20) + 1, frames)  # 5% jitter
         keep = rng.random(frames) >= 0.001
         flow, t = flow[keep], t[keep]
-    elif shape == "poisson":
+    elif shape in ("poisson", "cooked", "ptp-random"):
         flow = rng.integers(0, flows, frames)
         t = np.cumsum(rng.exponential(100.0, frames).astype(np.int64) + 1)
     elif shape == "bursty":
@@ -82,11 +86,22 @@ def scale_capture(path: Path, frames: int, flows: int, shape: str, seed: int = 1
     else:
         raise ValueError(f"shape must be one of {', '.join(SHAPES)}")
     n = len(flow)
+    link, linktype = 14, 1  # Ethernet
+    if shape == "cooked":  # the IP packet behind a 16-byte SLL header (outgoing, ARPHRD_ETHER)
+        sll = np.zeros(16, np.uint8)
+        sll[1], sll[3], sll[5], sll[6:12], sll[14] = 4, 1, 6, tmpl[6:12], 8
+        tmpl, link, linktype = np.concatenate([sll, tmpl[14:]]), 16, SLL
+    if shape == "ptp-random":
+        tmpl = tmpl.copy()
+        tmpl[14 + 22:14 + 24] = (319 >> 8, 319 & 0xFF)  # UDP destination port
+        tmpl[14 + 26:14 + 28] = 0  # no UDP checksum
     rec = np.zeros((n, 16 + len(tmpl)), np.uint8)
     rec[:, 16:] = tmpl
+    if shape == "ptp-random":
+        rec[:, 16 + 14 + 28:] = rng.integers(0, 256, (n, len(tmpl) - 42), dtype=np.uint8)
     # the flow's address: the source (a fleet of senders), or for a scan the destination
     addr = (10 << 24) + 1 + flow if shape != "scan" else (11 << 24) + flow
-    at = 16 + 14 + (16 if shape == "scan" else 12)  # IPv4 dst or src, after Ethernet
+    at = 16 + link + (16 if shape == "scan" else 12)  # IPv4 dst or src, after the link header
     for k in range(4):
         rec[:, at + k] = (addr >> (24 - 8 * k)) & 0xFF
     ts_us = START_US + t
@@ -95,7 +110,7 @@ def scale_capture(path: Path, frames: int, flows: int, shape: str, seed: int = 1
     hdr[:, 2] = hdr[:, 3] = len(tmpl)
     tmp = path.with_suffix(".part")
     with open(tmp, "wb") as f:
-        f.write(np.array([0xA1B2C3D4, 0x00040002, 0, 0, 65535, 1], "<u4").tobytes()[:24])
+        f.write(np.array([0xA1B2C3D4, 0x00040002, 0, 0, 65535, linktype], "<u4").tobytes()[:24])
         f.write(rec.tobytes())
     tmp.replace(path)
 
