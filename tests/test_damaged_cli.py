@@ -185,13 +185,15 @@ def test_every_file_bad_fails_with_one_line(tmp_path: Path) -> None:
 
 def _as_nobody() -> tuple[str, ...] | None:
     """A command prefix that drops root's right to read any file, or None (not root: a
-    chmod 000 file is already unreadable)."""
+    chmod 000 file is already unreadable). Root keeps its uid and loses only the capabilities
+    that bypass file modes, so it still reaches a checkout under a directory of mode 0700
+    (as `mktemp -d` makes), which another user could not."""
     if os.geteuid() != 0:
         return ()
     setpriv = shutil.which("setpriv")
     if setpriv is None:
         return None
-    return (setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", "--")
+    return (setpriv, "--bounding-set=-dac_override,-dac_read_search", "--")
 
 
 def test_unreadable_file(tmp_path: Path) -> None:
