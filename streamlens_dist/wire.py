@@ -112,8 +112,8 @@ def _column(v: Any, rows: int, dtype: str = "<i8") -> np.ndarray:
     if isinstance(v, bytes):
         a = np.frombuffer(v, dtype).astype(np.dtype(dtype).newbyteorder("="), copy=False)
     elif type(v) is int:
-        try:
-            a = np.full(rows, v, np.dtype(dtype).newbyteorder("="))
+        try:  # one value seen as `rows` (read-only): no memory per row
+            a = np.broadcast_to(np.array(v, np.dtype(dtype).newbyteorder("=")), (rows,))
         except OverflowError as exc:
             raise ValueError(f"a constant column's value {v} is out of range") from exc
     elif isinstance(v, list) and all(type(x) is int for x in v):
