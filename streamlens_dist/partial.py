@@ -167,34 +167,76 @@ class Partial:
         return ScopeTable.from_stats(self.types, None, self.type_tops, types=True)
 
 
-def _merge_scopes(a: dict, b: dict) -> dict:
+def _fold_scopes(out: dict, b: dict) -> None:
     # Stats lists are never modified once a chunk's partial is built (merge_stats makes new
-    # ones), so the result may share them with its inputs.
-    out = dict(a)
+    # ones), so `out` may share them with the partials folded into it.
     for k, sb in b.items():
         sa = out.get(k)
         out[k] = sb if sa is None else merge_stats(sa, sb)[0]
-    return out
 
 
-def _merge_binned(b: ScopeTable, joined: scopetable.Joined, tables: tuple[Binned, ...],
-                  bin_ns: int) -> tuple[Binned, Binned]:
-    """(series, histograms) of the merged scopes from a's and b's tables (a_series,
-    b_series, a_hist, b_hist): b's scopes renumbered, seam IATs added."""
-    a_ser, b_ser, a_hist, b_hist = tables
-    index, old = joined.index, joined.old
-    seam_ser, seam_hist = series.seam_rows(index[old], b.cols["first_ns"][old], joined.seam,
-                                           bin_ns)
-    return (series.join(a_ser, series.renumber(b_ser, index, False), seam_ser, SERIES_VALUES),
-            series.join(a_hist, series.renumber(b_hist, index, False), seam_hist, HIST_VALUES))
-
-
-def _merge_with(a: dict, b: dict, merge) -> dict:  # noqa: ANN001 - a two-argument merge
-    out = dict(a)
+def _fold_with(out: dict, b: dict, merge) -> None:  # noqa: ANN001 - a two-argument merge
     for k, vb in b.items():
         va = out.get(k)
         out[k] = vb if va is None else merge(va, vb)
-    return out
+
+
+def owned_rest(a: Partial) -> Partial:
+    """`a` without its flows, frame types, series, histograms and tops, its dicts copied: a
+    partial that `fold_rest` may fold later partials into (`a` is not modified)."""
+    return Partial(
+        lo=a.lo, hi=a.hi, frames=a.frames, untimed=a.untimed, undecodable=a.undecodable,
+        undecodable_first=list(a.undecodable_first), first_ns=a.first_ns, last_ns=a.last_ns,
+        malformed={k: list(v) for k, v in a.malformed.items()}, streams=dict(a.streams),
+        seq=dict(a.seq), counters=dict(a.counters), sync=dict(a.sync),
+        grandmasters=dict(a.grandmasters), tmats=dict(a.tmats), bin_ns=a.bin_ns,
+        profile=dict(a.profile))
+
+
+def fold_rest(out: Partial, b: Partial) -> None:
+    """Folds all of `b` but its flows, frame types, series and histograms into `out` (made
+    by `owned_rest` or `Partial.empty()`), in place: what `combine` does with those fields."""
+    if out.is_empty():
+        out.lo, out.bin_ns = b.lo, b.bin_ns
+    elif b.lo != out.hi + 1:
+        raise ValueError(f"partials must be combined in chunk order: {out.lo}..{out.hi} then "
+                         f"{b.lo}..{b.hi}")
+    elif out.bin_ns != b.bin_ns:
+        raise ValueError(f"partials of different series bins: {out.bin_ns} and {b.bin_ns} ns")
+    out.hi = b.hi
+    out.frames += b.frames
+    out.untimed += b.untimed
+    out.undecodable += b.undecodable
+    room = MAX_UNDECODABLE_LISTED - len(out.undecodable_first)
+    out.undecodable_first += b.undecodable_first[:max(room, 0)]
+    if out.first_ns is None:
+        out.first_ns = b.first_ns
+    if b.last_ns is not None:
+        out.last_ns = b.last_ns
+    for k, (count, first) in b.malformed.items():
+        if k in out.malformed:
+            out.malformed[k][0] += count  # the earlier first frame stays
+        else:
+            out.malformed[k] = [count, first]
+    for k, v in b.profile.items():
+        out.profile[k] = out.profile.get(k, 0.0) + v
+    _fold_scopes(out.streams, b.streams)
+    _fold_with(out.seq, b.seq, seqstate.merge_seq)
+    _fold_with(out.counters, b.counters, seqstate.merge_counters)
+    _fold_with(out.sync, b.sync, seqstate.merge_sync)
+    _fold_with(out.grandmasters, b.grandmasters, lambda x, y: seqstate.merge_changes(x, y, 0))
+    _fold_with(out.tmats, b.tmats, lambda x, y: seqstate.merge_changes(x, y, 3))
+
+
+def binned_rows(b: ScopeTable, joined: scopetable.Joined, b_series: Binned, b_hist: Binned,
+                bin_ns: int) -> tuple[list[Binned], list[Binned]]:
+    """The rows that table `b`'s scopes add to the series and histograms they were joined to
+    (renumbered by `joined`, which also gives the seam IATs): ([series], [histograms])."""
+    index, old = joined.index, joined.old
+    seam_ser, seam_hist = series.seam_rows(index[old], b.cols["first_ns"][old], joined.seam,
+                                           bin_ns)
+    return ([series.renumber(b_series, index, False), seam_ser],
+            [series.renumber(b_hist, index, False), seam_hist])
 
 
 @without_gc
@@ -204,45 +246,19 @@ def combine(a: Partial, b: Partial) -> Partial:
         return b
     if b.is_empty():
         return a
-    if b.lo != a.hi + 1:
-        raise ValueError(f"partials must be combined in chunk order: {a.lo}..{a.hi} then "
-                         f"{b.lo}..{b.hi}")
-    if a.bin_ns != b.bin_ns:
-        raise ValueError(f"partials of different series bins: {a.bin_ns} and {b.bin_ns} ns")
+    out = owned_rest(a)
+    fold_rest(out, b)
     fb, tb = b.flow_table(), b.type_table()
-    flows, fj = scopetable.combine(a.flow_table(), fb)
-    types, tj = scopetable.combine(a.type_table(), tb)
-    flow_series, flow_hist = _merge_binned(
-        fb, fj, (a.flow_series, b.flow_series, a.flow_hist, b.flow_hist), a.bin_ns)
-    type_series, type_hist = _merge_binned(
-        tb, tj, (a.type_series, b.type_series, a.type_hist, b.type_hist), a.bin_ns)
-    malformed = {k: list(v) for k, v in a.malformed.items()}
-    for k, (count, first) in b.malformed.items():
-        if k in malformed:
-            malformed[k][0] += count  # a's first frame comes first
-        else:
-            malformed[k] = [count, first]
-    profile = dict(a.profile)
-    for k, v in b.profile.items():
-        profile[k] = profile.get(k, 0.0) + v
-    return Partial(
-        streams=_merge_scopes(a.streams, b.streams),
-        seq=_merge_with(a.seq, b.seq, seqstate.merge_seq),
-        counters=_merge_with(a.counters, b.counters, seqstate.merge_counters),
-        sync=_merge_with(a.sync, b.sync, seqstate.merge_sync),
-        grandmasters=_merge_with(a.grandmasters, b.grandmasters,
-                                 lambda x, y: seqstate.merge_changes(x, y, 0)),
-        tmats=_merge_with(a.tmats, b.tmats, lambda x, y: seqstate.merge_changes(x, y, 3)),
-        lo=a.lo, hi=b.hi, frames=a.frames + b.frames, untimed=a.untimed + b.untimed,
-        undecodable=a.undecodable + b.undecodable,
-        undecodable_first=(a.undecodable_first + b.undecodable_first)[:MAX_UNDECODABLE_LISTED],
-        first_ns=a.first_ns if a.first_ns is not None else b.first_ns,
-        last_ns=b.last_ns if b.last_ns is not None else a.last_ns,
-        flows=flows, types=types,
-        malformed=malformed, profile=profile, bin_ns=a.bin_ns,
-        flow_series=flow_series, type_series=type_series, flow_hist=flow_hist,
-        type_hist=type_hist,
-    )
+    out.flows, fj = scopetable.combine(a.flow_table(), fb)
+    out.types, tj = scopetable.combine(a.type_table(), tb)
+    for table, joined, names in ((fb, fj, ("flow_series", "flow_hist")),
+                                 (tb, tj, ("type_series", "type_hist"))):
+        ser, hist = (getattr(b, n) for n in names)
+        rows = binned_rows(table, joined, ser, hist, a.bin_ns)
+        for name, values, (right, seam) in zip(names, (SERIES_VALUES, HIST_VALUES), rows,
+                                               strict=True):
+            setattr(out, name, series.join(getattr(a, name), right, seam, values))
+    return out
 
 
 def referenced_flows(p: Partial) -> list[FlowKey]:

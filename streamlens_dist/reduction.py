@@ -2,61 +2,70 @@
 what its outlier pass needs of the chunks before it (partial.Before).
 
 The serial pipeline and the Dask one both run it: chunks are added in chunk order as their
-pass 1 ends. The merge is the ordered tree of `combine_all`: a stack holds the roots of
-complete subtrees of 2^k chunks (at most log2(n) partials, each scope's rows combined O(log n)
-times). Those roots also cover exactly the chunks before the next one, so its `Before` (the
-last timestamp of each of its scopes before it) is looked up in them, newest first: no table
-of every flow is copied per chunk, and pass 2 needs no other task and no message of all
-flows. A chunk's `Before` is 8 bytes and a flag per flow and frame type of that chunk.
+pass 1 ends. Flows and frame types are folded into growing tables in place
+(scopetable.GrowingTable), so a chunk costs about its own rows, not the table's; looking a
+chunk's scopes up there gives both where its rows go and the last timestamp of each before
+it, which is its `Before` (8 bytes and a flag per flow and frame type of that chunk): pass 2
+needs no other task and no message of all flows. Series and histogram rows, renumbered to
+the merged table's rows, are summed only when the unsummed ones outgrow the summed ones
+(series.Summed), not at every chunk.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .partial import LAST_NS, Before, Partial, StreamKey, combine
-from .scopetable import ScopeTable
+from .flowkeys import type_text
+from .partial import LAST_NS, Before, Partial, binned_rows, fold_rest
+from .scopetable import GrowingTable, Joined
+from .series import HIST_VALUES, SERIES_VALUES, Summed
 from .wire import before_to_bytes
 
 
-def _lasts(t: ScopeTable, roots: list[ScopeTable]) -> tuple[np.ndarray, np.ndarray]:
-    """The last timestamp of each row's scope in the newest of `roots` that has it."""
-    last, has = np.zeros(len(t), np.int64), np.zeros(len(t), bool)
-    todo = np.argsort(t.hashes) if roots else np.zeros(0, np.int64)  # sorted once, not per root
-    for root in reversed(roots):
-        if not len(todo):
-            break
-        r = root.keyidx.rows_of(t.kb[todo], t.hashes[todo], presorted=True)
-        hit = r >= 0
-        last[todo[hit]] = root.cols["last_ns"][r[hit]]
-        has[todo[hit]] = True
-        todo = todo[~hit]
-    return last, has
+def _lasts(joined: Joined) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of the added table, the last timestamp of its scope before it, and whether
+    it had one."""
+    last = np.zeros(len(joined.index), np.int64)
+    last[joined.old] = joined.last
+    return last, joined.old
 
 
 class Reducer:
     def __init__(self) -> None:
-        self._stack: list[tuple[Partial, int]] = []
-        self._streams: dict[StreamKey, int] = {}  # last timestamp of every stream so far
+        self._flows, self._types = GrowingTable(), GrowingTable(type_text)
+        self._rest = Partial.empty()  # the other fields, folded in place
+        self._binned = {"flow_series": Summed(SERIES_VALUES), "flow_hist": Summed(HIST_VALUES),
+                        "type_series": Summed(SERIES_VALUES), "type_hist": Summed(HIST_VALUES)}
         self.before: list[bytes] = []  # per chunk added, its Before as wire bytes
 
     def add(self, part: Partial) -> None:
         """The next chunk's partial (chunk order: `part.lo` is one past the last one's)."""
-        roots = [node for node, _ in self._stack]
-        flows, flows_has = _lasts(part.flow_table(), [r.flow_table() for r in roots])
-        types, types_has = _lasts(part.type_table(), [r.type_table() for r in roots])
-        streams = {k: self._streams[k] for k in part.streams if k in self._streams}
-        self.before.append(before_to_bytes(Before(flows, flows_has, types, types_has, streams)))
-        self._streams.update((k, st[LAST_NS]) for k, st in part.streams.items())
-        node, size = part, 1
-        while self._stack and self._stack[-1][1] == size:
-            left, _ = self._stack.pop()
-            node, size = combine(left, node), 2 * size
-        self._stack.append((node, size))
+        if part.is_empty():
+            raise ValueError("an empty partial covers no chunk")
+        streams = self._rest.streams
+        last_streams = {k: streams[k][LAST_NS] for k in part.streams if k in streams}
+        fold_rest(self._rest, part)  # first: it checks the chunk order
+        fb, tb = part.flow_table(), part.type_table()
+        fj, tj = self._flows.add(fb), self._types.add(tb)
+        self.before.append(before_to_bytes(Before(*_lasts(fj), *_lasts(tj), last_streams)))
+        for table, joined, names in ((fb, fj, ("flow_series", "flow_hist")),
+                                     (tb, tj, ("type_series", "type_hist"))):
+            ser, hist = binned_rows(table, joined, getattr(part, names[0]),
+                                    getattr(part, names[1]), part.bin_ns)
+            self._binned[names[0]].add(ser)
+            self._binned[names[1]].add(hist)
 
     def merged(self) -> Partial:
-        # the roots shrink left to right: folding from the right merges the largest once
-        merged = Partial.empty()
-        for node, _ in reversed(self._stack):
-            merged = combine(node, merged)
-        return merged
+        """The partial of every chunk added so far."""
+        if self._rest.is_empty():
+            return Partial.empty()
+        out = Partial(**{f: getattr(self._rest, f) for f in (
+            "lo", "hi", "frames", "untimed", "undecodable", "first_ns", "last_ns", "bin_ns")})
+        out.undecodable_first = list(self._rest.undecodable_first)
+        out.malformed = {k: list(v) for k, v in self._rest.malformed.items()}
+        for f in ("streams", "seq", "counters", "sync", "grandmasters", "tmats", "profile"):
+            setattr(out, f, dict(getattr(self._rest, f)))
+        out.flows, out.types = self._flows.table(), self._types.table()
+        for name, rows in self._binned.items():
+            setattr(out, name, rows.result())
+        return out

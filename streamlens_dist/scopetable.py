@@ -230,6 +230,7 @@ class Joined:
     index: np.ndarray
     old: np.ndarray
     seam: np.ndarray
+    last: np.ndarray  # the left side's last timestamp of each of those scopes
 
 
 def seam_iats(a_last: np.ndarray, a_rows: np.ndarray, b_first: np.ndarray) -> np.ndarray:
@@ -242,43 +243,9 @@ def seam_iats(a_last: np.ndarray, a_rows: np.ndarray, b_first: np.ndarray) -> np
 
 def combine(a: ScopeTable, b: ScopeTable) -> tuple[ScopeTable, Joined]:
     """The table of `a` followed by `b` (neither modified), and where b's rows went."""
-    pos = a.rows_of(b)
-    old = pos >= 0
-    new = ~old
-    n_new = len(b) - int(np.count_nonzero(old))
-    pos[new] = np.arange(len(a), len(a) + n_new)
-    cols = {c: np.concatenate([a.cols[c], b.cols[c][new]]) for c in COLS}
-    q = tuple(np.concatenate([x, y[new]]) for x, y in zip(a.q, b.q, strict=True))
-    ra, rb = pos[old], np.flatnonzero(old)
-    seam = seam_iats(a.cols["last_ns"], ra, b.cols["first_ns"][rb])
-    if len(ra):
-        ac, bc = a.cols, b.cols
-        for c in ("frames", "bytes"):
-            cols[c][ra] = ac[c][ra] + bc[c][rb]
-        for c in ("last_frame", "last_ns"):
-            cols[c][ra] = bc[c][rb]
-        cols["hints"][ra] = ac["hints"][ra] | bc["hints"][rb]
-        an, bn = ac["n"][ra], bc["n"][rb]
-        cols["n"][ra] = an + bn + 1
-        lo, hi = seam, seam
-        for side, r, has in ((ac, ra, an > 0), (bc, rb, bn > 0)):
-            lo = np.where(has, np.minimum(lo, side["min"][r]), lo)
-            hi = np.where(has, np.maximum(hi, side["max"][r]), hi)
-        for c, v in (("min", lo), ("max", hi)):
-            if v.dtype == object and cols[c].dtype != object:
-                cols[c] = cols[c].astype(object)
-            cols[c][ra] = v
-        qa = tuple(x[ra] for x in a.q)
-        qb = tuple(x[rb] for x in b.q)
-        qs = add_limbs(add_limbs(qa, qb), square_limbs(seam))
-        for x, v in zip(q, qs, strict=True):
-            x[ra] = v
-    if n_new:  # the index grows with the table: the next combine searches it as is
-        index = a.keyidx.extended(b.kb[new], b.hashes[new])
-        merged = ScopeTable(index.kb, cols, q, None, a.text, index)
-    else:
-        merged = ScopeTable(a.kb, cols, q, None, a.text, a._keyidx)
-    return merged, Joined(pos, old, seam)
+    g = GrowingTable.of(a)
+    joined = g.add(b)
+    return g.table(), joined
 
 
 class ScopeValues(Mapping):
@@ -337,3 +304,123 @@ class ScopeValues(Mapping):
             return ScopeValues(self.kb, last, t.text, self._keyidx)
         index = self.keyidx.extended(t.kb[new], t.hashes[new])
         return ScopeValues(index.kb, last, t.text, index)
+
+
+class GrowingTable:
+    """A ScopeTable that the tables after it are folded into in place (`add`: what `combine`
+    computes, for the rows of the added table only). Columns keep spare room, and its keys are
+    indexed in sorted runs whose sizes shrink from the oldest to the newest (a new run joins
+    the one before it once it is as large): folding chunk after chunk costs about the rows of
+    the chunks, never the rows of the table per chunk. Rows are in order of first appearance,
+    as `combine` places them."""
+
+    def __init__(self, text: Callable[[bytes], Any] = flow_text) -> None:
+        self.text, self.n = text, 0
+        self.cols = {c: np.zeros(0, np.int64) for c in COLS}
+        self.q = tuple(np.zeros(0, np.uint64) for _ in LIMBS)
+        self._runs: list[tuple[int, KeyIndex]] = []  # (first row, index of rows from there)
+
+    @classmethod
+    def of(cls, t: ScopeTable) -> GrowingTable:
+        """A growing copy of `t` (which is not modified)."""
+        g = cls(t.text)
+        g.n = len(t)
+        g.cols = {c: np.array(t.cols[c]) for c in COLS}
+        g.q = tuple(np.array(x) for x in t.q)
+        g._runs = [(0, t.keyidx)] if len(t) else []
+        return g
+
+    def __len__(self) -> int:
+        return self.n
+
+    def rows_of(self, t: ScopeTable) -> np.ndarray:
+        """The row here of each row of `t`, -1 where this table has none."""
+        pos = np.full(len(t), -1, np.int64)
+        todo = np.argsort(t.hashes) if self._runs and len(t) else pos[:0]
+        kb, h = t.kb[todo], t.hashes[todo]  # sorted by hash once: each run searches in order
+        for start, idx in self._runs:  # the largest first
+            if not len(todo):
+                break
+            r = idx.rows_of(kb, h, presorted=True)
+            hit = r >= 0
+            pos[todo[hit]] = r[hit] + start
+            miss = ~hit
+            todo, kb, h = todo[miss], kb[miss], h[miss]
+        return pos
+
+    def add(self, b: ScopeTable) -> Joined:
+        """Folds `b` (the scopes that come after this table's) in; where its rows went."""
+        pos = self.rows_of(b)
+        old = pos >= 0
+        new = np.flatnonzero(~old)
+        n0, n_new = self.n, len(new)
+        pos[new] = np.arange(n0, n0 + n_new)
+        ra, rb = pos[old], np.flatnonzero(old)
+        c, bc = self.cols, b.cols
+        last = c["last_ns"][ra]
+        seam = seam_iats(c["last_ns"], ra, bc["first_ns"][rb])
+        if len(ra):
+            an, bn = c["n"][ra], bc["n"][rb]
+            lo, hi = seam, seam
+            for side, r, has in ((c, ra, an > 0), (bc, rb, bn > 0)):
+                lo = np.where(has, np.minimum(lo, side["min"][r]), lo)
+                hi = np.where(has, np.maximum(hi, side["max"][r]), hi)
+            qs = add_limbs(add_limbs(tuple(x[ra] for x in self.q), tuple(x[rb] for x in b.q)),
+                           square_limbs(seam))
+            self._put("frames", ra, c["frames"][ra] + bc["frames"][rb])
+            self._put("bytes", ra, c["bytes"][ra] + bc["bytes"][rb])
+            self._put("last_frame", ra, bc["last_frame"][rb])
+            self._put("last_ns", ra, bc["last_ns"][rb])
+            self._put("hints", ra, c["hints"][ra] | bc["hints"][rb])
+            self._put("n", ra, an + bn + 1)
+            self._put("min", ra, lo)
+            self._put("max", ra, hi)
+            for x, v in zip(self.q, qs, strict=True):
+                x[ra] = v
+        if n_new:
+            self._reserve(n0 + n_new)
+            at = slice(n0, n0 + n_new)
+            for name in COLS:
+                self._put(name, at, bc[name][new])
+            for x, y in zip(self.q, b.q, strict=True):
+                x[at] = y[new]
+            self.n += n_new
+            self._index(b.kb[new], b.hashes[new], n0)
+        return Joined(pos, old, seam, last)
+
+    def table(self) -> ScopeTable:
+        """The table so far, as a copy (later `add`s do not change it)."""
+        while len(self._runs) > 1:
+            self._join_last_runs()
+        idx = self._runs[0][1] if self._runs else KeyIndex(np.zeros(0, "S1"))
+        return ScopeTable(idx.kb, {k: v[:self.n].copy() for k, v in self.cols.items()},
+                          tuple(x[:self.n].copy() for x in self.q), None, self.text, idx)
+
+    def _put(self, name: str, rows: np.ndarray | slice, values: np.ndarray) -> None:
+        if values.dtype == object and self.cols[name].dtype != object:
+            self.cols[name] = self.cols[name].astype(object)  # an IAT beyond int64
+        self.cols[name][rows] = values
+
+    def _reserve(self, rows: int) -> None:
+        room = len(self.q[0])
+        if rows <= room:
+            return
+        room = max(rows, 2 * room, 1024)
+
+        def grown(v: np.ndarray) -> np.ndarray:
+            out = np.zeros(room, v.dtype)
+            out[:self.n] = v[:self.n]
+            return out
+        self.cols = {k: grown(v) for k, v in self.cols.items()}
+        self.q = tuple(grown(x) for x in self.q)
+
+    def _index(self, kb: np.ndarray, hashes: np.ndarray, start: int) -> None:
+        self._runs.append((start, KeyIndex(kb, hashes)))
+        while len(self._runs) > 1 and len(self._runs[-2][1]) <= len(self._runs[-1][1]):
+            self._join_last_runs()
+
+    def _join_last_runs(self) -> None:
+        # adjacent runs cover adjacent rows: the joined run's positions are rows from `start`
+        _, last = self._runs.pop()
+        start, prev = self._runs[-1]
+        self._runs[-1] = (start, prev.extended(last.kb, last.h))

@@ -428,3 +428,32 @@ def renumber(t: Binned, new_index: np.ndarray, sort: bool = True) -> Binned:
 def square(hi: int, lo: int) -> int:
     """The exact sum of squares of a row."""
     return (int(hi) << LO_BITS) + int(lo)
+
+
+SUMMED_GROWTH = 4
+
+
+class Summed:
+    """Rows over one scope numbering, added over time (a fold's): summed when the unsummed
+    rows pass SUMMED_GROWTH times the summed ones (and LAZY_ROWS). Each row is summed about
+    1 + 1/SUMMED_GROWTH times whatever the number of additions (a sort of all rows held each
+    time), and at most SUMMED_GROWTH + 1 times the rows of the sum, or LAZY_ROWS, are held."""
+
+    def __init__(self, values: tuple[str, ...]) -> None:
+        self.values = values
+        self._sum = Binned.empty(values)
+        self._rows: list[Binned] = []
+        self._pending = 0
+
+    def add(self, tables: list[Binned]) -> None:
+        for t in tables:
+            if len(t):
+                self._rows.append(t)
+                self._pending += len(t)
+        if self._pending > max(LAZY_ROWS, SUMMED_GROWTH * len(self._sum)):
+            self._sum = merge([self._sum, *self._rows], self.values)
+            self._rows, self._pending = [], 0
+
+    def result(self) -> Binned:
+        """The sum of every row added (canonical)."""
+        return merge([self._sum, *self._rows], self.values)
