@@ -287,10 +287,10 @@ def _from_tops(scopes: dict, tops: dict, thr: dict) -> tuple[list, dict]:
     return rows, reread
 
 
-def _from_table(t: ScopeTable, thr: ScopeValues, last: np.ndarray, has: np.ndarray
+def _from_table(t: ScopeTable, thr: ScopeValues, seam: np.ndarray, has: np.ndarray
                 ) -> tuple[list, dict]:
     """Outlier rows (key, frame, ts, iat) of a chunk's table answerable without re-reading
-    it: from the kept top IATs, and at the seams with the chunks before (`last`, `has`: the
+    it: from the kept top IATs, and at the seams with the chunks before (`seam`, `has`: the
     table's columns of partial.Before); and the scopes that need a re-read (key ->
     threshold)."""
     if not len(thr) or not len(t):
@@ -307,7 +307,7 @@ def _from_table(t: ScopeTable, thr: ScopeValues, last: np.ndarray, has: np.ndarr
         found = list(zip([keys[r] for r in k.row[hit].tolist()], k.frame[hit].tolist(),
                          k.ts[hit].tolist(), k.iat[hit].tolist(), strict=True))
         reread = {keys[r]: int(x[r]) for r in np.flatnonzero(cand & ~answered).tolist()}
-    rows, iat = table_seams(last, has, t)
+    rows, iat = table_seams(seam, has)
     hit = iat >= x[rows]
     rows = rows[hit]
     found += zip([keys[r] for r in rows.tolist()], c["first_frame"][rows].tolist(),

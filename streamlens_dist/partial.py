@@ -328,9 +328,11 @@ def advance(prefix: Prefix, part: Partial) -> Prefix:
 
 @dataclass
 class Before:
-    """What the outlier pass of one chunk needs of the chunks before it: the last timestamp of
-    each of the chunk's scopes that came before (`flows`/`types`: aligned with the rows of the
-    chunk's flow and type tables, meaningful where `*_has`), and of its protocol streams."""
+    """What the outlier pass of one chunk needs of the chunks before it: for each row of the
+    chunk's flow and type tables whose scope came before (`*_has`), the IAT from that scope's
+    last frame before the chunk to its first frame in it (`flows`/`types`, aligned with the
+    rows, 0 where not `*_has`; dtype object where one passes int64); and the last timestamp
+    of each of its protocol streams that came before."""
 
     flows: np.ndarray
     flows_has: np.ndarray
@@ -346,25 +348,32 @@ class Before:
                    np.zeros(nt, bool), {})
 
 
+def aligned_seams(rows: int, has: np.ndarray, seam: np.ndarray) -> np.ndarray:
+    """The seam IATs of the rows marked `has` (in row order) spread over all `rows`, 0 at the
+    others."""
+    out = np.zeros(rows, object if seam.dtype == object else np.int64)
+    out[has] = seam
+    return out
+
+
 def before(prefix: Prefix, part: Partial) -> Before:
     """What `part`'s outlier pass needs of the chunks `prefix` covers (the chunks before it)."""
-    def lasts(values: ScopeValues, t: ScopeTable) -> tuple[np.ndarray, np.ndarray]:
+    def seams(values: ScopeValues, t: ScopeTable) -> tuple[np.ndarray, np.ndarray]:
         r = values.keyidx.rows_of(t.kb, t.hashes)
         has = r >= 0
-        got = values.values[np.maximum(r, 0)] if len(values) else np.zeros(len(t), np.int64)
-        return np.where(has, got, 0), has
-    flows, flows_has = lasts(prefix.flows, part.flow_table())
-    types, types_has = lasts(prefix.types, part.type_table())
+        iat = scopetable.seam_iats(values.values, r[has], t.cols["first_ns"][has])
+        return aligned_seams(len(t), has, iat), has
+    flows, flows_has = seams(prefix.flows, part.flow_table())
+    types, types_has = seams(prefix.types, part.type_table())
     return Before(flows, flows_has, types, types_has,
                   {k: prefix.streams[k] for k in part.streams if k in prefix.streams})
 
 
-def table_seams(last: np.ndarray, has: np.ndarray, t: ScopeTable
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """(rows of `t` whose scope came before, the IAT that ends at each one's first frame),
-    from the last timestamps before the chunk (`Before`)."""
+def table_seams(seam: np.ndarray, has: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rows of a chunk's table whose scope came before, the IAT that ends at each one's
+    first frame), from its `Before` columns."""
     rows = np.flatnonzero(has)
-    return rows, scopetable.seam_iats(last, rows, t.cols["first_ns"][rows])
+    return rows, seam[rows]
 
 
 def seam_iats(prefix: Prefix, part: Partial) -> tuple[list, list, list]:
@@ -373,7 +382,7 @@ def seam_iats(prefix: Prefix, part: Partial) -> tuple[list, list, list]:
     b = before(prefix, part)
 
     def listed(last: np.ndarray, has: np.ndarray, t: ScopeTable) -> list:
-        rows, iat = table_seams(last, has, t)
+        rows, iat = table_seams(last, has)
         return list(zip([t.key_list[r] for r in rows.tolist()],
                         t.cols["first_frame"][rows].tolist(), t.cols["first_ns"][rows].tolist(),
                         iat.tolist(), strict=True))

@@ -4,8 +4,9 @@ what its outlier pass needs of the chunks before it (partial.Before).
 The serial pipeline and the Dask one both run it: chunks are added in chunk order as their
 pass 1 ends. Flows and frame types are folded into growing tables in place
 (scopetable.GrowingTable), so a chunk costs about its own rows, not the table's; looking a
-chunk's scopes up there gives both where its rows go and the last timestamp of each before
-it, which is its `Before` (8 bytes and a flag per flow and frame type of that chunk): pass 2
+chunk's scopes up there gives both where its rows go and the IAT that joins each to the
+chunks before, which is its `Before` (on the wire 4 bytes, where they fit, per flow and
+frame type of that chunk that came before, and a bit per row): pass 2
 needs no other task and no message of all flows. Series and histogram rows, renumbered to
 the merged table's rows, are summed only when the unsummed ones outgrow the summed ones
 (series.Summed), not at every chunk.
@@ -16,18 +17,16 @@ from __future__ import annotations
 import numpy as np
 
 from .flowkeys import type_text
-from .partial import LAST_NS, Before, Partial, binned_rows, fold_rest
+from .partial import LAST_NS, Before, Partial, aligned_seams, binned_rows, fold_rest
 from .scopetable import GrowingTable, Joined
 from .series import HIST_VALUES, SERIES_VALUES, Summed
 from .wire import before_to_bytes
 
 
-def _lasts(joined: Joined) -> tuple[np.ndarray, np.ndarray]:
-    """Per row of the added table, the last timestamp of its scope before it, and whether
-    it had one."""
-    last = np.zeros(len(joined.index), np.int64)
-    last[joined.old] = joined.last
-    return last, joined.old
+def _seams(joined: Joined) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of the added table, the IAT that joins its scope to the chunks before it, and
+    whether it has one."""
+    return aligned_seams(len(joined.index), joined.old, joined.seam), joined.old
 
 
 class Reducer:
@@ -47,7 +46,7 @@ class Reducer:
         fold_rest(self._rest, part)  # first: it checks the chunk order
         fb, tb = part.flow_table(), part.type_table()
         fj, tj = self._flows.add(fb), self._types.add(tb)
-        self.before.append(before_to_bytes(Before(*_lasts(fj), *_lasts(tj), last_streams)))
+        self.before.append(before_to_bytes(Before(*_seams(fj), *_seams(tj), last_streams)))
         for table, joined, names in ((fb, fj, ("flow_series", "flow_hist")),
                                      (tb, tj, ("type_series", "type_hist"))):
             ser, hist = binned_rows(table, joined, getattr(part, names[0]),

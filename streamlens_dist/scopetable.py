@@ -230,7 +230,6 @@ class Joined:
     index: np.ndarray
     old: np.ndarray
     seam: np.ndarray
-    last: np.ndarray  # the left side's last timestamp of each of those scopes
 
 
 def seam_iats(a_last: np.ndarray, a_rows: np.ndarray, b_first: np.ndarray) -> np.ndarray:
@@ -357,7 +356,6 @@ class GrowingTable:
         pos[new] = np.arange(n0, n0 + n_new)
         ra, rb = pos[old], np.flatnonzero(old)
         c, bc = self.cols, b.cols
-        last = c["last_ns"][ra]
         seam = seam_iats(c["last_ns"], ra, bc["first_ns"][rb])
         if len(ra):
             an, bn = c["n"][ra], bc["n"][rb]
@@ -386,7 +384,7 @@ class GrowingTable:
                 x[at] = y[new]
             self.n += n_new
             self._index(b.kb[new], b.hashes[new], n0)
-        return Joined(pos, old, seam, last)
+        return Joined(pos, old, seam)
 
     def table(self) -> ScopeTable:
         """The table so far, as a copy (later `add`s do not change it)."""

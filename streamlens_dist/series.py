@@ -430,14 +430,10 @@ def square(hi: int, lo: int) -> int:
     return (int(hi) << LO_BITS) + int(lo)
 
 
-SUMMED_GROWTH = 4
-
-
 class Summed:
     """Rows over one scope numbering, added over time (a fold's): summed when the unsummed
-    rows pass SUMMED_GROWTH times the summed ones (and LAZY_ROWS). Each row is summed about
-    1 + 1/SUMMED_GROWTH times whatever the number of additions (a sort of all rows held each
-    time), and at most SUMMED_GROWTH + 1 times the rows of the sum, or LAZY_ROWS, are held."""
+    rows outgrow the summed ones (and LAZY_ROWS), so each row is summed about twice whatever
+    the number of additions, and at most twice the rows of the sum (or LAZY_ROWS) are held."""
 
     def __init__(self, values: tuple[str, ...]) -> None:
         self.values = values
@@ -450,7 +446,7 @@ class Summed:
             if len(t):
                 self._rows.append(t)
                 self._pending += len(t)
-        if self._pending > max(LAZY_ROWS, SUMMED_GROWTH * len(self._sum)):
+        if self._pending > max(LAZY_ROWS, len(self._sum)):
             self._sum = merge([self._sum, *self._rows], self.values)
             self._rows, self._pending = [], 0
 

@@ -18,12 +18,12 @@ import numpy as np
 from .errors import WireFormatError
 from .flowkeys import flow_bytes, flow_text, key_array, type_text
 from .gcpause import without_gc
-from .partial import Before, Partial, referenced_flows
+from .partial import Before, Partial, aligned_seams, referenced_flows
 from .scopetable import COLS, LIMBS, ScopeTable, ScopeValues, Tops
 from .series import HIST_VALUES, SERIES_VALUES, Binned
 
 SCHEMA = "streamlens-dist/partial"
-VERSION = 4
+VERSION = 5
 BIGINT_EXT = 1
 MAX_MESSAGE = 1 << 31  # bytes; a partial is per-flow, not per-packet, so this is generous
 _I64_MIN, _U64_MAX = -(1 << 63), (1 << 64) - 1
@@ -242,12 +242,32 @@ def values_from_wire(m: dict, text: Callable[[bytes], Any]) -> ScopeValues:
     return ScopeValues(np.frombuffer(kb, f"S{w}"), _column(m["v"], len(kb) // w), text)
 
 
+def _seams_wire(seam: np.ndarray, has: np.ndarray) -> list:
+    """[rows, a bit per row, width, the seam IATs of the rows that have one]: 4 bytes each
+    where all are in [0, 2^32) (the usual case), else 8, else Python ints."""
+    s = seam[has]
+    if s.dtype != object and (not len(s) or (int(s.min()) >= 0 and int(s.max()) < 1 << 32)):
+        width, values = 4, np.ascontiguousarray(s, "<u4").tobytes()
+    else:
+        width, values = 8, _column_wire(s, const=False)
+    return [len(has), np.packbits(has).tobytes(), width, values]
+
+
+def _seams_from_wire(m: list) -> tuple[np.ndarray, np.ndarray]:
+    rows, bits, width, values = m
+    if type(rows) is not int or rows < 0 or not isinstance(bits, bytes) or \
+            len(bits) != (rows + 7) // 8 or width not in (4, 8):
+        raise ValueError("a Before's columns do not fit their rows")
+    has = np.unpackbits(np.frombuffer(bits, np.uint8), count=rows).astype(bool)
+    n = int(np.count_nonzero(has))
+    seam = _column(values, n, "<u4" if width == 4 else "<i8")
+    return aligned_seams(rows, has, seam.astype(np.int64) if width == 4 else seam), has
+
+
 def before_to_bytes(b: Before) -> bytes:
     """What a chunk's outlier pass needs of the chunks before it, as raw columns."""
-    def col(last: np.ndarray, has: np.ndarray) -> list:
-        return [np.ascontiguousarray(last, "<i8").tobytes(),
-                np.ascontiguousarray(has, np.uint8).tobytes()]
-    return pack("before", {"flows": col(b.flows, b.flows_has), "types": col(b.types, b.types_has),
+    return pack("before", {"flows": _seams_wire(b.flows, b.flows_has),
+                           "types": _seams_wire(b.types, b.types_has),
                            "streams": [[*k[0], *k[1:], t] for k, t in b.streams.items()]})
 
 
@@ -255,10 +275,9 @@ def before_to_bytes(b: Before) -> bytes:
 def before_from_bytes(data: bytes) -> Before:
     m = unpack(data, "before")
     try:
-        (f, fh), (t, th) = m["flows"], m["types"]
-        nf, nt = len(fh), len(th)
-        return Before(_column(f, nf), _column(fh, nf, "u1").astype(bool), _column(t, nt),
-                      _column(th, nt, "u1").astype(bool),
+        flows, flows_has = _seams_from_wire(m["flows"])
+        types, types_has = _seams_from_wire(m["types"])
+        return Before(flows, flows_has, types, types_has,
                       {(tuple(r[:3]), *r[3:8]): r[8] for r in m["streams"]})
     except (KeyError, IndexError, TypeError, ValueError) as exc:
         raise WireFormatError(f"malformed before message: {exc!r}") from exc

@@ -76,7 +76,7 @@ def test_before_of_each_chunk_travels_and_matches_its_partial(tmp_path, capture:
         flows, types, stream_seams = seam_iats(prefix, p)
         for (last, has), t, want in (((got.flows, got.flows_has), p.flow_table(), flows),
                                      ((got.types, got.types_has), p.type_table(), types)):
-            rows, iat = table_seams(last, has, t)
+            rows, iat = table_seams(last, has)
             assert [(t.key_list[r], x) for r, x in zip(rows.tolist(), iat.tolist(),
                                                         strict=True)] == \
                 [(k, x) for k, _f, _t, x in want]

@@ -3,6 +3,7 @@ computation, and survive the wire format exactly (including sums of squares > 2^
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 from streamlens_dist.dissect.names import HINT_NAMES
 from streamlens_dist.errors import WireFormatError
 from streamlens_dist.partial import (
+    Before,
     Partial,
     Prefix,
     add_iat,
@@ -149,10 +151,20 @@ def test_prefix_and_before_round_trip() -> None:
     b = before(prefix, nxt)
     back = before_from_bytes(before_to_bytes(b))
     flows = nxt.flow_table()
+    # the IAT from each scope's last frame before the chunk to its first in it
     assert dict(zip(flows.key_list, zip(back.flows.tolist(), back.flows_has.tolist(),
                                          strict=True), strict=True)) == \
-        {KEYS[2]: (0, False), KEYS[1]: (-7, True), KEYS[0]: (9, True)}
+        {KEYS[2]: (0, False), KEYS[1]: (37, True), KEYS[0]: (31, True)}
     types = nxt.type_table()
     got = {k: (x, h) for k, x, h in zip(types.key_list, back.types.tolist(),
                                          back.types_has.tolist(), strict=True) if h}
-    assert got == {(KEYS[1], TYPES[2]): (-7, True), (KEYS[0], TYPES[0]): (5, True)}
+    assert got == {(KEYS[1], TYPES[2]): (37, True), (KEYS[0], TYPES[0]): (35, True)}
+    # negative, wide and beyond-int64 seams travel too (8-byte or Python-int columns)
+    for seam in ([-3, 2**32, 5], [1 << 63, 2, -(1 << 64)]):
+        has = np.array([True, False, True, True])
+        cols = np.array([seam[0], 0, seam[1], seam[2]], dtype=object if abs(seam[0]) >= 1 << 63
+                        else np.int64)
+        b2 = Before(cols, has, cols[:0], has[:0], {})
+        back = before_from_bytes(before_to_bytes(b2))
+        assert back.flows.tolist() == [seam[0], 0, seam[1], seam[2]]
+        assert back.flows_has.tolist() == has.tolist() and back.types_has.tolist() == []

@@ -104,7 +104,8 @@ def test_growing_table_folds_like_the_definition(frames: list, cuts: list[int],
             keys = list(t)
             assert [keys[r] for r in np.flatnonzero(joined.old).tolist()] == \
                 [k for k in keys if k in last_seen]
-            assert joined.last.tolist() == [last_seen[k] for k in keys if k in last_seen]
+            assert joined.seam.tolist() == [t[k][3] - last_seen[k] for k in keys
+                                            if k in last_seen]
             last_seen.update((k, t[k][5]) for k in keys)
         table = g.table()
         assert list(table) == list(whole.flows)
