@@ -11,9 +11,10 @@ the wire and combine carry them. The per-frame form below (`new_stats`, `add_iat
 a dict of stats lists per scope) is the definition they are tested against; a Partial built
 that way is turned into tables by `flow_table` / `type_table`.
 
-The outlier pass needs each seam IAT again, at the chunk where it ends: a `Prefix` (last
-timestamp per scope of everything before a chunk) is carried down the same tree, so no node
-ever holds more than one entry per scope.
+The outlier pass needs each seam IAT again, at the chunk where it ends: the client's fold
+(reduction.py) gives each chunk its `Before`, the seam IATs of its own scopes. `Prefix` (the
+last timestamp per scope of everything before a chunk) and `before` are its keyed
+definition, which the tests hold the fold to.
 """
 
 from __future__ import annotations
@@ -290,9 +291,10 @@ def outlier_view(p: Partial) -> Partial:
 
 def combine_all(parts: Iterable[Partial]) -> Partial:
     """The partials in order, combined as an ordered pairwise tree grown as they come (the
-    serial oracle of the Dask reduction): a stack holds the roots of complete subtrees of 2^k
-    partials, so at most log2(n) partials are held, and each scope's rows are combined
-    O(log n) times, never once per partial after them."""
+    oracle that the client's in-place fold, reduction.Reducer, is tested against): a stack
+    holds the roots of complete subtrees of 2^k partials, so at most log2(n) partials are
+    held, and each scope's rows are combined O(log n) times, never once per partial after
+    them."""
     stack: list[tuple[Partial, int]] = []
     for node in parts:
         size = 1

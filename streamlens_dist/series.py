@@ -352,9 +352,9 @@ def _python_seam_rows(scopes: list[int], ts: list[int], iats: list[int], bin_ns:
 
 # `join` concatenates the rows of the pieces (a key may then hold several rows) while the
 # result stays below LAZY_ROWS, and merges them above: sorting and summing at every node of
-# the combine tree cost more than the rest of a combine. Partials are combined where they
-# are folded (the client: reduction.py), never sent on, so lazy rows cost only memory, which
-# LAZY_ROWS bounds. The rows are summed once, by `canonical`, when the tables are made.
+# a combine tree cost more than the rest of a combine. Combined partials are never sent on,
+# so lazy rows cost only memory, which LAZY_ROWS bounds; the rows are summed once, by
+# `canonical`, when the tables are made. The client's fold sums its rows by `Summed`.
 LAZY_ROWS = 1 << 18
 
 
