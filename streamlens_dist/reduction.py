@@ -36,11 +36,14 @@ class Reducer:
         self._binned = {"flow_series": Summed(SERIES_VALUES), "flow_hist": Summed(HIST_VALUES),
                         "type_series": Summed(SERIES_VALUES), "type_hist": Summed(HIST_VALUES)}
         self.before: list[bytes] = []  # per chunk added, its Before as wire bytes
+        self._ended = False
 
     def add(self, part: Partial) -> None:
         """The next chunk's partial (chunk order: `part.lo` is one past the last one's)."""
         if part.is_empty():
             raise ValueError("an empty partial covers no chunk")
+        if self._ended:
+            raise RuntimeError("a chunk was added after merged(): the fold has ended")
         streams = self._rest.streams
         last_streams = {k: streams[k][LAST_NS] for k in part.streams if k in streams}
         fold_rest(self._rest, part)  # first: it checks the chunk order
@@ -55,16 +58,17 @@ class Reducer:
             self._binned[names[1]].add(hist)
 
     def merged(self) -> Partial:
-        """The partial of every chunk added so far."""
+        """The partial of every chunk added (the fold's end: nothing can be added after)."""
         if self._rest.is_empty():
             return Partial.empty()
+        self._ended = True
         out = Partial(**{f: getattr(self._rest, f) for f in (
             "lo", "hi", "frames", "untimed", "undecodable", "first_ns", "last_ns", "bin_ns")})
         out.undecodable_first = list(self._rest.undecodable_first)
         out.malformed = {k: list(v) for k, v in self._rest.malformed.items()}
         for f in ("streams", "seq", "counters", "sync", "grandmasters", "tmats", "profile"):
             setattr(out, f, dict(getattr(self._rest, f)))
-        out.flows, out.types = self._flows.table(), self._types.table()
+        out.flows, out.types = self._flows.table(last=True), self._types.table(last=True)
         for name, rows in self._binned.items():
             setattr(out, name, rows.result())
         return out

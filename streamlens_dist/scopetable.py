@@ -244,7 +244,7 @@ def combine(a: ScopeTable, b: ScopeTable) -> tuple[ScopeTable, Joined]:
     """The table of `a` followed by `b` (neither modified), and where b's rows went."""
     g = GrowingTable.of(a)
     joined = g.add(b)
-    return g.table(), joined
+    return g.table(last=True), joined
 
 
 class ScopeValues(Mapping):
@@ -318,6 +318,7 @@ class GrowingTable:
         self.cols = {c: np.zeros(0, np.int64) for c in COLS}
         self.q = tuple(np.zeros(0, np.uint64) for _ in LIMBS)
         self._runs: list[tuple[int, KeyIndex]] = []  # (first row, index of rows from there)
+        self._done = False  # the columns were given away (table(last=True))
 
     @classmethod
     def of(cls, t: ScopeTable) -> GrowingTable:
@@ -349,6 +350,8 @@ class GrowingTable:
 
     def add(self, b: ScopeTable) -> Joined:
         """Folds `b` (the scopes that come after this table's) in; where its rows went."""
+        if self._done:
+            raise RuntimeError("a growing table was added to after its last table()")
         pos = self.rows_of(b)
         old = pos >= 0
         new = np.flatnonzero(~old)
@@ -386,13 +389,17 @@ class GrowingTable:
             self._index(b.kb[new], b.hashes[new], n0)
         return Joined(pos, old, seam)
 
-    def table(self) -> ScopeTable:
-        """The table so far, as a copy (later `add`s do not change it)."""
+    def table(self, last: bool = False) -> ScopeTable:
+        """The table so far, as a copy (later `add`s do not change it); `last`: the columns
+        themselves, without a copy, and no `add` after it."""
         while len(self._runs) > 1:
             self._join_last_runs()
         idx = self._runs[0][1] if self._runs else KeyIndex(np.zeros(0, "S1"))
-        return ScopeTable(idx.kb, {k: v[:self.n].copy() for k, v in self.cols.items()},
-                          tuple(x[:self.n].copy() for x in self.q), None, self.text, idx)
+        cols = {k: v[:self.n] if last else v[:self.n].copy() for k, v in self.cols.items()}
+        q = tuple(x[:self.n] if last else x[:self.n].copy() for x in self.q)
+        if last:
+            self._done = True
+        return ScopeTable(idx.kb, cols, q, None, self.text, idx)
 
     def _put(self, name: str, rows: np.ndarray | slice, values: np.ndarray) -> None:
         if values.dtype == object and self.cols[name].dtype != object:

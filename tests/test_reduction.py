@@ -82,6 +82,11 @@ def test_fold_refuses_chunks_out_of_order() -> None:
         r.add(parts[2])
     with pytest.raises(ValueError, match="empty"):
         r.add(Partial.empty())
+    r.add(parts[1])
+    merged = r.merged()  # the fold's end: its tables are handed over, not copied
+    with pytest.raises(RuntimeError, match="fold has ended"):
+        r.add(parts[2])
+    assert dict(merged.flows) == dict(combine_all(parts[:2]).flows)
 
 
 @given(frames_st, st.lists(st.integers(0, 200), max_size=12), st.booleans())
