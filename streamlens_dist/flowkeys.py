@@ -275,3 +275,81 @@ class KeyIndex:
         at = np.searchsorted(self.sorted_h, fresh_h, side="right")
         return KeyIndex(all_kb, all_h, np.insert(self.order, at, len(self.kb) + fresh),
                         np.insert(self.sorted_h, at, fresh_h))
+
+
+class GrowingIndex:
+    """Finds byte keys among a growing column of distinct byte keys (row i: the i-th added):
+    an open-addressing table of rows (linear probing, at most half full), searched for a
+    whole array of keys at once; every hit is checked against the bytes, and keys whose
+    hashes collide take the next free slots, so it is exact whatever the hash. Adding keys
+    costs their number (the table doubles now and then), not the column's."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self._kb = np.zeros(0, "S1")
+        self._h = np.zeros(0, np.uint64)
+        self._slots = np.full(1024, -1, np.int64)
+
+    @property
+    def kb(self) -> np.ndarray:
+        return self._kb[:self.n]
+
+    @property
+    def h(self) -> np.ndarray:
+        return self._h[:self.n]
+
+    def __len__(self) -> int:
+        return self.n
+
+    def rows_of(self, kb: np.ndarray, hashes: np.ndarray) -> np.ndarray:
+        """Each key's row, -1 where the column has none."""
+        out = np.full(len(kb), -1, np.int64)
+        mask = np.uint64(len(self._slots) - 1)
+        todo = np.arange(len(kb))
+        slot = (hashes & mask).astype(np.int64)
+        while len(todo):  # one probe of every unresolved key per round
+            r = self._slots[slot]
+            full = r >= 0
+            todo, slot, r = todo[full], slot[full], r[full]  # an empty slot: not there
+            hit = (self._h[r] == hashes[todo]) & (self._kb[r] == kb[todo])
+            out[todo[hit]] = r[hit]
+            miss = ~hit
+            todo, slot = todo[miss], (slot[miss] + 1) & (len(self._slots) - 1)
+        return out
+
+    def add(self, kb: np.ndarray, hashes: np.ndarray) -> None:
+        """Keys not in the column yet (each once) as its next rows."""
+        m = len(kb)
+        if not m:
+            return
+        need = self.n + m
+        if need > len(self._h) or kb.dtype.itemsize > self._kb.dtype.itemsize:
+            room = max(need, 2 * len(self._h))
+            width = max(kb.dtype.itemsize, self._kb.dtype.itemsize)
+            grown_kb = np.zeros(room, f"S{width}")
+            grown_kb[:self.n] = self._kb[:self.n]
+            grown_h = np.zeros(room, np.uint64)
+            grown_h[:self.n] = self._h[:self.n]
+            self._kb, self._h = grown_kb, grown_h
+        self._kb[self.n:need] = kb
+        self._h[self.n:need] = hashes
+        first, self.n = self.n, need
+        if 2 * need > len(self._slots):
+            size = len(self._slots)
+            while 2 * need > size:
+                size *= 4  # room for as many again before the next rehash
+            self._slots = np.full(size, -1, np.int64)
+            self._place(np.arange(need))
+        else:
+            self._place(np.arange(first, need))
+
+    def _place(self, rows: np.ndarray) -> None:
+        mask = len(self._slots) - 1
+        slot = (self._h[rows] & np.uint64(mask)).astype(np.int64)
+        while len(rows):  # each round, the first key wanting a free slot takes it
+            free = np.flatnonzero(self._slots[slot] < 0)
+            taken, first = np.unique(slot[free], return_index=True)
+            self._slots[taken] = rows[free[first]]
+            left = np.ones(len(rows), bool)
+            left[free[first]] = False
+            rows, slot = rows[left], (slot[left] + 1) & mask

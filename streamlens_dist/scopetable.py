@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from .flowkeys import (
+    GrowingIndex,
     KeyIndex,
     TextKeys,
     flow_bytes,
@@ -307,17 +308,16 @@ class ScopeValues(Mapping):
 
 class GrowingTable:
     """A ScopeTable that the tables after it are folded into in place (`add`: what `combine`
-    computes, for the rows of the added table only). Columns keep spare room, and its keys are
-    indexed in sorted runs whose sizes shrink from the oldest to the newest (a new run joins
-    the one before it once it is as large): folding chunk after chunk costs about the rows of
-    the chunks, never the rows of the table per chunk. Rows are in order of first appearance,
-    as `combine` places them."""
+    computes, for the rows of the added table only). Columns keep spare room and keys are
+    found by a growing hash table (flowkeys.GrowingIndex): folding chunk after chunk costs
+    about the rows of the chunks, never the rows of the table per chunk. Rows are in order of
+    first appearance, as `combine` places them."""
 
     def __init__(self, text: Callable[[bytes], Any] = flow_text) -> None:
         self.text, self.n = text, 0
         self.cols = {c: np.zeros(0, np.int64) for c in COLS}
         self.q = tuple(np.zeros(0, np.uint64) for _ in LIMBS)
-        self._runs: list[tuple[int, KeyIndex]] = []  # (first row, index of rows from there)
+        self._index = GrowingIndex()
         self._done = False  # the columns were given away (table(last=True))
 
     @classmethod
@@ -327,7 +327,7 @@ class GrowingTable:
         g.n = len(t)
         g.cols = {c: np.array(t.cols[c]) for c in COLS}
         g.q = tuple(np.array(x) for x in t.q)
-        g._runs = [(0, t.keyidx)] if len(t) else []
+        g._index.add(t.kb, t.hashes)
         return g
 
     def __len__(self) -> int:
@@ -335,18 +335,7 @@ class GrowingTable:
 
     def rows_of(self, t: ScopeTable) -> np.ndarray:
         """The row here of each row of `t`, -1 where this table has none."""
-        pos = np.full(len(t), -1, np.int64)
-        todo = np.argsort(t.hashes) if self._runs and len(t) else pos[:0]
-        kb, h = t.kb[todo], t.hashes[todo]  # sorted by hash once: each run searches in order
-        for start, idx in self._runs:  # the largest first
-            if not len(todo):
-                break
-            r = idx.rows_of(kb, h, presorted=True)
-            hit = r >= 0
-            pos[todo[hit]] = r[hit] + start
-            miss = ~hit
-            todo, kb, h = todo[miss], kb[miss], h[miss]
-        return pos
+        return self._index.rows_of(t.kb, t.hashes)
 
     def add(self, b: ScopeTable) -> Joined:
         """Folds `b` (the scopes that come after this table's) in; where its rows went."""
@@ -386,15 +375,14 @@ class GrowingTable:
             for x, y in zip(self.q, b.q, strict=True):
                 x[at] = y[new]
             self.n += n_new
-            self._index(b.kb[new], b.hashes[new], n0)
+            self._index.add(b.kb[new], b.hashes[new])
         return Joined(pos, old, seam)
 
     def table(self, last: bool = False) -> ScopeTable:
         """The table so far, as a copy (later `add`s do not change it); `last`: the columns
         themselves, without a copy, and no `add` after it."""
-        while len(self._runs) > 1:
-            self._join_last_runs()
-        idx = self._runs[0][1] if self._runs else KeyIndex(np.zeros(0, "S1"))
+        kb, h = self._index.kb, self._index.h
+        idx = KeyIndex(kb, h) if last else KeyIndex(kb.copy(), h.copy())
         cols = {k: v[:self.n] if last else v[:self.n].copy() for k, v in self.cols.items()}
         q = tuple(x[:self.n] if last else x[:self.n].copy() for x in self.q)
         if last:
@@ -418,14 +406,3 @@ class GrowingTable:
             return out
         self.cols = {k: grown(v) for k, v in self.cols.items()}
         self.q = tuple(grown(x) for x in self.q)
-
-    def _index(self, kb: np.ndarray, hashes: np.ndarray, start: int) -> None:
-        self._runs.append((start, KeyIndex(kb, hashes)))
-        while len(self._runs) > 1 and len(self._runs[-2][1]) <= len(self._runs[-1][1]):
-            self._join_last_runs()
-
-    def _join_last_runs(self) -> None:
-        # adjacent runs cover adjacent rows: the joined run's positions are rows from `start`
-        _, last = self._runs.pop()
-        start, prev = self._runs[-1]
-        self._runs[-1] = (start, prev.extended(last.kb, last.h))

@@ -120,9 +120,9 @@ def test_growing_table_folds_like_the_definition(frames: list, cuts: list[int],
         assert dict(table) == dict(whole.flows)
 
 
-def test_growing_table_keeps_room_and_finds_keys_across_its_runs() -> None:
-    """Thousands of chunks of new and old keys: rows by first appearance, every key found in
-    whichever sorted run holds it, the runs' sizes shrinking from oldest to newest."""
+def test_growing_table_keeps_room_and_finds_every_key() -> None:
+    """Hundreds of chunks of new and old keys, through many doublings of the columns and the
+    hash table: rows by first appearance, every key found, no other."""
     rng = np.random.default_rng(7)
     g, seen = GrowingTable(), []
     for c in range(300):
@@ -135,10 +135,14 @@ def test_growing_table_keeps_room_and_finds_keys_across_its_runs() -> None:
         seen += new
         assert joined.index[~joined.old].tolist() == list(range(len(seen) - len(new),
                                                                  len(seen)))
-        sizes = [len(idx) for _, idx in g._runs]
-        assert sizes == sorted(sizes, reverse=True) and sum(sizes) == len(seen)
-    assert len(g._runs) > 1
-    assert list(g.table()) == seen
+        assert len(g) == len(seen)
+    table = g.table()
+    assert list(table) == seen
+    assert g.rows_of(table).tolist() == list(range(len(seen)))
+    others = scopetable.ScopeTable.from_stats(
+        {(f"10.9.{i // 256}.{i % 256}", "10.0.0.1", "ip4"): [1, 60, 0, 0, 0, 0, 0, 0, 0, None, None]
+         for i in range(500)})
+    assert (g.rows_of(others) == -1).all()
 
 
 @given(st.lists(st.lists(st.tuples(st.integers(0, 30), st.integers(-3, 3),
