@@ -30,6 +30,8 @@ def _seams(joined: Joined) -> tuple[np.ndarray, np.ndarray]:
 
 
 class Reducer:
+    """The fold of one capture's chunk partials, added in chunk order (module docstring)."""
+
     def __init__(self) -> None:
         self._flows, self._types = GrowingTable(), GrowingTable(type_text)
         self._rest = Partial.empty()  # the other fields, folded in place
@@ -62,12 +64,7 @@ class Reducer:
         if self._rest.is_empty():
             return Partial.empty()
         self._ended = True
-        out = Partial(**{f: getattr(self._rest, f) for f in (
-            "lo", "hi", "frames", "untimed", "undecodable", "first_ns", "last_ns", "bin_ns")})
-        out.undecodable_first = list(self._rest.undecodable_first)
-        out.malformed = {k: list(v) for k, v in self._rest.malformed.items()}
-        for f in ("streams", "seq", "counters", "sync", "grandmasters", "tmats", "profile"):
-            setattr(out, f, dict(getattr(self._rest, f)))
+        out = self._rest  # handed over: nothing is folded into it any more
         out.flows, out.types = self._flows.table(last=True), self._types.table(last=True)
         for name, rows in self._binned.items():
             setattr(out, name, rows.result())
