@@ -30,15 +30,23 @@ def records(cls: columnar.FrameClasses) -> list[tuple]:
             for f, t, h, m in zip(cls.flow, cls.ftype, cls.hints, cls.malformed, strict=True)]
 
 
-def dpkt_app_payload(frame: bytes) -> tuple[int, int] | None:
-    """(offset in the frame, length) of an Ethernet frame's application payload, found with
-    dpkt: the UDP payload (`udp.data[:ulen - 8]` when 8 <= ulen <= the UDP bytes, else all of
-    them; PROTOCOLS.md §7.4) of a first or unfragmented IPv4 / IPv6 datagram, or the body of
-    an 0x88F7 (PTP) frame; None for anything else. The VLAN walk is written out here because
-    dpkt stops after two tags and reads MPLS and 802.3 frames, which the engine does not."""
-    if len(frame) < 14:
-        return None
-    (et,), l3 = struct.unpack_from(">H", frame, 12), 14
+def dpkt_app_payload(frame: bytes, linktype: int = 1) -> tuple[int, int] | None:
+    """(offset in the frame, length) of an Ethernet (or Linux cooked: SLL 113, SLL2 276)
+    frame's application payload, found with dpkt: the UDP payload (`udp.data[:ulen - 8]` when
+    8 <= ulen <= the UDP bytes, else all of them; PROTOCOLS.md §7.4) of a first or
+    unfragmented IPv4 / IPv6 datagram, or the body of an Ethernet 0x88F7 (PTP) frame (a
+    cooked one has no MAC pair: the per-frame path's); None for anything else. The VLAN walk
+    is written out here because dpkt stops after two tags and reads MPLS and 802.3 frames,
+    which the engine does not."""
+    if linktype == 1:
+        if len(frame) < 14:
+            return None
+        (et,), l3 = struct.unpack_from(">H", frame, 12), 14
+    else:
+        header = dpkt.sll.SLL if linktype == 113 else dpkt.sll2.SLL2
+        if len(frame) < header.__hdr_len__:
+            return None
+        et, l3 = header(frame).ethtype, header.__hdr_len__
     for _ in range(8):
         if et not in VLAN_TPIDS:
             break
@@ -46,7 +54,7 @@ def dpkt_app_payload(frame: bytes) -> tuple[int, int] | None:
             return None
         (et,), l3 = struct.unpack_from(">H", frame, l3 + 2), l3 + 4
     if et == 0x88F7:
-        return l3, len(frame) - l3
+        return (l3, len(frame) - l3) if linktype == 1 else None
     try:
         if et == 0x0800:
             ip = dpkt.ip.IP(frame[l3:])
@@ -93,7 +101,8 @@ def assert_app_payloads(buf: bytes, cols, cls: columnar.FrameClasses, kept: np.n
         want = None
         if kept[i]:
             off = int(cols.offset[i])
-            want = dpkt_app_payload(bytes(buf[off:off + int(cols.caplen[i])]))
+            want = dpkt_app_payload(bytes(buf[off:off + int(cols.caplen[i])]),
+                                    int(cols.linktype[i]))
             if want is not None:
                 want = (off + want[0], want[1])
         assert got == (want or (-1, 0)), f"frame index {i}: app payload {got}, dpkt {want}"

@@ -548,6 +548,63 @@ def test_every_ladder_frame_cut_at_every_length() -> None:
     check_frames(frames)
 
 
+def cooked(frame: bytes, linktype: int) -> bytes:
+    """An Ethernet frame as Linux captures it on `any` (SLL 113, SLL2 276): the MAC pair
+    dropped (the source kept as the link-layer address), the protocol type and all that
+    follows it unchanged (VLAN tags included)."""
+    src, proto, rest = frame[6:12], frame[12:14], frame[14:]
+    if linktype == 113:
+        return struct.pack(">HHH", 4, 1, len(src)) + src.ljust(8, b"\0") + proto + rest
+    return proto + b"\0\0" + struct.pack(">IHBB", 2, 1, 4, len(src)) + src.ljust(8, b"\0") + rest
+
+
+@pytest.mark.parametrize("linktype", [113, 276])
+def test_ladder_rules_behind_cooked_headers(linktype: int) -> None:
+    """Every edge case as a Linux cooked capture: IP frames take the path they take behind
+    Ethernet, with the same records; frames without IP (no MAC pair to key them by) go per
+    frame."""
+    eth_done, eth = check_frames([c[1] for c in CASES])
+    done, cls = check_frames([cooked(c[1], linktype) for c in CASES],
+                             linktypes=[linktype] * len(CASES))
+    ip = [eth.flow[i] >= 0 and eth.keys[eth.flow[i]][2] in ("ip4", "ip6")
+          for i in range(len(CASES))]
+    assert any(ip) and not all(ip)
+    for i, (name, *_rest) in enumerate(CASES):
+        assert bool(done[i]) == (ip[i] and bool(eth_done[i])), name
+        if ip[i]:
+            assert records(cls)[i] == records(eth)[i], name
+    assert sum(done) > len(CASES) // 2
+
+
+def test_cooked_frames_cut_at_every_length() -> None:
+    frames, lts = [], []
+    for lt in (113, 276):
+        for c in CASES:
+            f = cooked(c[1], lt)
+            frames += [f[:k] for k in {*range(min(len(f), 100)), len(f) - 1}]
+    lts = [113] * (len(frames) // 2) + [276] * (len(frames) - len(frames) // 2)
+    check_frames(frames, linktypes=lts)
+
+
+@given(st.integers(0, 2**32), st.integers(1, 120))
+@settings(max_examples=120, deadline=None)
+def test_random_cooked_mixes(seed: int, n: int) -> None:
+    """Random traffic (some of it damaged) behind Ethernet, SLL and SLL2 headers in one
+    chunk, some frames untimed."""
+    rng = random.Random(seed)
+    frames, lts = [], []
+    for _ts, f in random_records(rng, n):
+        lt = rng.choice([1, 113, 276])
+        b = bytearray(f if lt == 1 else cooked(f, lt))
+        if rng.random() < 0.2 and b:
+            b[rng.randrange(min(len(b), 64))] = rng.randrange(256)
+        if rng.random() < 0.1:
+            b = b[:rng.randrange(len(b) + 1)]
+        frames.append(bytes(b))
+        lts.append(lt)
+    check_frames(frames, linktypes=lts, untimed=[rng.random() < 0.05 for _ in frames])
+
+
 def test_other_link_types_and_untimed_go_per_frame() -> None:
     f = _u4(F1)
     done, cls = check_frames([f, f, f, f], linktypes=[1, 101, 1, 228], untimed=[False, False,
@@ -575,7 +632,7 @@ def test_old_build_falls_back_to_numpy() -> None:
 
     class Drifted(Old):
         CLASSIFY_NAMES = ("type:No-Such-Type",)
-        LADDER_VERSION = 3
+        LADDER_VERSION = 4
 
         @staticmethod
         def classify_frames(*_args):  # pragma: no cover - must not be called
@@ -585,11 +642,15 @@ def test_old_build_falls_back_to_numpy() -> None:
         CLASSIFY_NAMES = tuple(n for n in columnar._kernels.CLASSIFY_NAMES if "INETX" not in n)
         LADDER_VERSION = 2
 
-    for mod in (Old, Drifted, Version2):
+    class Version3(Drifted):  # before Linux cooked captures: its frames would differ
+        CLASSIFY_NAMES = tuple(n for n in columnar._kernels.CLASSIFY_NAMES if "SLL" not in n)
+        LADDER_VERSION = 3
+
+    for mod in (Old, Drifted, Version2, Version3):
         assert columnar._kernel_tables(mod) is None
     buf, cols = columns_of([_u4(F1), _u4(ch10_tmats_udp(tmats_text())), _u4(INETX)])
     want = records(columnar.classify_columns(buf, cols))
-    for mod in (Old, Drifted, Version2):
+    for mod in (Old, Drifted, Version2, Version3):
         with mock.patch.object(columnar, "_kernels", mod):
             assert records(columnar.classify_columns(buf, cols)) == want
     assert columnar._kernel_tables(columnar._kernels) is not None

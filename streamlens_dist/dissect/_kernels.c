@@ -103,7 +103,8 @@ done:
     X(H_UDP, "hint:UDP") X(H_TCP, "hint:TCP") X(H_ICMP, "hint:ICMP") X(H_IGMP, "hint:IGMP") \
     X(H_MULTICAST, "hint:Multicast") X(H_INETX, "hint:INETX") \
     X(M_CH10_CSUM, "malformed:CH10-header-checksum") \
-    X(L_ETHERNET, "link:ETHERNET") X(E_IP4, "link:ETH_IP4") X(E_IP6, "link:ETH_IP6") \
+    X(L_ETHERNET, "link:ETHERNET") X(L_SLL, "link:SLL") X(L_SLL2, "link:SLL2") \
+    X(E_IP4, "link:ETH_IP4") X(E_IP6, "link:ETH_IP6") \
     X(E_ARP, "link:ETH_ARP") X(E_PTP, "link:ETH_PTP")
 
 #define X(id, name) id,
@@ -392,11 +393,29 @@ static int transport(const ladder_t *L, int64_t proto, int64_t l4, int64_t l4end
 }
 
 /* One frame [base, end): returns handled; sets kind, src and dst when the flow key is known. */
-static int classify_one(const ladder_t *L, int64_t base, int64_t end, int8_t *kind, int64_t *src,
-                        int64_t *dst, class_t *r) {
+/* The link header of a frame the fast path reads (link.decode): its length, where its
+ * protocol type field lies, and whether only IP behind it is decoded (Linux cooked captures
+ * carry no MAC pair: other protocols are left to the per-frame path). 0: not read here. */
+typedef struct {
+    int64_t len, type_at;
+    int ip_only;
+} linkhdr_t;
+
+static inline linkhdr_t link_header(const ladder_t *L, int32_t lt) {
+    if (lt == L->c[L_ETHERNET])
+        return (linkhdr_t){14, 12, 0};
+    if (lt == L->c[L_SLL])
+        return (linkhdr_t){16, 14, 1};
+    if (lt == L->c[L_SLL2])
+        return (linkhdr_t){20, 0, 1};
+    return (linkhdr_t){0, 0, 0};
+}
+
+static int classify_one(const ladder_t *L, linkhdr_t h, int64_t base, int64_t end, int8_t *kind,
+                        int64_t *src, int64_t *dst, class_t *r) {
     const unsigned char *d = L->d;
     const int64_t *c = L->c;
-    int64_t et = be16(d, base + 12), l3 = base + 14;
+    int64_t et = be16(d, base + h.type_at), l3 = base + h.len;
     for (int k = 0; k < FAST_VLAN_TAGS && is_tpid(L, et); k++) {
         if (end < l3 + 4)
             return 0; /* tag stack cut short: per-frame path */
@@ -440,6 +459,8 @@ static int classify_one(const ladder_t *L, int64_t base, int64_t end, int8_t *ki
         *dst = l3 + 24;
         return transport(L, d[l3 + 6], l3 + 40, l4end, mcast, r);
     }
+    if (h.ip_only)
+        return 0; /* no MAC pair to key it by: the per-frame path decides */
     /* L2: the MAC pair */
     *kind = 2;
     *src = base + 6;
@@ -533,7 +554,8 @@ static PyObject *classify_frames(PyObject *self, PyObject *args) {
     const unsigned char *untimed = (const unsigned char *)b[UNTIMED].buf;
     /* the frames the ladder reads must lie inside data */
     for (Py_ssize_t i = 0; i < n; i++) {
-        if (!untimed[i] && lt[i] == L->c[L_ETHERNET] && cap[i] >= 14 &&
+        int64_t hlen = link_header(L, lt[i]).len;
+        if (!untimed[i] && hlen && cap[i] >= hlen &&
             (off[i] < 0 || off[i] > b[DATA].len - cap[i])) {
             PyErr_Format(PyExc_ValueError, "classify_frames: frame %zd lies outside the data", i);
             goto done;
@@ -560,8 +582,9 @@ static PyObject *classify_frames(PyObject *self, PyObject *args) {
         int64_t s = 0, t = 0;
         class_t r = NO_RESULT;
         int ok = 0;
-        if (!untimed[i] && lt[i] == L->c[L_ETHERNET] && cap[i] >= 14)
-            ok = classify_one(L, off[i], off[i] + cap[i], &k, &s, &t, &r);
+        linkhdr_t h = link_header(L, lt[i]);
+        if (!untimed[i] && h.len && cap[i] >= h.len)
+            ok = classify_one(L, h, off[i], off[i] + cap[i], &k, &s, &t, &r);
         if (!ok)
             r = NO_RESULT;
         handled[i] = (unsigned char)ok;
@@ -714,7 +737,7 @@ PyMODINIT_FUNC PyInit__kernels(void) {
     }
     /* 2: frames that might carry a malformed payload the ladder names are left unhandled;
      * 3: iNET-X (type and hint INETX) and the app_off / app_len outputs */
-    if (PyModule_AddIntConstant(m, "LADDER_VERSION", 3) < 0)
+    if (PyModule_AddIntConstant(m, "LADDER_VERSION", 4) < 0)
         goto fail;
     return m;
 fail:

@@ -2,7 +2,8 @@
 
 Header fields of every frame are gathered at once from the chunk buffer and the ladder is
 applied with vectorised masks. Only the common shapes are handled here: Ethernet with up to
-two VLAN tags, IPv4 (any IHL, fragments) and IPv6 without extension headers, UDP/TCP with the
+two VLAN tags and IP behind Linux cooked headers (SLL, SLL2, up to two tags), IPv4 (any
+IHL, fragments) and IPv6 without extension headers, UDP/TCP with the
 whole ladder, ICMP/IGMP, L2 frames. Everything else (other link types, damaged headers,
 IPv6 extension headers, Chapter 10 bodies that might be TMATS text)
 goes through the per-frame `classify`, so both paths give identical records by construction
@@ -262,9 +263,10 @@ def _kernel_tables(kern) -> tuple | None:
         tables = None
         names = getattr(kern, "CLASSIFY_NAMES", None)
         # version 2 leaves frames that might carry a malformed payload to the per-frame path;
-        # version 3 adds iNET-X and the application payload offsets (app_off, app_len)
+        # version 3 adds iNET-X and the application payload offsets (app_off, app_len);
+        # version 4 reads Linux cooked captures (SLL, SLL2) as `_fast` does
         if hasattr(kern, "classify_frames") and names is not None and \
-                getattr(kern, "LADDER_VERSION", 0) >= 3:
+                getattr(kern, "LADDER_VERSION", 0) >= 4:
             try:
                 values = [_KERNEL_SPACES[space][name]
                           for space, name in (n.split(":", 1) for n in names)]
@@ -342,11 +344,13 @@ def classify_columns(buf: bytes | memoryview, cols: RecordColumns, force_slow: b
 def _fast(c: _Chunk, cols: RecordColumns, out: _Out) -> np.ndarray:
     """Classify what the fast path can; return the mask of frames it handled."""
     done = np.zeros(len(cols), dtype=bool)
-    rows = np.flatnonzero(~cols.untimed & (cols.linktype == link.ETHERNET) & (cols.caplen >= 14))
+    hlen, type_at = link.headers(cols.linktype)
+    rows = np.flatnonzero(~cols.untimed & (hlen > 0) & (cols.caplen >= hlen))
     base = cols.offset[rows]
     end = base + cols.caplen[rows]
-    et = c.be16(base + 12)
-    l3 = base + 14
+    et = c.be16(base + type_at[rows])
+    l3 = base + hlen[rows]
+    cooked = cols.linktype[rows] != link.ETHERNET
     ok = np.ones(len(rows), dtype=bool)
     for _ in range(2):
         tag = np.isin(et, _TPIDS)
@@ -356,11 +360,11 @@ def _fast(c: _Chunk, cols: RecordColumns, out: _Out) -> np.ndarray:
             et = np.where(step, c.be16(np.where(step, l3 + 2, 0)), et)
             l3 = np.where(step, l3 + 4, l3)
     ok &= ~np.isin(et, _TPIDS)
-    rows, base, end, et, l3 = rows[ok], base[ok], end[ok], et[ok], l3[ok]
+    rows, base, end, et, l3, cooked = rows[ok], base[ok], end[ok], et[ok], l3[ok], cooked[ok]
 
     is4 = (et == link.ETH_IP4)
     is6 = (et == link.ETH_IP6)
-    l2 = ~(is4 | is6)
+    l2 = ~(is4 | is6 | cooked)  # cooked captures have no MAC pair: per frame
     done[rows[l2]] = _l2(c, out, rows[l2], base[l2], end[l2], et[l2], l3[l2])
     done[rows[is4]] = _ip4(c, out, rows[is4], end[is4], l3[is4])
     done[rows[is6]] = _ip6(c, out, rows[is6], end[is6], l3[is6])

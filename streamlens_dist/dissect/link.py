@@ -8,11 +8,17 @@ decoded (unknown link type, too short, non-IP on a link without MAC pairs).
 
 from __future__ import annotations
 
+import numpy as np
+
 ETH_IP4, ETH_IP6, ETH_ARP, ETH_PTP = 0x0800, 0x86DD, 0x0806, 0x88F7
 VLAN_TPIDS = frozenset((0x8100, 0x88A8, 0x9100, 0x9200))
 MAX_VLAN_TAGS = 8  # bound the tag walk: hostile frames can stack tags forever
 
 ETHERNET, NULL, LOOP, SLL, SLL2 = 1, 0, 108, 113, 276
+# link type -> (header length, offset of its protocol type field); the fast paths read these
+# (columnar._fast, _kernels.c link_header): Ethernet, and the Linux cooked captures that
+# `tcpdump -i any` writes, which carry no MAC pair (only IP behind them is decoded)
+TYPED_HEADERS = {ETHERNET: (14, 12), SLL: (16, 14), SLL2: (20, 0)}
 RAW_IP = frozenset((101, 12, 14))  # LINKTYPE_RAW and the raw DLT values old files carry
 IPV4_ONLY, IPV6_ONLY = 228, 229
 _NULL_AF = {2: 4, 24: 6, 28: 6, 30: 6}  # BSD address families -> IP version
@@ -50,9 +56,10 @@ def skip_vlans(data: bytes, type_off: int, payload_off: int) -> tuple[int, int] 
 
 def decode(linktype: int, data: bytes) -> tuple | None:
     if linktype == ETHERNET:
-        if len(data) < 14:
+        hlen, type_at = TYPED_HEADERS[ETHERNET]
+        if len(data) < hlen:
             return None
-        r = skip_vlans(data, 12, 14)
+        r = skip_vlans(data, type_at, hlen)
         if r is None:
             # A truncated tag stack is still an Ethernet frame between two MACs.
             return ("l2", mac_text(data[6:12]), mac_text(data[0:6]), -1, len(data))
@@ -65,10 +72,10 @@ def decode(linktype: int, data: bytes) -> tuple | None:
     if linktype in (IPV4_ONLY, IPV6_ONLY):
         return ("ip", 0, None, None, 4 if linktype == IPV4_ONLY else 6)
     if linktype in (SLL, SLL2):
-        hlen = 16 if linktype == SLL else 20
+        hlen, type_at = TYPED_HEADERS[linktype]
         if len(data) < hlen:
             return None
-        r = skip_vlans(data, 14 if linktype == SLL else 0, hlen)
+        r = skip_vlans(data, type_at, hlen)
         if r is None:
             return None
         etype, off = r
@@ -84,3 +91,13 @@ def decode(linktype: int, data: bytes) -> tuple | None:
                 return ("ip", 4, None, None, _NULL_AF[f])
         return None
     return None
+
+
+def headers(linktype: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame (the fast paths' columns), the length of its link header and the offset of
+    the header's protocol type field (TYPED_HEADERS), 0 and 0 for other link types."""
+    hlen, type_at = np.zeros(len(linktype), np.int64), np.zeros(len(linktype), np.int64)
+    for lt, (n, at) in TYPED_HEADERS.items():
+        on = linktype == lt
+        hlen[on], type_at[on] = n, at
+    return hlen, type_at

@@ -43,10 +43,11 @@ def _be16(w: np.ndarray, k: int) -> np.ndarray:
 def _ip_layer(c: _Chunk, cols: RecordColumns, out: _Out, rows: np.ndarray) -> tuple:
     """(IP version is 4, offset of the IP header) of frames the fast path handled as IP."""
     base = cols.offset[rows]  # walk the (at most two) tags again
-    et, l3 = c.be16(base + 12), base + 14
+    hlen, type_at = link.headers(cols.linktype[rows])
+    et, l3 = c.be16(base + type_at), base + hlen
     for _ in range(2):
         tag = np.isin(et, _TPIDS)
-        et = np.where(tag, c.be16(np.where(tag, l3 + 2, base + 12)), et)
+        et = np.where(tag, c.be16(np.where(tag, l3 + 2, base + type_at)), et)
         l3 = np.where(tag, l3 + 4, l3)
     return et == link.ETH_IP4, l3
 
