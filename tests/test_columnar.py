@@ -31,8 +31,8 @@ def records(cls: columnar.FrameClasses) -> list[tuple]:
 
 
 def dpkt_app_payload(frame: bytes, linktype: int = 1) -> tuple[int, int] | None:
-    """(offset in the frame, length) of an Ethernet (or Linux cooked: SLL 113, SLL2 276)
-    frame's application payload, found with dpkt: the UDP payload (`udp.data[:ulen - 8]` when
+    """(offset in the frame, length) of an Ethernet (or Linux cooked: SLL 113, SLL2 276; raw
+    IP; NULL / LOOP) frame's application payload, found with dpkt: the UDP payload (`udp.data[:ulen - 8]` when
     8 <= ulen <= the UDP bytes, else all of them; PROTOCOLS.md §7.4) of a first or
     unfragmented IPv4 / IPv6 datagram, or the body of an Ethernet 0x88F7 (PTP) frame (a
     cooked one has no MAC pair: the per-frame path's); None for anything else. The VLAN walk
@@ -42,11 +42,21 @@ def dpkt_app_payload(frame: bytes, linktype: int = 1) -> tuple[int, int] | None:
         if len(frame) < 14:
             return None
         (et,), l3 = struct.unpack_from(">H", frame, 12), 14
-    else:
+    elif linktype in (113, 276):
         header = dpkt.sll.SLL if linktype == 113 else dpkt.sll2.SLL2
         if len(frame) < header.__hdr_len__:
             return None
         et, l3 = header(frame).ethtype, header.__hdr_len__
+    else:  # raw IP, or a NULL / LOOP header's BSD address family (either byte order)
+        l3 = 4 if linktype in (0, 108) else 0
+        if len(frame) <= l3:
+            return None
+        version = {228: 4, 229: 6}.get(linktype, frame[0] >> 4)
+        if l3:
+            le, be = struct.unpack_from("<I", frame)[0], struct.unpack_from(">I", frame)[0]
+            family = le if le in (2, 24, 28, 30) else be
+            version = 4 if family == 2 else 6 if family in (24, 28, 30) else None
+        et = {4: 0x0800, 6: 0x86DD}.get(version, 0)
     for _ in range(8):
         if et not in VLAN_TPIDS:
             break
@@ -55,6 +65,8 @@ def dpkt_app_payload(frame: bytes, linktype: int = 1) -> tuple[int, int] | None:
         (et,), l3 = struct.unpack_from(">H", frame, l3 + 2), l3 + 4
     if et == 0x88F7:
         return (l3, len(frame) - l3) if linktype == 1 else None
+    if linktype not in (1, 113, 276) and et == 0:
+        return None
     try:
         if et == 0x0800:
             ip = dpkt.ip.IP(frame[l3:])

@@ -104,6 +104,9 @@ done:
     X(H_MULTICAST, "hint:Multicast") X(H_INETX, "hint:INETX") \
     X(M_CH10_CSUM, "malformed:CH10-header-checksum") \
     X(L_ETHERNET, "link:ETHERNET") X(L_SLL, "link:SLL") X(L_SLL2, "link:SLL2") \
+    X(L_RAW, "link:RAW") X(L_RAW12, "link:RAW_DLT12") X(L_RAW14, "link:RAW_DLT14") \
+    X(L_IP4ONLY, "link:IPV4_ONLY") X(L_IP6ONLY, "link:IPV6_ONLY") X(L_NULL, "link:NULL") \
+    X(L_LOOP, "link:LOOP") \
     X(E_IP4, "link:ETH_IP4") X(E_IP6, "link:ETH_IP6") \
     X(E_ARP, "link:ETH_ARP") X(E_PTP, "link:ETH_PTP")
 
@@ -393,37 +396,74 @@ static int transport(const ladder_t *L, int64_t proto, int64_t l4, int64_t l4end
 }
 
 /* One frame [base, end): returns handled; sets kind, src and dst when the flow key is known. */
-/* The link header of a frame the fast path reads (link.decode): its length, where its
- * protocol type field lies, and whether only IP behind it is decoded (Linux cooked captures
- * carry no MAC pair: other protocols are left to the per-frame path). 0: not read here. */
+/* How the fast path finds a frame's network layer (link.FAST_HEADERS, fastlink.py): the
+ * link header's length, and how the protocol is told: a 16-bit type field at `how` (>= 0,
+ * VLAN tags may follow), or one of the BY_ / ONLY_ values below. Only Ethernet has a MAC
+ * pair: behind the others only IP is decoded (`ip_only`). len < 0: not read here. */
+enum { BY_NIBBLE = -1, BY_FAMILY_NULL = -2, BY_FAMILY_LOOP = -3, ONLY_IP4 = -4, ONLY_IP6 = -5 };
 typedef struct {
-    int64_t len, type_at;
+    int64_t len, how, need; /* need: the captured bytes it reads */
     int ip_only;
 } linkhdr_t;
 
 static inline linkhdr_t link_header(const ladder_t *L, int32_t lt) {
-    if (lt == L->c[L_ETHERNET])
-        return (linkhdr_t){14, 12, 0};
-    if (lt == L->c[L_SLL])
-        return (linkhdr_t){16, 14, 1};
-    if (lt == L->c[L_SLL2])
-        return (linkhdr_t){20, 0, 1};
-    return (linkhdr_t){0, 0, 0};
+    const int64_t *c = L->c;
+    if (lt == c[L_ETHERNET])
+        return (linkhdr_t){14, 12, 14, 0};
+    if (lt == c[L_SLL])
+        return (linkhdr_t){16, 14, 16, 1};
+    if (lt == c[L_SLL2])
+        return (linkhdr_t){20, 0, 20, 1};
+    if (lt == c[L_RAW] || lt == c[L_RAW12] || lt == c[L_RAW14])
+        return (linkhdr_t){0, BY_NIBBLE, 1, 1};
+    if (lt == c[L_IP4ONLY])
+        return (linkhdr_t){0, ONLY_IP4, 0, 1};
+    if (lt == c[L_IP6ONLY])
+        return (linkhdr_t){0, ONLY_IP6, 0, 1};
+    if (lt == c[L_NULL])
+        return (linkhdr_t){4, BY_FAMILY_NULL, 4, 1};
+    if (lt == c[L_LOOP])
+        return (linkhdr_t){4, BY_FAMILY_LOOP, 4, 1};
+    return (linkhdr_t){-1, 0, 0, 0};
+}
+
+/* The IP version a BSD address family names (link.NULL_FAMILIES), 0 for none. */
+static inline int family_version(uint32_t f) {
+    return f == 2 ? 4 : (f == 24 || f == 28 || f == 30) ? 6 : 0;
+}
+
+static inline int64_t version_type(const ladder_t *L, int v) {
+    return v == 4 ? L->c[E_IP4] : v == 6 ? L->c[E_IP6] : -1;
 }
 
 static int classify_one(const ladder_t *L, linkhdr_t h, int64_t base, int64_t end, int8_t *kind,
                         int64_t *src, int64_t *dst, class_t *r) {
     const unsigned char *d = L->d;
     const int64_t *c = L->c;
-    int64_t et = be16(d, base + h.type_at), l3 = base + h.len;
-    for (int k = 0; k < FAST_VLAN_TAGS && is_tpid(L, et); k++) {
-        if (end < l3 + 4)
-            return 0; /* tag stack cut short: per-frame path */
-        et = be16(d, l3 + 2);
-        l3 += 4;
+    int64_t et = -1, l3 = base + h.len;
+    if (h.how >= 0) {
+        et = be16(d, base + h.how);
+        for (int k = 0; k < FAST_VLAN_TAGS && is_tpid(L, et); k++) {
+            if (end < l3 + 4)
+                return 0; /* tag stack cut short: per-frame path */
+            et = be16(d, l3 + 2);
+            l3 += 4;
+        }
+        if (is_tpid(L, et))
+            return 0; /* more tags than the fast path walks */
+    } else if (h.how == BY_NIBBLE) {
+        et = version_type(L, d[l3] >> 4);
+    } else if (h.how == ONLY_IP4 || h.how == ONLY_IP6) {
+        et = h.how == ONLY_IP4 ? c[E_IP4] : c[E_IP6];
+    } else { /* a NULL header in the capturing host's order (little-endian first), LOOP's big */
+        uint32_t big = (uint32_t)be16(d, base) << 16 | (uint32_t)be16(d, base + 2);
+        uint32_t little = (uint32_t)d[base] | (uint32_t)d[base + 1] << 8 |
+                          (uint32_t)d[base + 2] << 16 | (uint32_t)d[base + 3] << 24;
+        int v = family_version(big);
+        if (h.how == BY_FAMILY_NULL && family_version(little))
+            v = family_version(little);
+        et = version_type(L, v);
     }
-    if (is_tpid(L, et))
-        return 0; /* more tags than the fast path walks */
 
     if (et == c[E_IP4]) {
         int64_t avail = end - l3;
@@ -554,8 +594,8 @@ static PyObject *classify_frames(PyObject *self, PyObject *args) {
     const unsigned char *untimed = (const unsigned char *)b[UNTIMED].buf;
     /* the frames the ladder reads must lie inside data */
     for (Py_ssize_t i = 0; i < n; i++) {
-        int64_t hlen = link_header(L, lt[i]).len;
-        if (!untimed[i] && hlen && cap[i] >= hlen &&
+        linkhdr_t h = link_header(L, lt[i]);
+        if (!untimed[i] && h.len >= 0 && cap[i] >= h.need &&
             (off[i] < 0 || off[i] > b[DATA].len - cap[i])) {
             PyErr_Format(PyExc_ValueError, "classify_frames: frame %zd lies outside the data", i);
             goto done;
@@ -583,7 +623,7 @@ static PyObject *classify_frames(PyObject *self, PyObject *args) {
         class_t r = NO_RESULT;
         int ok = 0;
         linkhdr_t h = link_header(L, lt[i]);
-        if (!untimed[i] && h.len && cap[i] >= h.len)
+        if (!untimed[i] && h.len >= 0 && cap[i] >= h.need)
             ok = classify_one(L, h, off[i], off[i] + cap[i], &k, &s, &t, &r);
         if (!ok)
             r = NO_RESULT;

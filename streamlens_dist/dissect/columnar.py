@@ -2,8 +2,8 @@
 
 Header fields of every frame are gathered at once from the chunk buffer and the ladder is
 applied with vectorised masks. Only the common shapes are handled here: Ethernet with up to
-two VLAN tags and IP behind Linux cooked headers (SLL, SLL2, up to two tags), IPv4 (any
-IHL, fragments) and IPv6 without extension headers, UDP/TCP with the
+two VLAN tags; IP behind Linux cooked (SLL, SLL2), raw IP, NULL and LOOP headers
+(fastlink.py); IPv4 (any IHL, fragments) and IPv6 without extension headers, UDP/TCP with the
 whole ladder, ICMP/IGMP, L2 frames. Everything else (other link types, damaged headers,
 IPv6 extension headers, Chapter 10 bodies that might be TMATS text)
 goes through the per-frame `classify`, so both paths give identical records by construction
@@ -30,7 +30,7 @@ try:  # the compiled kernel; the numpy fallback below gives the same counts
 except ImportError:  # pragma: no cover - exercised by tests with the import blocked
     _kernels = None
 from ..flowkeys import TextKeys, fast_flow_keys, flow_bytes, key_array
-from . import link
+from . import fastlink, link
 from .classify import classify
 from .malformed_scan import maybe_malformed
 from .names import HINT_BIT, MALFORMED_ID, TYPE_ID, hint_bits
@@ -38,7 +38,6 @@ from .ports import PTP_PORTS, TCP_HINTS, TCP_TYPES, UDP_HINTS, UDP_TYPES
 
 FlowKey = tuple[str, str, str]
 
-_TPIDS = np.array(sorted(link.VLAN_TPIDS), dtype=np.int64)
 _IP6_EXT = np.array([0, 43, 44, 51, 60, 135, 139, 140], dtype=np.int64)
 _PRINTABLE = np.zeros(256, dtype=np.int64)
 _PRINTABLE[[*range(0x20, 0x7F), 9, 10, 13]] = 1
@@ -274,7 +273,7 @@ def _kernel_tables(kern) -> tuple | None:
                 values = None
             if values is not None and all(isinstance(v, int) for v in values):
                 i32 = np.int32
-                tables = (np.array(values, dtype=np.int64), _TPIDS, _IP6_EXT,
+                tables = (np.array(values, dtype=np.int64), fastlink.TPIDS, _IP6_EXT,
                           np.array(sorted(PTP_PORTS), dtype=np.int64), _PTP_TYPE,
                           _UDP_HINT.astype(i32), _UDP_TYPE.astype(i32),
                           _TCP_HINT.astype(i32), _TCP_TYPE.astype(i32))
@@ -344,27 +343,11 @@ def classify_columns(buf: bytes | memoryview, cols: RecordColumns, force_slow: b
 def _fast(c: _Chunk, cols: RecordColumns, out: _Out) -> np.ndarray:
     """Classify what the fast path can; return the mask of frames it handled."""
     done = np.zeros(len(cols), dtype=bool)
-    hlen, type_at = link.headers(cols.linktype)
-    rows = np.flatnonzero(~cols.untimed & (hlen > 0) & (cols.caplen >= hlen))
+    rows, et, l3, ip_only, end = fastlink.network_layer(c, cols)
     base = cols.offset[rows]
-    end = base + cols.caplen[rows]
-    et = c.be16(base + type_at[rows])
-    l3 = base + hlen[rows]
-    cooked = cols.linktype[rows] != link.ETHERNET
-    ok = np.ones(len(rows), dtype=bool)
-    for _ in range(2):
-        tag = np.isin(et, _TPIDS)
-        ok &= ~(tag & (end < l3 + 4))
-        step = tag & ok
-        if step.any():
-            et = np.where(step, c.be16(np.where(step, l3 + 2, 0)), et)
-            l3 = np.where(step, l3 + 4, l3)
-    ok &= ~np.isin(et, _TPIDS)
-    rows, base, end, et, l3, cooked = rows[ok], base[ok], end[ok], et[ok], l3[ok], cooked[ok]
-
     is4 = (et == link.ETH_IP4)
     is6 = (et == link.ETH_IP6)
-    l2 = ~(is4 | is6 | cooked)  # cooked captures have no MAC pair: per frame
+    l2 = ~(is4 | is6 | ip_only)  # only Ethernet has a MAC pair; the rest: per frame
     done[rows[l2]] = _l2(c, out, rows[l2], base[l2], end[l2], et[l2], l3[l2])
     done[rows[is4]] = _ip4(c, out, rows[is4], end[is4], l3[is4])
     done[rows[is6]] = _ip6(c, out, rows[is6], end[is6], l3[is6])

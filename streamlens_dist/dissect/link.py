@@ -8,20 +8,26 @@ decoded (unknown link type, too short, non-IP on a link without MAC pairs).
 
 from __future__ import annotations
 
-import numpy as np
-
 ETH_IP4, ETH_IP6, ETH_ARP, ETH_PTP = 0x0800, 0x86DD, 0x0806, 0x88F7
 VLAN_TPIDS = frozenset((0x8100, 0x88A8, 0x9100, 0x9200))
 MAX_VLAN_TAGS = 8  # bound the tag walk: hostile frames can stack tags forever
 
 ETHERNET, NULL, LOOP, SLL, SLL2 = 1, 0, 108, 113, 276
-# link type -> (header length, offset of its protocol type field); the fast paths read these
-# (columnar._fast, _kernels.c link_header): Ethernet, and the Linux cooked captures that
-# `tcpdump -i any` writes, which carry no MAC pair (only IP behind them is decoded)
-TYPED_HEADERS = {ETHERNET: (14, 12), SLL: (16, 14), SLL2: (20, 0)}
-RAW_IP = frozenset((101, 12, 14))  # LINKTYPE_RAW and the raw DLT values old files carry
+RAW, RAW_DLT12, RAW_DLT14 = 101, 12, 14  # LINKTYPE_RAW and the raw DLT values old files carry
+RAW_IP = frozenset((RAW, RAW_DLT12, RAW_DLT14))
 IPV4_ONLY, IPV6_ONLY = 228, 229
-_NULL_AF = {2: 4, 24: 6, 28: 6, 30: 6}  # BSD address families -> IP version
+# How the fast paths (fastlink.py, _kernels.c link_header) find the network layer of the link
+# types they read: link type -> (header length, how the protocol is told): a 16-bit type
+# field at that offset (>= 0; VLAN tags may follow), the IP version nibble, the BSD address
+# family of a NULL header (the capturing host's byte order: little-endian first) or a LOOP
+# header (big-endian), or the link type itself. Only Ethernet carries a MAC pair: behind the
+# others only IP is decoded (as `decode` does).
+BY_NIBBLE, BY_FAMILY_NULL, BY_FAMILY_LOOP, ONLY_IP4, ONLY_IP6 = -1, -2, -3, -4, -5
+FAST_HEADERS = {ETHERNET: (14, 12), SLL: (16, 14), SLL2: (20, 0),
+                RAW: (0, BY_NIBBLE), RAW_DLT12: (0, BY_NIBBLE), RAW_DLT14: (0, BY_NIBBLE),
+                IPV4_ONLY: (0, ONLY_IP4), IPV6_ONLY: (0, ONLY_IP6),
+                NULL: (4, BY_FAMILY_NULL), LOOP: (4, BY_FAMILY_LOOP)}
+NULL_FAMILIES = {2: 4, 24: 6, 28: 6, 30: 6}  # BSD address families -> IP version
 _ETH_VERSION = {ETH_IP4: 4, ETH_IP6: 6}
 
 _mac_cache: dict[bytes, str] = {}
@@ -56,7 +62,7 @@ def skip_vlans(data: bytes, type_off: int, payload_off: int) -> tuple[int, int] 
 
 def decode(linktype: int, data: bytes) -> tuple | None:
     if linktype == ETHERNET:
-        hlen, type_at = TYPED_HEADERS[ETHERNET]
+        hlen, type_at = FAST_HEADERS[ETHERNET]
         if len(data) < hlen:
             return None
         r = skip_vlans(data, type_at, hlen)
@@ -72,7 +78,7 @@ def decode(linktype: int, data: bytes) -> tuple | None:
     if linktype in (IPV4_ONLY, IPV6_ONLY):
         return ("ip", 0, None, None, 4 if linktype == IPV4_ONLY else 6)
     if linktype in (SLL, SLL2):
-        hlen, type_at = TYPED_HEADERS[linktype]
+        hlen, type_at = FAST_HEADERS[linktype]
         if len(data) < hlen:
             return None
         r = skip_vlans(data, type_at, hlen)
@@ -87,17 +93,8 @@ def decode(linktype: int, data: bytes) -> tuple | None:
         fams = (int.from_bytes(data[:4], "big"),) if linktype == LOOP else (
             int.from_bytes(data[:4], "little"), int.from_bytes(data[:4], "big"))
         for f in fams:
-            if f in _NULL_AF:
-                return ("ip", 4, None, None, _NULL_AF[f])
+            if f in NULL_FAMILIES:
+                return ("ip", 4, None, None, NULL_FAMILIES[f])
         return None
     return None
 
-
-def headers(linktype: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per frame (the fast paths' columns), the length of its link header and the offset of
-    the header's protocol type field (TYPED_HEADERS), 0 and 0 for other link types."""
-    hlen, type_at = np.zeros(len(linktype), np.int64), np.zeros(len(linktype), np.int64)
-    for lt, (n, at) in TYPED_HEADERS.items():
-        on = linktype == lt
-        hlen[on], type_at[on] = n, at
-    return hlen, type_at

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import link
+from . import fastlink, link
 from .names import TYPE_ID as T
 from .names import hint_bits
 from .ports import PTP_PORTS, UDP_HINTS
@@ -20,8 +20,6 @@ from .ports import PTP_PORTS, UDP_HINTS
 if TYPE_CHECKING:
     from ..capture.columns import RecordColumns
     from .columnar import _Chunk, _Out
-
-_TPIDS = np.array(sorted(link.VLAN_TPIDS), dtype=np.int64)
 
 _FELL_THROUGH = np.array([T[n] for n in ("UDP", "DNS", "DHCP", "NTP")], dtype=np.int64)
 _CH10_TYPES = np.array([T["CH10-Data"], T["TMATS"]], dtype=np.int64)
@@ -40,15 +38,9 @@ def _be16(w: np.ndarray, k: int) -> np.ndarray:
     return (_byte(w, k) << 8) | _byte(w, k + 1)
 
 
-def _ip_layer(c: _Chunk, cols: RecordColumns, out: _Out, rows: np.ndarray) -> tuple:
+def _ip_layer(c: _Chunk, cols: RecordColumns, rows: np.ndarray) -> tuple:
     """(IP version is 4, offset of the IP header) of frames the fast path handled as IP."""
-    base = cols.offset[rows]  # walk the (at most two) tags again
-    hlen, type_at = link.headers(cols.linktype[rows])
-    et, l3 = c.be16(base + type_at), base + hlen
-    for _ in range(2):
-        tag = np.isin(et, _TPIDS)
-        et = np.where(tag, c.be16(np.where(tag, l3 + 2, base + type_at)), et)
-        l3 = np.where(tag, l3 + 4, l3)
+    _rows, et, l3, _ip_only, _end = fastlink.network_layer(c, cols, rows)  # each is found
     return et == link.ETH_IP4, l3
 
 
@@ -79,7 +71,7 @@ def maybe_malformed(c: _Chunk, cols: RecordColumns, out: _Out, done: np.ndarray
     rows = np.flatnonzero(decoded & ~l2 & (fell_all | np.isin(out.ftype, _CH10_TYPES)))
     if not len(rows):
         return may
-    v4, l3 = _ip_layer(c, cols, out, rows)
+    v4, l3 = _ip_layer(c, cols, rows)
     l4 = l3 + np.where(v4, (c.u8(l3) & 0x0F).astype(np.int64) * 4, 40)
     w = c.u64(l4 + 4)  # UDP length, checksum, payload bytes 0..3
     ulen = _be16(w, 0)
