@@ -6,6 +6,9 @@ of one invocation are comparable with each other, as ratios, never across machin
         [--shapes periodic poisson bursty scan cooked ptp-random] [--chunk-size 1MiB]
         [--timeout 900]
         [--limit 4GiB] [--markdown]
+    .venv/bin/python benchmarks/scale.py shapes [--frames 400000] [--flows 200]
+        [--shapes cooked cooked2 rawip null vlan qinq ptp-random] [--chunk-size 4MiB]
+        [--repeat 3] [--markdown]
     .venv/bin/python benchmarks/scale.py chunks [--frames 1000000] [--flows 200]
         [--chunk-sizes 64MiB 16MiB 4MiB 1MiB 512KiB] [--workers 2] [--markdown]
 
@@ -26,7 +29,12 @@ one Ethernet/IPv4/UDP frame template, a flow per source address, timestamps by s
 - scan: one source sweeping the destination addresses in turn (an address scan: each
   (src, dst) pair sends frames/flows times);
 - cooked: poisson's traffic as a Linux cooked capture (SLL, link type 113);
-- ptp-random: poisson's traffic with random 32-byte payloads to UDP port 319 (PTP event).
+- ptp-random: poisson's traffic with random 32-byte payloads to UDP port 319 (PTP event);
+- cooked2, rawip, null, vlan, qinq: poisson's traffic as SLL2 (276), raw IP (101), NULL (0,
+  little-endian AF_INET), behind an 802.1Q tag, behind 802.1ad + 802.1Q tags.
+`shapes`: serial packets/s of 100 % captures of each shape (default 200 flows) as a ratio to
+Ethernet/IPv4/UDP (poisson) in the same run, best of --repeat interleaved runs, with the
+frames that took the per-frame path (issue 21).
 Cached by their parameters in $STREAMLENS_BENCH_CACHE (default $TMPDIR/streamlens-bench).
 """
 
@@ -51,6 +59,8 @@ from common import (
 )
 
 SHAPES = ("periodic", "poisson", "bursty", "scan", "cooked", "ptp-random")
+# poisson's traffic behind other link layers (the `shapes` table, issue 21)
+LINK_SHAPES = ("cooked2", "rawip", "null", "vlan", "qinq")
 SLL = 113  # Linux cooked capture
 START_US = 1_700_000_000 * 10**6
 
@@ -72,7 +82,7 @@ def scale_capture(path: Path, frames: int, flows: int, shape: str, seed: int = 1
         t += rng.integers(0, max(1, period_us // 20) + 1, frames)  # 5% jitter
         keep = rng.random(frames) >= 0.001
         flow, t = flow[keep], t[keep]
-    elif shape in ("poisson", "cooked", "ptp-random"):
+    elif shape in ("poisson", "cooked", "ptp-random", *LINK_SHAPES):
         flow = rng.integers(0, flows, frames)
         t = np.cumsum(rng.exponential(100.0, frames).astype(np.int64) + 1)
     elif shape == "bursty":
@@ -91,6 +101,8 @@ def scale_capture(path: Path, frames: int, flows: int, shape: str, seed: int = 1
         sll = np.zeros(16, np.uint8)
         sll[1], sll[3], sll[5], sll[6:12], sll[14] = 4, 1, 6, tmpl[6:12], 8
         tmpl, link, linktype = np.concatenate([sll, tmpl[14:]]), 16, SLL
+    elif shape in LINK_SHAPES:
+        tmpl, link, linktype = _relinked(tmpl, shape)
     if shape == "ptp-random":
         tmpl = tmpl.copy()
         tmpl[14 + 22:14 + 24] = (319 >> 8, 319 & 0xFF)  # UDP destination port
@@ -113,6 +125,23 @@ def scale_capture(path: Path, frames: int, flows: int, shape: str, seed: int = 1
         f.write(np.array([0xA1B2C3D4, 0x00040002, 0, 0, 65535, linktype], "<u4").tobytes()[:24])
         f.write(rec.tobytes())
     tmp.replace(path)
+
+
+def _relinked(tmpl: np.ndarray, shape: str) -> tuple[np.ndarray, int, int]:
+    """An Ethernet/IPv4 frame template behind another link layer: (template, bytes before
+    the IP header, pcap link type)."""
+    ip = tmpl[14:]
+    if shape == "cooked2":  # SLL2: protocol, reserved, ifindex, ARPHRD_ETHER, outgoing, MAC
+        head = np.array([8, 0, 0, 0, 0, 0, 0, 2, 0, 1, 4, 6, *tmpl[6:12], 0, 0], np.uint8)
+        return np.concatenate([head, ip]), 20, 276
+    if shape == "rawip":
+        return ip.copy(), 0, 101
+    if shape == "null":  # AF_INET in the capturing host's (little-endian) order
+        return np.concatenate([np.array([2, 0, 0, 0], np.uint8), ip]), 4, 0
+    tags = [0x81, 0x00, 0x00, 0x05] if shape == "vlan" else \
+        [0x88, 0xA8, 0x00, 0x64, 0x81, 0x00, 0x00, 0x05]  # 802.1ad outer, 802.1Q inner
+    head = np.concatenate([tmpl[:12], np.array(tags, np.uint8), tmpl[12:14]])
+    return np.concatenate([head, ip]), len(head), 1
 
 
 def capture(frames: int, flows: int, shape: str, where: Path) -> Path:
@@ -174,6 +203,37 @@ CHUNK_HEADERS = ["chunk size", "chunks", "wall s", "client CPU s", "client CPU m
                  "chunks/s one client feeds"]
 
 
+def shapes_table(frames: int, flows: int, shapes: list[str], chunk_size: str, repeat: int,
+                 where: Path, log=print) -> list[list[str]]:  # noqa: ANN001
+    """Serial packets/s of captures made 100 % of each shape, as a ratio to Ethernet/IPv4/UDP
+    (poisson) measured in the same run, interleaved so that the machine's drift hits both; the
+    best of `repeat` runs of each."""
+    best: dict[str, tuple[float, dict]] = {}
+    for _ in range(repeat):
+        for shape in ("poisson", *[x for x in shapes if x != "poisson"]):
+            m = run_task("engine", {"capture": str(capture(frames, flows, shape, where)),
+                                    "chunk_size": chunk_size, "serial": True})
+            r = m.result
+            rate = r["frames"] / r["seconds"]
+            if shape not in best or rate > best[shape][0]:
+                best[shape] = (rate, r)
+    rows = []
+    base = best["poisson"][0]
+    for shape, (rate, r) in best.items():
+        worker = r["phases"].get("worker_seconds", {})
+        slow, reread = worker.get("slow_path_frames"), worker.get("chunks_reread")
+        rows.append([shape, f"{rate:,.0f}", f"{rate / base:.2f}", f"{base / rate:.2f}",
+                     "-" if slow is None else f"{int(slow):,}",
+                     "-" if reread is None else f"{int(reread)} of {r['chunks']}",
+                     f"{r['phases'].get('outliers', 0):.2f}"])
+        log(" | ".join(rows[-1]))
+    return rows
+
+
+SHAPE_HEADERS = ["shape", "packets/s", "x Ethernet rate", "per-frame cost x Ethernet",
+                 "frames per frame", "chunks re-read", "outliers s"]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -191,7 +251,14 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--chunk-sizes", nargs="+", default=["64MiB", "16MiB", "4MiB", "1MiB",
                                                          "512KiB"])
     c.add_argument("--workers", type=int, default=2)
-    for p in (f, c):
+    sh = sub.add_parser("shapes", help="packets/s per capture shape against Ethernet (serial)")
+    sh.add_argument("--frames", type=int, default=400_000)
+    sh.add_argument("--flows", type=int, default=200)
+    sh.add_argument("--shapes", nargs="+", default=["cooked", *LINK_SHAPES, "ptp-random"],
+                    choices=[*SHAPES, *LINK_SHAPES])
+    sh.add_argument("--chunk-size", default="4MiB")
+    sh.add_argument("--repeat", type=int, default=3, help="runs of each; the best counts")
+    for p in (f, c, sh):
         p.add_argument("--cache-dir", help="where generated captures are kept")
         p.add_argument("--markdown", action="store_true")
     a = ap.parse_args(argv)
@@ -202,6 +269,10 @@ def main(argv: list[str] | None = None) -> int:
         rows = flows_table(a.frames, a.flows, a.shapes, a.chunk_size, a.timeout,
                            parse_size(a.limit), where, log=lambda s: print(s, file=sys.stderr))
         print(table(FLOW_HEADERS, rows, a.markdown))
+    elif a.what == "shapes":
+        rows = shapes_table(a.frames, a.flows, a.shapes, a.chunk_size, a.repeat, where,
+                            log=lambda s: print(s, file=sys.stderr))
+        print(table(SHAPE_HEADERS, rows, a.markdown))
     else:
         rows = chunks_table(a.frames, a.flows, a.chunk_sizes, a.workers, where,
                             log=lambda s: print(s, file=sys.stderr))

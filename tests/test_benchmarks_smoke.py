@@ -109,6 +109,9 @@ def test_scale_benchmark_runs(tmp_path: Path) -> None:
     assert [(r[0], r[1]) for r in rows] == [(s, f) for s in scale.SHAPES for f in ("20", "300")]
     assert all(r[3].replace(",", "").isdigit() and int(r[2].replace(",", "")) > 1 for r in rows)
     assert all(r[4] == "1.00" for r in rows[::2])  # each shape's 20-flow run is its base
+    rows = scale.shapes_table(2000, 20, list(scale.LINK_SHAPES), "4KiB", 1, tmp_path, log=quiet)
+    assert [r[0] for r in rows] == ["poisson", *scale.LINK_SHAPES]
+    assert all(r[4] == "0" for r in rows)  # every frame of every link shape on the fast path
     rows = scale.chunks_table(2000, 20, ["16KiB", "64KiB"], 1, tmp_path, log=quiet)
     assert [int(r[1]) for r in rows] == sorted((int(r[1]) for r in rows), reverse=True)
     assert all(float(r[4]) > 0 for r in rows)
