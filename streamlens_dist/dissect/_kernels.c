@@ -102,7 +102,8 @@ done:
     X(H_CH10, "hint:CH10") X(H_TMATS, "hint:TMATS") X(H_PTP, "hint:PTP") X(H_IENA, "hint:IENA") \
     X(H_UDP, "hint:UDP") X(H_TCP, "hint:TCP") X(H_ICMP, "hint:ICMP") X(H_IGMP, "hint:IGMP") \
     X(H_MULTICAST, "hint:Multicast") X(H_INETX, "hint:INETX") \
-    X(M_CH10_CSUM, "malformed:CH10-header-checksum") \
+    X(M_CH10_CSUM, "malformed:CH10-header-checksum") X(M_PTP, "malformed:PTP-header") \
+    X(M_IENA_SIZE, "malformed:IENA-size") \
     X(L_ETHERNET, "link:ETHERNET") X(L_SLL, "link:SLL") X(L_SLL2, "link:SLL2") \
     X(L_RAW, "link:RAW") X(L_RAW12, "link:RAW_DLT12") X(L_RAW14, "link:RAW_DLT14") \
     X(L_IP4ONLY, "link:IPV4_ONLY") X(L_IP6ONLY, "link:IPV6_ONLY") X(L_NULL, "link:NULL") \
@@ -185,6 +186,18 @@ static int64_t ptp_type(const ladder_t *L, int64_t q, int64_t pe) {
     return L->ptp_type[d[q] & 0x0F];
 }
 
+/* ptp.malformed: is a message [q, pe) that ptp_type refused broken, rather than PTPv1 (a
+ * valid older protocol) or one the capture cut short? `whole`: the bytes are the complete
+ * message (a UDP datagram whose length field fits the captured bytes; unknown for L2). */
+static int ptp_malformed(const unsigned char *d, int64_t q, int64_t pe, int whole) {
+    if (pe - q < 34)
+        return 1; /* shorter than any PTP header */
+    int version = d[q + 1] & 0x0F;
+    if (version == 1)
+        return 0;
+    return version != 2 || be16(d, q + 2) < 34 || whole;
+}
+
 /* _ch10_header / ch10.header_ok at payload offset off of the payload [q, q + plen). */
 static int ch10_header(const ladder_t *L, int64_t q, int64_t plen, int64_t off, int64_t *dtype,
                        int64_t *dlen, int64_t *hlen, int *csum) {
@@ -239,9 +252,10 @@ static int iena_records_fit(const unsigned char *d, int64_t pos, int64_t end, in
 
 /* _udp: the UDP ladder for a datagram at l4 (l4end - l4 >= 8). Returns 0 when the frame
  * goes to the per-frame path: a Chapter 10 body that might be TMATS text, or a whole datagram
- * that classify.py might call malformed (a Format 1 full-packet datagram shorter than its
- * first packet; falling through with a Chapter 10 sync at a candidate offset, on a PTP port,
- * or with the IENA trailer). Those are rare, and the per-frame ladder names them. */
+ * that classify.py might call malformed in a way named only there (a Format 1 full-packet
+ * datagram shorter than its first packet; falling through with a Chapter 10 sync at a
+ * candidate offset). Falling through on a PTP port or with the IENA trailer is named here
+ * (PTP-header, IENA-size), as classify.py does: random payloads on PTP ports are common. */
 static int udp_ladder(const ladder_t *L, int64_t l4, int64_t l4end, int64_t mcast, class_t *r) {
     const unsigned char *d = L->d;
     const int64_t *c = L->c;
@@ -339,16 +353,16 @@ static int udp_ladder(const ladder_t *L, int64_t l4, int64_t l4end, int64_t mcas
         r->hints |= c[H_INETX];
         return 1;
     }
-    if (whole) {
-        if (L->ptp_port[sport] || L->ptp_port[dport])
-            return 0;
-        if (plen >= 16 && d[pe - 2] == 0xDE && d[pe - 1] == 0xAD)
-            return 0;
+    if (whole) { /* fell through: the first protocol on the ladder whose test it failed */
         for (int k = 0; k < 2; k++) {
             int64_t off = k ? other : first;
             if (off >= 0 && off + 2 <= plen && d[q + off] == 0x25 && d[q + off + 1] == 0xEB)
-                return 0;
+                return 0; /* a Chapter 10 sync: the per-frame ladder names it */
         }
+        if ((L->ptp_port[sport] || L->ptp_port[dport]) && ptp_malformed(d, q, pe, 1))
+            r->malformed = c[M_PTP];
+        else if (plen >= 16 && d[pe - 2] == 0xDE && d[pe - 1] == 0xAD)
+            r->malformed = c[M_IENA_SIZE]; /* IENA's test took every trailer whose size fits */
     }
     return 1;
 }
@@ -514,8 +528,11 @@ static int classify_one(const ladder_t *L, linkhdr_t h, int64_t base, int64_t en
         r->app_off = l3;
         r->app_len = end - l3;
         int64_t t = ptp_type(L, l3, end);
-        if (t < 0)
-            return 0; /* the per-frame ladder decides whether it is malformed */
+        if (t < 0) { /* an OTHER frame; its message is whole or not: a snap length may cut it */
+            if (ptp_malformed(d, l3, end, 0))
+                r->malformed = c[M_PTP];
+            return 1;
+        }
         r->ftype = t;
         r->hints = c[H_PTP];
     }
