@@ -1,7 +1,7 @@
 /* Per-scope statistics of one chunk in two passes over its frames (optional: scopestats.py has
  * a numpy implementation that gives the same stats and an equally valid set of kept IATs).
  *
- * scope_stats(scope, frame, ts, size, hints, nscopes, keep_std, -- inputs (n frames)
+ * scope_stats(scope, frame, ts, size, hints, nscopes, keep_std, keep_all, -- inputs (n frames)
  *             map, out, q, cut, kept)                            -- work and outputs
  *   scope  int64[n]  scope id of each frame, 0 <= id < nscopes, frames in frame order
  *   frame, ts, size int64[n]; hints int32[n] (OR-ed per scope)
@@ -16,7 +16,8 @@
  * returns (scope rows, kept rows).
  *
  * Pass 1 accumulates the stats and float sums; the cut is the scope's chunk-local mean +
- * keep_std * std
+ * keep_std * std, or none for a scope of at most keep_all IATs (a few samples' mean and std
+ * say little: with n IATs none lies more than (n - 1) / sqrt(n) std above their mean)
  * (only a filter: the largest IAT left out is reported, which keeps the outlier pass exact).
  * Pass 2 places the kept IATs by a counting sort on the scope row.
  *
@@ -92,9 +93,10 @@ static PyObject *scope_stats(PyObject *self, PyObject *args) {
     Py_buffer b[10];
     Py_ssize_t nscopes;
     double keep_std;
+    Py_ssize_t keep_all;
     memset(b, 0, sizeof b);
-    if (!PyArg_ParseTuple(args, "y*y*y*y*y*ndw*w*w*w*w*", &b[0], &b[1], &b[2], &b[3], &b[4],
-                          &nscopes, &keep_std, &b[5], &b[6], &b[7], &b[8], &b[9]))
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*ndnw*w*w*w*w*", &b[0], &b[1], &b[2], &b[3], &b[4],
+                          &nscopes, &keep_std, &keep_all, &b[5], &b[6], &b[7], &b[8], &b[9]))
         return NULL;
     PyObject *result = NULL;
     const arg_t args_[10] = {
@@ -189,7 +191,9 @@ static PyObject *scope_stats(PyObject *self, PyObject *args) {
     for (int64_t r = 0; r < rows; r++) {
         const int64_t *o = out + r * OUT_COLS;
         cut[r] = INFINITY;
-        if (o[N_IAT] > 0) {
+        if (o[N_IAT] > 0 && o[N_IAT] <= keep_all) {
+            cut[r] = -INFINITY;
+        } else if (o[N_IAT] > 0) {
             double m = (double)o[N_IAT], mean = fsum[2 * r] / m;
             double var = fsum[2 * r + 1] / m - mean * mean;
             cut[r] = mean + keep_std * sqrt(var > 0 ? var : 0.0);
@@ -424,7 +428,8 @@ done:
 
 static PyMethodDef methods[] = {
     {"scope_stats", scope_stats, METH_VARARGS,
-     "scope_stats(scope, frame, ts, size, hints, nscopes, keep_std, map, out, q, cut, kept) -> "
+     "scope_stats(scope, frame, ts, size, hints, nscopes, keep_std, keep_all, map, out, q, cut, "
+     "kept) -> "
      "(scope rows, kept rows)"},
     {"series", series, METH_VARARGS,
      "series(scope, ts, size, nscopes, bin_ns, edges, cur, rows, hist) -> rows or -2"},

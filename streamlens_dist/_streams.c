@@ -4,7 +4,7 @@
  *
  * accumulate(flow, frame, ts, ftype,                               -- per frame
  *            row, proto, id1, id2, id3, id4, seq, bits, size, state, error, segment,
- *            keep_std) -> (streams, q, kept, runs) as bytes, or None
+ *            keep_std, keep_all) -> (streams, q, kept, runs) as bytes, or None
  *   flow int32[f] (>= 0 for every frame with messages), frame and ts int64[f], ftype int16[f];
  *   the message columns int64[n] in message order (streams.MESSAGE_COLUMNS).
  *   streams  int64[k * SCOLS], one row per stream in order of first appearance (its id):
@@ -159,10 +159,11 @@ static PyObject *grouped(const Rows *a, int by, Py_ssize_t groups) {
 static PyObject *accumulate(PyObject *self, PyObject *args) {
     Py_buffer b[4 + NIN];
     double keep_std;
+    Py_ssize_t keep_all;
     memset(b, 0, sizeof b);
-    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*y*y*y*y*y*y*y*y*y*d", &b[0], &b[1], &b[2], &b[3],
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*y*y*y*y*y*y*y*y*y*y*y*dn", &b[0], &b[1], &b[2], &b[3],
                           &b[4], &b[5], &b[6], &b[7], &b[8], &b[9], &b[10], &b[11], &b[12],
-                          &b[13], &b[14], &b[15], &keep_std))
+                          &b[13], &b[14], &b[15], &keep_std, &keep_all))
         return NULL;
     PyObject *result = NULL, *sbytes = NULL, *qbytes = NULL, *kbytes = NULL, *rbytes = NULL;
     Table streams, counters;
@@ -352,7 +353,9 @@ static PyObject *accumulate(PyObject *self, PyObject *args) {
     for (Py_ssize_t s = 0; s < k; s++) {
         int64_t *o = st.v + SCOLS * s;
         double cut = INFINITY;
-        if (o[N_IAT] > 0) {
+        if (o[N_IAT] > 0 && o[N_IAT] <= keep_all) {
+            cut = -INFINITY; /* a few messages: all kept (scopestats.KEEP_ALL_UP_TO) */
+        } else if (o[N_IAT] > 0) {
             double m = (double)o[N_IAT], mean = fsum[2 * s] / m;
             double var = fsum[2 * s + 1] / m - mean * mean;
             cut = mean + keep_std * sqrt(var > 0 ? var : 0.0);

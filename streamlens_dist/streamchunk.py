@@ -23,7 +23,7 @@ from .dissect.streams import (
     ChunkMessages,
 )
 from .partial import Partial, StreamKey, add_iat, keep_top, new_stats
-from .scopestats import KEEP_ABOVE_STD, TS_LIMIT, scope_stats
+from .scopestats import KEEP_ABOVE_STD, KEEP_ALL_UP_TO, TS_LIMIT, scope_stats
 
 try:  # the compiled interning; the numpy path below gives the same streams
     from .dissect import _messages
@@ -122,7 +122,8 @@ def _compiled(p: Partial, c: dict, frame: np.ndarray, ts: np.ndarray, flow: np.n
     out = _streams.accumulate(
         np.ascontiguousarray(flow, np.int32), np.ascontiguousarray(frame, np.int64),
         np.ascontiguousarray(ts, np.int64), np.ascontiguousarray(ftype, np.int16),
-        *(np.ascontiguousarray(c[x], np.int64) for x in _PASS_COLUMNS), KEEP_ABOVE_STD)
+        *(np.ascontiguousarray(c[x], np.int64) for x in _PASS_COLUMNS), KEEP_ABOVE_STD,
+        KEEP_ALL_UP_TO)
     if out is None:
         return False
     streams, q, kept, runs = out

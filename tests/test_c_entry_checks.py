@@ -61,14 +61,14 @@ def _small(nscopes: int) -> int:
     return max(0, min(nscopes, 64))
 
 
-def stats_args(scope, ts, size=None, nscopes=None) -> list:
+def stats_args(scope, ts, size=None, nscopes=None, keep_all=0) -> list:
     scope = np.asarray(scope, np.int64)
     n = len(scope)
     m = _ext("_scopes")
     nscopes = int(scope.max()) + 1 if nscopes is None else nscopes
     return [scope, np.arange(n, dtype=np.int64), np.asarray(ts, np.int64),
             np.full(n, 60, np.int64) if size is None else np.asarray(size, np.int64),
-            np.zeros(n, np.int32), nscopes, 2.0, np.empty(_small(nscopes), np.int64),
+            np.zeros(n, np.int32), nscopes, 2.0, keep_all, np.empty(_small(nscopes), np.int64),
             np.empty((n, m.OUT_COLS), np.int64), np.empty((n, 3), np.uint64), np.empty(n),
             np.empty((n, 4), np.int64)]
 
@@ -92,6 +92,7 @@ TS = [0, 10, 2 * 10**9, 3 * 10**9]
 def test_scopes_valid_calls() -> None:
     m = _ext("_scopes")
     assert m.scope_stats(*stats_args(SCOPE, TS)) == (2, 0)  # no IAT above a zero-std cut
+    assert m.scope_stats(*stats_args(SCOPE, TS, keep_all=1)) == (2, 2)  # one IAT each: kept
     assert m.series(*series_args(SCOPE, TS)) == 4
     # the bounds themselves are accepted
     assert m.scope_stats(*stats_args([0, 0], [-LIMIT, LIMIT]))[0] == 1
@@ -144,7 +145,7 @@ def test_series_edges_not_positive_ascending(edges) -> None:
 def test_scopes_outputs_sharing_memory() -> None:
     m = _ext("_scopes")
     args = stats_args(SCOPE, TS)
-    args[7] = args[8].reshape(-1)[:2]  # map inside out
+    args[8] = args[9].reshape(-1)[:2]  # map inside out
     with pytest.raises(ValueError, match="scope_stats: map shares memory with out"):
         m.scope_stats(*args)
     args = series_args(SCOPE, TS)
@@ -183,7 +184,7 @@ def accumulate_args(bits=(16, 16), ts=(0, 100), size=(20, 20), flow_bytes=None) 
             "error": np.zeros(n), "segment": np.zeros(n)}
     flow = np.zeros(n, np.int32) if flow_bytes is None else flow_bytes
     return [flow, np.arange(n, dtype=np.int64), np.asarray(ts, np.int64),
-            np.zeros(n, np.int16), *(np.asarray(cols[c], np.int64) for c in cols), 2.0]
+            np.zeros(n, np.int16), *(np.asarray(cols[c], np.int64) for c in cols), 2.0, 8]
 
 
 def test_streams_valid_calls() -> None:

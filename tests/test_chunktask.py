@@ -40,6 +40,7 @@ def test_tops_and_reread_agree(monkeypatch: pytest.MonkeyPatch, sigma: str) -> N
     kept, kept_reread = _run(sigma)
     # keep nothing: every chunk with a candidate scope must be re-read
     monkeypatch.setattr(scopestats, "KEEP_ABOVE_STD", 1e30)
+    monkeypatch.setattr(scopestats, "KEEP_ALL_UP_TO", 0)
     forced, forced_reread = _run(sigma)
     assert_tables_equal(kept, forced)
     assert sum(forced_reread) > sum(kept_reread)
