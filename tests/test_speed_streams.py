@@ -97,7 +97,7 @@ def test_far_apart_timestamps_take_the_exact_path(chunk) -> None:
     ts[cm.cols["row"][-1]] = TS_LIMIT + 1
     c = cm.cols
     assert streamchunk._streams.accumulate(
-        flow, frame, ts, ftype, *(c[x] for x in streamchunk._PASS_COLUMNS), 2.0) is None
+        flow, frame, ts, ftype, *(c[x] for x in streamchunk._PASS_COLUMNS), 2.0, 8) is None
     assert _parts(True, cm, frame, ts, flow, ftype, keys) == \
         _parts(False, cm, frame, ts, flow, ftype, keys)
 
