@@ -21,12 +21,15 @@ _SAFE_SQ = 1 << 63
 _LIMB = 21  # |iat| <= 2^62 splits into three 21-bit limbs
 _LIMB_MASK = (1 << _LIMB) - 1
 MAX_LIMB_TERMS = 1 << 21  # per scope: keeps every limb-product sum below 2^63
-KEEP_ABOVE_STD = 2.0  # pass 1 keeps a scope's IATs above its chunk-local mean + this * std
-# ... and every IAT of a scope with at most this many in the chunk: n IATs lie at most
-# (n - 1) / sqrt(n) std above their own mean (below 2 std up to 5 of them), so the cut alone
-# kept nothing of the many small scopes of a capture of thousands of flows, and pass 2
-# re-read nearly every chunk (34 of 35 at 2,000 flows, 1 MiB chunks)
-KEEP_ALL_UP_TO = 8
+# Pass 1 keeps a scope's IATs above its chunk-local mean + KEEP_ABOVE_STD * std, and every
+# IAT of a scope with at most KEEP_ALL_UP_TO of them in the chunk, so that pass 2 can answer
+# from them instead of re-reading the chunk. n IATs lie at most (n - 1) / sqrt(n) std above
+# their own mean, and a few samples' mean strays far from the flow's. With a 2-std cut alone,
+# Poisson traffic of 2,000 flows re-read 34 of 35 chunks at 1 MiB; keeping every IAT of up
+# to 8 too, still 43 of 43 at 4 MiB, and 20,000 flows 3 of 3 at 64 MiB; with these values
+# none (benchmarks/README.md "Capture shapes"), for ~5 % more pass-1 time at 200 flows.
+KEEP_ABOVE_STD = 1.0
+KEEP_ALL_UP_TO = 16
 
 
 def _load_compiled():  # noqa: ANN202 - a module or None
@@ -173,8 +176,8 @@ def _numpy_stats(scope: np.ndarray, frame: np.ndarray, ts: np.ndarray, size: np.
             sq[k] = q
 
     # Largest IATs per scope, without sorting: keep those above the scope's chunk-local
-    # mean + 2 std (float: only a cut, at most 20 % of IATs by Cantelli's inequality; all of
-    # them up to KEEP_ALL_UP_TO IATs) and
+    # mean + KEEP_ABOVE_STD std (float: only a cut, at most half the IATs by Cantelli's
+    # inequality; all of them up to KEEP_ALL_UP_TO IATs) and
     # record the largest one left out, which keeps the pass-2 test exact whatever the cut.
     cut = np.full(len(starts), np.inf)
     if has.any():
