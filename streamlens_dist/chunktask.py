@@ -26,7 +26,7 @@ from .dissect.columnar import FrameClasses, classify_columns
 from .dissect.names import MALFORMED_NAMES, TYPE_ID, TYPE_NAMES, hint_names
 from .dissect.streams import IENA, ChunkMessages, chunk_messages
 from .errors import CaptureFormatError, WireFormatError
-from .flowkeys import fast_type_keys, flow_text, type_text
+from .flowkeys import KeyIndex, fast_type_keys, flow_bytes, flow_text, key_array, type_text
 from .gcpause import without_gc
 from .partial import (
     MAX,
@@ -329,18 +329,23 @@ def _iat_hits(group: np.ndarray, frame: np.ndarray, ts: np.ndarray, thr: np.ndar
     return g[1:][hit], f[1:][hit], t[1:][hit], iat[hit]
 
 
-def _rescan(frame: np.ndarray, ts: np.ndarray, scope: np.ndarray, keys: list, cand: dict
-            ) -> list[list]:
-    """Outlier rows [key, frame, ts, iat] for the candidate scopes, from the chunk's frames
-    (or messages) in order."""
-    thr = np.full(len(keys), _I64_MAX, dtype=np.int64)
-    for i, k in enumerate(keys):
-        x = cand.get(k)
-        if x is not None and x <= _I64_MAX:
+def _rescan(frame: np.ndarray, ts: np.ndarray, scope: np.ndarray, nscopes: int,
+            cand: dict[int, int], key_of: Callable[[int], Any]) -> list[list]:
+    """Outlier rows [key, frame, ts, iat] for the candidate scopes (scope id -> threshold),
+    from the chunk's frames (or messages) in order; `key_of` names a scope id."""
+    thr = np.full(nscopes, _I64_MAX, dtype=np.int64)
+    for i, x in cand.items():
+        if x <= _I64_MAX:
             thr[i] = x
     g, f, t, iat = _iat_hits(scope, frame, ts, thr)
-    return [[keys[gi], fi, ti, xi] for gi, fi, ti, xi in
+    return [[key_of(gi), fi, ti, xi] for gi, fi, ti, xi in
             zip(g.tolist(), f.tolist(), t.tolist(), iat.tolist(), strict=True)]
+
+
+def _flow_ids(cls: FrameClasses, flows: list) -> np.ndarray:
+    """The chunk's flow id of each text flow key (-1 where the chunk has none): one search,
+    not a text key made for every flow of the chunk."""
+    return KeyIndex(cls.key_bytes).rows_of(key_array([flow_bytes(k) for k in flows]))
 
 
 def chunk_outliers(spec: ChunkSpec, settings: Settings, partial: bytes | Partial,
@@ -377,15 +382,23 @@ def chunk_outliers(spec: ChunkSpec, settings: Settings, partial: bytes | Partial
         flow = cls.flow[decoded].astype(np.int64)
         frame, ts = cf.frame[decoded], cf.ts[decoded]
         if fcand:
-            f_found += _rescan(frame, ts, flow, cls.keys, fcand)
+            ids = _flow_ids(cls, list(fcand))
+            f_found += _rescan(frame, ts, flow, len(cls.keys),
+                               {i: x for i, x in zip(ids.tolist(), fcand.values(), strict=True)
+                                if i >= 0}, cls.keys.__getitem__)
         if tcand:
-            type_keys = [(cls.keys[s // NTYPES], TYPE_NAMES[s % NTYPES])
-                         for s in range(len(cls.keys) * NTYPES)]
-            t_found += _rescan(frame, ts, flow * NTYPES + cls.ftype[decoded], type_keys, tcand)
+            ids = _flow_ids(cls, [k[0] for k in tcand])
+            t_found += _rescan(
+                frame, ts, flow * NTYPES + cls.ftype[decoded], len(cls.keys) * NTYPES,
+                {i * NTYPES + TYPE_ID[k[1]]: x for i, (k, x) in
+                 zip(ids.tolist(), tcand.items(), strict=True) if i >= 0},
+                lambda s: (cls.keys[s // NTYPES], TYPE_NAMES[s % NTYPES]))
         if scand:
             sid, skeys, _order = stream_ids(cf.msgs, cls.flow, cls.keys)
             row = cf.msgs.cols["row"]
-            s_found += _rescan(cf.frame[row], cf.ts[row], sid, skeys, scand)
+            s_found += _rescan(cf.frame[row], cf.ts[row], sid, len(skeys),
+                               {i: scand[k] for i, k in enumerate(skeys) if k in scand},
+                               skeys.__getitem__)
     return pack("outliers", {"index": spec.index,
                              "flows": _outlier_message(f_found, list),
                              "types": _outlier_message(t_found, lambda k: [*k[0], k[1]]),
