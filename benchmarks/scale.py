@@ -9,6 +9,8 @@ of one invocation are comparable with each other, as ratios, never across machin
     .venv/bin/python benchmarks/scale.py shapes [--frames 400000] [--flows 200]
         [--shapes cooked cooked2 rawip null vlan qinq ptp-random] [--chunk-size 4MiB]
         [--repeat 3] [--markdown]
+    .venv/bin/python benchmarks/scale.py rereads [--frames 400000] [--flows 200 2000 20000]
+        [--shapes periodic poisson bursty] [--chunk-size 1MiB] [--markdown]
     .venv/bin/python benchmarks/scale.py chunks [--frames 1000000] [--flows 200]
         [--chunk-sizes 64MiB 16MiB 4MiB 1MiB 512KiB] [--workers 2] [--markdown]
 
@@ -35,6 +37,8 @@ one Ethernet/IPv4/UDP frame template, a flow per source address, timestamps by s
 `shapes`: serial packets/s of 100 % captures of each shape (default 200 flows) as a ratio to
 Ethernet/IPv4/UDP (poisson) in the same run, best of --repeat interleaved runs, with the
 frames that took the per-frame path (issue 21).
+`rereads`: pass 1's time per chunk beside what re-reading a chunk costs in pass 2 when pass 1
+keeps no IAT (every chunk with a candidate scope re-read), and how many are re-read as it is.
 Cached by their parameters in $STREAMLENS_BENCH_CACHE (default $TMPDIR/streamlens-bench).
 """
 
@@ -234,6 +238,39 @@ SHAPE_HEADERS = ["shape", "packets/s", "x Ethernet rate", "per-frame cost x Ethe
                  "frames per frame", "chunks re-read", "outliers s"]
 
 
+def reread_table(frames: int, flows: list[int], shapes: list[str], chunk_size: str,
+                 where: Path, log=print) -> list[list[str]]:  # noqa: ANN001
+    """What a re-read costs against pass 1: each capture analysed serially as it is, and with
+    pass 1 keeping no IAT (every chunk with a candidate scope is re-read)."""
+    rows = []
+    for shape in shapes:
+        for n in flows:
+            path = str(capture(frames, n, shape, where))
+            got = []
+            for force in (False, True):
+                r = run_task("engine", {"capture": path, "chunk_size": chunk_size,
+                                        "serial": True, "force_reread": force}).result
+                w = r["phases"].get("worker_seconds", {})
+                got.append((r["phases"]["dissect"] / r["chunks"], int(w["chunks_reread"]),
+                            w["outlier_pass"], r["chunks"]))
+            (pass1, kept, base_s, chunks), (_, forced, forced_s, _) = got
+            if forced == kept:  # no chunk holds a candidate even so: nothing to price
+                rows.append([shape, f"{n:,}", f"{chunks:,}", f"{kept} of {chunks}",
+                             f"{1000 * pass1:.1f}", "-", "-"])
+                continue
+            # pass 2's added time over the chunks that forcing made re-read
+            per = max(forced_s - base_s, 0.0) / (forced - kept)
+            rows.append([shape, f"{n:,}", f"{chunks:,}", f"{kept} of {chunks}",
+                         f"{1000 * pass1:.1f}", f"{1000 * per:.1f} ({forced - kept})",
+                         f"{per / pass1:.2f}"])
+            log(" | ".join(rows[-1]))
+    return rows
+
+
+REREAD_HEADERS = ["shape", "flows", "chunks", "re-read as it is", "pass 1 ms/chunk",
+                  "re-read ms/chunk (chunks)", "re-read x pass 1"]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -258,7 +295,13 @@ def main(argv: list[str] | None = None) -> int:
                     choices=[*SHAPES, *LINK_SHAPES])
     sh.add_argument("--chunk-size", default="4MiB")
     sh.add_argument("--repeat", type=int, default=3, help="runs of each; the best counts")
-    for p in (f, c, sh):
+    rr = sub.add_parser("rereads", help="what a re-read costs against pass 1 (serial)")
+    rr.add_argument("--frames", type=int, default=400_000)
+    rr.add_argument("--flows", type=int, nargs="+", default=[200, 2000, 20_000])
+    rr.add_argument("--shapes", nargs="+", default=["periodic", "poisson", "bursty"],
+                    choices=[*SHAPES, *LINK_SHAPES])
+    rr.add_argument("--chunk-size", default="1MiB")
+    for p in (f, c, sh, rr):
         p.add_argument("--cache-dir", help="where generated captures are kept")
         p.add_argument("--markdown", action="store_true")
     a = ap.parse_args(argv)
@@ -269,6 +312,10 @@ def main(argv: list[str] | None = None) -> int:
         rows = flows_table(a.frames, a.flows, a.shapes, a.chunk_size, a.timeout,
                            parse_size(a.limit), where, log=lambda s: print(s, file=sys.stderr))
         print(table(FLOW_HEADERS, rows, a.markdown))
+    elif a.what == "rereads":
+        rows = reread_table(a.frames, a.flows, a.shapes, a.chunk_size, where,
+                            log=lambda s: print(s, file=sys.stderr))
+        print(table(REREAD_HEADERS, rows, a.markdown))
     elif a.what == "shapes":
         rows = shapes_table(a.frames, a.flows, a.shapes, a.chunk_size, a.repeat, where,
                             log=lambda s: print(s, file=sys.stderr))

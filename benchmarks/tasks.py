@@ -16,6 +16,7 @@ Baselines are written the way an engineer would write them today, not tuned:
 from __future__ import annotations
 
 import json
+import math
 import os
 import resource
 import shutil
@@ -152,6 +153,10 @@ def engine(args: dict[str, Any]) -> dict[str, Any]:
     of a local cluster that analyze starts (its start-up is timed and reported apart)."""
     import streamlens_dist
 
+    if args.get("force_reread"):  # pass 1 keeps no IAT: every chunk with a candidate is re-read
+        from streamlens_dist import scopestats
+
+        scopestats.KEEP_ABOVE_STD, scopestats.KEEP_ALL_UP_TO = math.inf, 0
     gaps = gap_frames(args)
     after_imports = rss_bytes()
     tmp = tempfile.mkdtemp(prefix="slbench-")

@@ -112,6 +112,8 @@ def test_scale_benchmark_runs(tmp_path: Path) -> None:
     rows = scale.shapes_table(2000, 20, list(scale.LINK_SHAPES), "4KiB", 1, tmp_path, log=quiet)
     assert [r[0] for r in rows] == ["poisson", *scale.LINK_SHAPES]
     assert all(r[4] == "0" for r in rows)  # every frame of every link shape on the fast path
+    rows = scale.reread_table(2000, [20], ["poisson"], "4KiB", tmp_path, log=quiet)
+    assert rows[0][:2] == ["poisson", "20"] and float(rows[0][4]) > 0
     rows = scale.chunks_table(2000, 20, ["16KiB", "64KiB"], 1, tmp_path, log=quiet)
     assert [int(r[1]) for r in rows] == sorted((int(r[1]) for r in rows), reverse=True)
     assert all(float(r[4]) > 0 for r in rows)
