@@ -97,4 +97,3 @@ def decode(linktype: int, data: bytes) -> tuple | None:
                 return ("ip", 4, None, None, NULL_FAMILIES[f])
         return None
     return None
-

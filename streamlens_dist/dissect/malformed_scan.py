@@ -1,7 +1,8 @@
 """Which frames the numpy fast path handled might carry a malformed payload that only the
 per-frame ladder names (docs/DECISIONS.md "Malformed payload names"): a cheap superset of them,
 which `columnar.classify_columns` sends to `classify` so both paths give identical records.
-The compiled ladder leaves such frames unhandled itself (`_kernels.c`, `udp_ladder`).
+The compiled ladder names PTP-header and IENA-size itself and leaves the other such frames
+unhandled (`_kernels.c`, `udp_ladder`, `ptp_malformed`).
 
 Bytes are read eight at a time (`_Chunk.u64`).
 """
