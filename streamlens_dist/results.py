@@ -40,7 +40,12 @@ from .partial import (
 )
 from .scopetable import ScopeTable, ScopeValues, q_ints
 from .series import HIST_VALUES, SERIES_VALUES, Binned, canonical, renumber
-from .streamtables import StreamRows, stream_outlier_tables, stream_stats_tables
+from .streamtables import (
+    StreamRows,
+    reported_streams,
+    stream_outlier_tables,
+    stream_stats_tables,
+)
 from .wire import unpack
 
 STAT_COLUMNS = ("frames", "bytes", "first_ns", "last_ns", "first_frame", "last_frame",
@@ -78,7 +83,9 @@ def thresholds(part: Partial, k: Fraction) -> tuple[ScopeValues, ScopeValues,
                 has.append(r)
                 out.append(x)
         return ScopeValues(t.kb[has], np.array(out, np.int64), t.text)
-    return table(part.flow_table()), table(part.type_table()), make(part.streams)
+    # streams the tables never show get none: they would only make pass 2 re-read chunks
+    return table(part.flow_table()), table(part.type_table()), \
+        make({key: part.streams[key] for key in reported_streams(part)})
 
 
 _ULP = 2.0 ** -52

@@ -88,14 +88,20 @@ class StreamRows:
     stats: list[list]
 
 
+def reported_streams(part: Partial) -> list[StreamKey]:
+    """The streams the tables show: all but the CH10-UDP transport streams of flows without a
+    Chapter 10 packet (random UDP payloads that pass the continuation-segment test)."""
+    ch10_flows = {k[0] for k in part.streams if k[1] == "CH10"}
+    return [k for k in part.streams if k[1] != "CH10-UDP" or k[0] in ch10_flows]
+
+
 def stream_stats_tables(part: Partial, flow_row: dict, stat_columns, iena_keys: tuple = ()
                         ) -> tuple[dict[str, dict[str, np.ndarray]], StreamRows]:
     """Every stream table but stream_outliers and the streams' `outliers` column
     (`stream_outlier_tables`); `stat_columns(stats)` makes the statistics columns
     (results.py)."""
     key_names = {k: (t, n) for k, t, n in iena_keys}
-    ch10_flows = {k[0] for k in part.streams if k[1] == "CH10"}
-    keys = [k for k in part.streams if k[1] != "CH10-UDP" or k[0] in ch10_flows]
+    keys = reported_streams(part)
     keys.sort(key=lambda k: (flow_row[k[0]], part.streams[k][FIRST_FRAME], _RANK[k[1]], *k[2:]))
     row_of = {k: i for i, k in enumerate(keys)}
     stats = [part.streams[k] for k in keys]

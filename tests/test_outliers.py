@@ -146,6 +146,26 @@ def test_thresholds_no_iat_can_reach_are_left_out() -> None:
     assert thresholds_from_bytes(thresholds_to_bytes(flows, {}, {}))[0] == flows
 
 
+def test_streams_the_tables_never_show_get_no_threshold() -> None:
+    """A CH10-UDP stream of a flow without Chapter 10 packets (random UDP payloads that pass
+    the continuation test) is never reported, so it gets no threshold: it could only make
+    pass 2 re-read chunks (issue 21). The same stream in a flow with Chapter 10 packets does."""
+    from streamlens_dist.partial import Partial, add_iat, new_stats
+    from streamlens_dist.results import thresholds
+
+    p = Partial(lo=0, hi=0, frames=20)
+    plain, ch10 = ("10.0.0.1", "10.0.0.2", "ip4"), ("10.0.0.3", "10.0.0.4", "ip4")
+    keys = [(plain, "CH10-UDP", 1, 0, 0, 0), (ch10, "CH10-UDP", 1, 0, 0, 0),
+            (ch10, "CH10", 3, 1, 0, 0)]
+    for key in keys:
+        times = [*range(0, 300, 10), 900]  # the last IAT an outlier
+        p.streams[key] = new_stats(1, times[0], 60)
+        for i, t in enumerate(times[1:], 2):
+            add_iat(p.streams[key], i, t, 60)
+    _flows, _types, streams = thresholds(p, Fraction(3))
+    assert set(streams) == set(keys[1:])
+
+
 def _flow_table(times: list[list[int]]):  # noqa: ANN202 - a ScopeTable
     """A flow per list of IATs, built frame by frame (the definition), as columns."""
     from streamlens_dist.partial import Partial, add_iat, new_stats
