@@ -342,10 +342,10 @@ def _rescan(frame: np.ndarray, ts: np.ndarray, scope: np.ndarray, nscopes: int,
             zip(g.tolist(), f.tolist(), t.tolist(), iat.tolist(), strict=True)]
 
 
-def _flow_ids(cls: FrameClasses, flows: list) -> np.ndarray:
-    """The chunk's flow id of each text flow key (-1 where the chunk has none): one search,
-    not a text key made for every flow of the chunk."""
-    return KeyIndex(cls.key_bytes).rows_of(key_array([flow_bytes(k) for k in flows]))
+def _flow_ids(index: KeyIndex, flows: list) -> np.ndarray:
+    """The chunk's flow id (its row in `index`, the chunk's flow byte keys) of each text flow
+    key, -1 where the chunk has none: one search, not a text key made for every flow."""
+    return index.rows_of(key_array([flow_bytes(k) for k in flows]))
 
 
 def chunk_outliers(spec: ChunkSpec, settings: Settings, partial: bytes | Partial,
@@ -381,13 +381,14 @@ def chunk_outliers(spec: ChunkSpec, settings: Settings, partial: bytes | Partial
         decoded = cls.flow >= 0
         flow = cls.flow[decoded].astype(np.int64)
         frame, ts = cf.frame[decoded], cf.ts[decoded]
+        index = KeyIndex(cls.key_bytes) if fcand or tcand else None
         if fcand:
-            ids = _flow_ids(cls, list(fcand))
+            ids = _flow_ids(index, list(fcand))
             f_found += _rescan(frame, ts, flow, len(cls.keys),
                                {i: x for i, x in zip(ids.tolist(), fcand.values(), strict=True)
                                 if i >= 0}, cls.keys.__getitem__)
         if tcand:
-            ids = _flow_ids(cls, [k[0] for k in tcand])
+            ids = _flow_ids(index, [k[0] for k in tcand])
             t_found += _rescan(
                 frame, ts, flow * NTYPES + cls.ftype[decoded], len(cls.keys) * NTYPES,
                 {i * NTYPES + TYPE_ID[k[1]]: x for i, (k, x) in
